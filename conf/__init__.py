@@ -1,0 +1,1 @@
+"""Default task configs and trainer/logger presets (YAML), installed as ``kexue.conf``."""

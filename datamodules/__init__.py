@@ -1,0 +1,1 @@
+"""LightningDataModules of the built-in tasks (installed as ``kexue.datamodules``)."""

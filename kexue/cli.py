@@ -1,0 +1,127 @@
+"""The ``kexue`` command (also ``python -m kexue``).
+
+``kexue tasks [PATTERN]`` lists the registered tasks; ``kexue run|fit|validate|test|predict TASK
+[options]`` runs one through Lightning (see :mod:`kexue.lightning_cli`). Every mistake in what the
+user typed or pointed at is one ``kexue: error: ...`` line on stderr and exit status 2.
+
+This module imports nothing heavy: torch and Lightning are imported only to run a task.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+from kexue import __version__
+from kexue.errors import UsageError
+from kexue.registry import RegistryError, get_task, list_tasks
+
+RUN_COMMANDS = ("run", "fit", "validate", "test", "predict")
+
+HELP = f"""kexue {__version__}: the techniques of kexue.fm posts as Lightning tasks.
+
+usage:
+  kexue tasks [PATTERN]          list registered tasks (fnmatch PATTERN, e.g. 'sent*')
+  kexue presets                  list the packaged config presets
+  kexue run TASK [OPTIONS]       fit, then test the best checkpoint and print the test metrics
+  kexue fit|validate|test|predict TASK [OPTIONS]
+
+options (all commands that take a TASK):
+  --config FILE|PRESET           YAML config; repeat to compose (later wins). PRESET is a name
+                                 from `kexue presets`, e.g. --config ddp --config bf16
+  --logger wandb|csv|none        shorthand for the logger presets (default: W&B, offline
+                                 without credentials)
+  --trainer.* --model.* --data.* any Trainer, model or data argument
+  --ckpt_path PATH               checkpoint to resume from or evaluate
+  --print_config                 print the resolved config and exit
+  --help                         every option of TASK, with defaults
+"""
+
+
+def presets() -> dict[str, Path]:
+    """Packaged config presets by name (``conf/<group>/<name>.yaml``) -> path."""
+    root = Path(str(files("kexue.conf")))
+    return {p.stem: p for p in sorted(root.glob("*/*.yaml"))}
+
+
+def expand_presets(args: list[str]) -> list[str]:
+    """Turn ``--config NAME`` (a preset) and ``--logger NAME`` into ``--config <preset path>``."""
+    known, out, i = presets(), [], 0
+    while i < len(args):
+        arg = args[i]
+        flag, eq, value = arg.partition("=")
+        if flag in ("--config", "-c", "--logger"):
+            if not eq:
+                if i + 1 >= len(args):
+                    raise UsageError(f"{flag} needs a value")
+                value, i = args[i + 1], i + 1
+            if flag == "--logger":
+                if value not in ("wandb", "csv", "none"):
+                    raise UsageError(f"--logger must be wandb, csv or none, got {value!r}")
+                value = str(known[value])
+            elif not Path(value).exists() and value in known:
+                value = str(known[value])
+            elif not Path(value).exists():
+                raise UsageError(f"config file not found (and not a preset: {', '.join(known)})", value)
+            out += ["--config", value]
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def cmd_tasks(args: list[str]) -> int:
+    """Print the task table; exit 0 even if some plugins are broken (their rows say why)."""
+    if len(args) > 1 or (args and args[0].startswith("-")):
+        raise UsageError("usage: kexue tasks [PATTERN]")
+    entries = list_tasks(args[0] if args else "*")
+    if not entries:
+        print(f"no task matches {args[0]!r}" if args else "no tasks registered")
+        return 0
+    rows = [("NAME", "SUMMARY", "DISTRIBUTION", "STATUS")]
+    for e in entries:
+        status = e.status if e.status == "ok" else f"{e.status}: {e.error}"
+        rows.append((e.name, e.summary, e.dist, status))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``kexue`` command; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not args or args[0] in ("-h", "--help", "help"):
+            print(HELP)
+            return 0
+        command, rest = args[0], args[1:]
+        if command == "--version":
+            print(f"kexue {__version__}")
+            return 0
+        if command == "tasks":
+            return cmd_tasks(rest)
+        if command == "presets":
+            for name, path in presets().items():
+                print(f"{name:16s} {path}")
+            return 0
+        if command not in RUN_COMMANDS:
+            raise UsageError(f"unknown command {command!r}; expected tasks, presets, {', '.join(RUN_COMMANDS)}")
+        if not rest or rest[0].startswith("-"):
+            raise UsageError(f"`kexue {command}` needs a TASK name first (see `kexue tasks`)")
+        task = get_task(rest[0])
+        options = expand_presets(rest[1:])
+        from kexue.lightning_cli import run_task  # heavy: torch + Lightning
+
+        return run_task(command, task, options)
+    except (UsageError, RegistryError) as err:
+        print(f"kexue: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kexue: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

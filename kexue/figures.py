@@ -1,0 +1,52 @@
+"""Figures for the dashboard: logged to W&B when it is the logger, always saved as PNG in the run dir."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import torch
+
+
+def log_figure(trainer: Any, key: str, figure: Any) -> str | None:
+    """Log a matplotlib ``figure`` under ``key`` on every logger that takes images; return the PNG path.
+
+    The PNG goes to ``<trainer.log_dir>/figures/<key>.png`` (``/`` in ``key`` becomes ``_``) so a
+    run with ``--logger csv`` keeps its figures too. Rank zero only.
+    """
+    import matplotlib.pyplot as plt
+
+    if not trainer.is_global_zero:
+        plt.close(figure)
+        return None
+    path = None
+    if trainer.log_dir:
+        os.makedirs(os.path.join(trainer.log_dir, "figures"), exist_ok=True)
+        path = os.path.join(trainer.log_dir, "figures", key.replace("/", "_") + ".png")
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+    for logger in trainer.loggers:
+        if hasattr(logger, "log_image"):  # WandbLogger; CSVLogger has no image support
+            logger.log_image(key=key, images=[figure], step=trainer.global_step)
+    plt.close(figure)
+    return path
+
+
+def confusion_matrix_figure(matrix: torch.Tensor, labels: Sequence[str], title: str = "") -> Any:
+    """A matplotlib figure of a ``(C, C)`` confusion matrix (rows = true class, columns = predicted)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    m = matrix.detach().cpu().numpy()
+    fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(labels), 1.0 + 0.8 * len(labels)))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, f"{m[i, j]:g}", ha="center", va="center", color="black" if m[i, j] < m.max() / 2 else "white")
+    ax.set_title(title)
+    return fig

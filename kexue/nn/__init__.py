@@ -1,0 +1,5 @@
+"""Neural-network blocks shared by the tasks (plain ``nn.Module``s, no Lightning)."""
+
+from kexue.nn.encoders import ConvEncoder, MeanEmbeddingEncoder
+
+__all__ = ["ConvEncoder", "MeanEmbeddingEncoder"]

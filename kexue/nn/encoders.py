@@ -1,0 +1,72 @@
+"""Text encoders: ``(B, T)`` token ids (0 = padding) to ``(B, D)`` text vectors.
+
+- :class:`MeanEmbeddingEncoder`: the "average the word vectors" baseline of SVD分解(三)
+  (https://kexue.fm/archives/4233), fastText-style when fed char 1-2-gram ids.
+- :class:`ConvEncoder`: a small multi-width CNN with masked max-over-time pooling.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class MeanEmbeddingEncoder(nn.Module):
+    """Mean of the embeddings of the non-padding ids.
+
+    Args:
+        num_embeddings: vocabulary or hash-bucket count (id 0 is padding).
+        embed_dim: output size ``D``.
+        dropout: dropout on the mean vector.
+    """
+
+    def __init__(self, num_embeddings: int, embed_dim: int = 64, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_embeddings, embed_dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = embed_dim
+
+    def forward(self, ids: Tensor) -> Tensor:
+        mask = (ids > 0).unsqueeze(-1).to(self.embedding.weight.dtype)  # (B, T, 1)
+        total = (self.embedding(ids) * mask).sum(1)  # (B, D)
+        return self.dropout(total / mask.sum(1).clamp(min=1.0))  # (B, D)
+
+
+class ConvEncoder(nn.Module):
+    """Embedding, parallel 1-D convolutions of several widths, ReLU, max over time (padding masked).
+
+    Args:
+        num_embeddings: vocabulary or hash-bucket count (id 0 is padding).
+        embed_dim: embedding size.
+        hidden_dim: channels per kernel width; output size ``D = hidden_dim * len(kernel_sizes)``.
+        kernel_sizes: convolution widths.
+        dropout: dropout on the embeddings and on the pooled vector.
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embed_dim: int = 64,
+        hidden_dim: int = 64,
+        kernel_sizes: Sequence[int] = (2, 3, 4),
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_embeddings, embed_dim, padding_idx=0)
+        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, hidden_dim, k, padding=k // 2) for k in kernel_sizes)
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = hidden_dim * len(kernel_sizes)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        T = ids.shape[1]
+        pad = (ids == 0).unsqueeze(1)  # (B, 1, T)
+        x = self.dropout(self.embedding(ids)).transpose(1, 2)  # (B, E, T)
+        pooled = []
+        for conv in self.convs:
+            h = F.relu(conv(x))[..., :T]  # (B, H, T); even widths give T+1 steps, drop the last
+            pooled.append(h.masked_fill(pad, float("-inf")).amax(-1).clamp(min=0.0))  # (B, H); ReLU ≥ 0
+        out = torch.cat(pooled, dim=-1)  # (B, H * len(kernel_sizes))
+        return self.dropout(out)

@@ -1,0 +1,1 @@
+"""LightningModules of the built-in tasks (installed as ``kexue.lightning_modules``)."""
