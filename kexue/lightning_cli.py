@@ -94,12 +94,12 @@ class KexueCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except (ValueError, TypeError) as err:
-            message = " ".join(str(err).split())
-            raise UsageError(f"bad configuration: {message}") from err
+            raise UsageError(f"bad configuration: {_one_line(err)}") from err
 
 
 def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())[:500]
+    text = " ".join(str(err).split())
+    return text if len(text) <= 400 else text[:400] + " ..."
 
 
 def run_task(command: str, task: Task, args: list[str]) -> int:
@@ -125,18 +125,20 @@ def run_task(command: str, task: Task, args: list[str]) -> int:
         for batch in batches:
             for item in batch if isinstance(batch, (list, tuple)) else [batch]:
                 print(item)
-    _print_run_locations(trainer)
+    _close_loggers(trainer)
     if command in ("run", "validate", "test"):
         for name, value in sorted({k: v for r in results for k, v in r.items()}.items()):
             print(f"{name} {value:.4f}")
     return 0
 
 
-def _print_run_locations(trainer: Trainer) -> None:
+def _close_loggers(trainer: Trainer) -> None:
     if not trainer.is_global_zero:
         return
     for logger in trainer.loggers:
         hint = getattr(logger, "offline_hint", lambda: None)()
+        if hasattr(logger, "finish"):
+            logger.finish()
         if hint:
             print(hint, file=sys.stderr)
         elif isinstance(logger, CSVLogger):

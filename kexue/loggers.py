@@ -79,6 +79,11 @@ class WandbLogger(_LightningWandbLogger):
             **kwargs,
         )
 
+    def finish(self) -> None:
+        """Close the W&B run (flushes config and summary); Lightning leaves it open at exit."""
+        if self._experiment is not None and hasattr(self._experiment, "finish"):
+            self._experiment.finish()
+
     def offline_hint(self) -> str | None:
         """Where an offline run was written and the command that uploads it, or None."""
         if self.mode not in ("offline", "dryrun") or self._experiment is None:

@@ -1,0 +1,1 @@
+"""Template kexue plugin: handwritten digits."""

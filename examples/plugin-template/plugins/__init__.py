@@ -1,0 +1,1 @@
+"""kexue_digits.plugins"""

@@ -1,0 +1,8 @@
+"""The plugin's own test: its task runs through kexue's CLI."""
+
+from kexue.cli import main
+
+
+def test_fast_dev_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "digits", "--trainer.fast_dev_run=1", "--logger", "none"]) == 0

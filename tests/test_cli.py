@@ -1,0 +1,129 @@
+"""The ``kexue`` command end to end, in subprocesses, as a user would run it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import assert_one_line_error, kexue
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FAST = ["--trainer.fast_dev_run=2", "--logger", "none"]
+
+
+def test_tasks_table_and_pattern() -> None:
+    proc = kexue("tasks")
+    assert proc.returncode == 0, proc.stderr
+    header, *rows = proc.stdout.splitlines()
+    assert header.split() == ["NAME", "SUMMARY", "DISTRIBUTION", "STATUS"]
+    assert any(r.startswith("sentiment ") and r.rstrip().endswith("ok") for r in rows)
+    assert "sentiment" in kexue("tasks", "sent*").stdout
+    assert "no task matches" in kexue("tasks", "zzz*").stdout
+
+
+def test_tasks_does_not_import_torch() -> None:
+    code = "import sys; from kexue.cli import main; main(['tasks']); print('torch' in sys.modules, 'lightning' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip().splitlines()[-1] == "False False", proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["fly", "sentiment"], ["unknown command 'fly'"]),
+        (["run"], ["needs a TASK"]),
+        (["run", "nope"], ["unknown task 'nope'"]),
+        (["fit", "sentiment", "--model.no_such_knob", "1"], ["no_such_knob", "--help"]),
+        (["fit", "sentiment", "--model.lr", "fast"], ["model.lr", "fast"]),
+        (["fit", "sentiment", "--model.loss", "hinge"], ["model.loss", "hinge"]),
+        (["fit", "sentiment", "--config", "missing.yaml"], ["missing.yaml", "not found"]),
+        (["fit", "sentiment", "--logger", "tensorboardx"], ["--logger must be"]),
+        (["test", "sentiment", "--ckpt_path", "nowhere.ckpt"], ["nowhere.ckpt", "checkpoint not found"]),
+        (["fit", "sentiment", "--data.train_path", "nowhere.tsv", *FAST], ["nowhere.tsv", "file not found"]),
+        (["fit", "sentiment", "--data.train_path", str(FIXTURES / "reviews_bad.tsv"), *FAST], ["reviews_bad.tsv:2:", "no tab"]),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], fragments: list[str]) -> None:
+    assert_one_line_error(kexue(*args), *fragments)
+
+
+def test_print_config_shows_every_knob() -> None:
+    proc = kexue("run", "sentiment", "--config", "bf16", "--model.encoder", "cnn", "--print_config")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for knob in ("trainer:", "accumulate_grad_batches:", "gradient_clip_val:", "strategy:", "precision: bf16-mixed",
+                 "encoder: cnn", "margin: 0.6", "loss: threshold", "train_path:", "split_seed:", "ckpt_path:",
+                 "optimizer:", "class_path: kexue.loggers.WandbLogger", "seed_everything: 42"):
+        assert knob in out, knob
+
+
+def test_help_lists_task_options() -> None:
+    proc = kexue("fit", "sentiment", "--help")
+    assert proc.returncode == 0
+    assert "--model.margin" in proc.stdout and "--data.train_path" in proc.stdout and "--trainer.precision" in proc.stdout
+
+
+def test_run_then_predict_from_checkpoint(tmp_path: Path) -> None:
+    proc = kexue("run", "sentiment", "--logger", "csv", "--trainer.max_epochs=1", "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=2",
+                 "--trainer.limit_test_batches=2", "--data.batch_size=8")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = dict(line.split() for line in proc.stdout.splitlines() if line.startswith("test/"))
+    assert {"test/acc", "test/f1", "test/loss"} <= metrics.keys()
+    assert 0.0 <= float(metrics["test/acc"]) <= 1.0
+    best = re.search(r"best checkpoint: (\S+)", proc.stdout).group(1)
+    run_dir = tmp_path / "runs" / "sentiment" / "version_0"
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "figures" / "test_confusion_matrix.png").is_file()
+    assert "CSV logs in" in proc.stderr
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("很好用，推荐\n\n太烂了\n", encoding="utf-8")
+    # The checkpoint fixes the architecture: a different --model.embed_dim must not break loading.
+    pred = kexue("predict", "sentiment", "--ckpt_path", best, "--data.predict_path", str(texts),
+                 "--model.embed_dim", "8", "--logger", "none")
+    assert pred.returncode == 0, pred.stderr[-3000:]
+    lines = [line for line in pred.stdout.splitlines() if "\t" in line]
+    assert len(lines) == 2
+    for line in lines:
+        label, prob = line.split("\t")
+        assert label in ("neg", "pos") and 0.5 <= float(prob) <= 1.0
+
+
+def test_user_files_replace_embedded_splits(tmp_path: Path) -> None:
+    data = str(FIXTURES / "reviews.tsv")
+    proc = kexue("run", "sentiment", "--data.train_path", data, "--data.val_path", data, "--data.test_path", data,
+                 "--trainer.max_epochs=1", "--logger", "none", "--trainer.enable_checkpointing=false",
+                 "--trainer.callbacks=[]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "test/acc" in proc.stdout
+
+
+def test_runs_never_overwrite_each_other(tmp_path: Path) -> None:
+    for _ in range(2):
+        proc = kexue("fit", "sentiment", "--logger", "csv", "--trainer.max_steps=1", "--trainer.limit_val_batches=1")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "runs" / "sentiment").iterdir()) == ["version_0", "version_1"]
+
+
+def test_python_m_kexue_and_version() -> None:
+    proc = kexue("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("kexue ")
+    assert "kexue run TASK" in kexue("--help").stdout
+
+
+def test_tasks_startup_is_light() -> None:
+    """A smoke bound only; the measured ratio against `import torch` lives in BENCHMARKS.md."""
+    start = time.perf_counter()
+    assert kexue("tasks").returncode == 0
+    assert time.perf_counter() - start < 10
+
+
+def test_ddp_is_one_flag(tmp_path: Path) -> None:
+    proc = kexue("fit", "sentiment", "--config", "ddp", "--trainer.accelerator=cpu", "--trainer.max_steps=2",
+                 "--trainer.limit_val_batches=1", "--data.batch_size=8", "--logger", "csv", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "runs" / "sentiment" / "version_0" / "checkpoints").is_dir()

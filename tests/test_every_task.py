@@ -1,0 +1,21 @@
+"""Every registered task runs with fast_dev_run on its default config (future tasks join automatically)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kexue.cli import main
+from kexue.registry import list_tasks
+
+TASKS = [entry.name for entry in list_tasks() if entry.status == "ok"]
+
+
+def test_builtin_tasks_are_registered() -> None:
+    assert "sentiment" in TASKS
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_fast_dev_run(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", name, "--trainer.fast_dev_run=1", "--logger", "none"]) == 0
+    out = capsys.readouterr().out
+    assert any(line.startswith("test/") for line in out.splitlines()), out[-2000:]
