@@ -72,6 +72,10 @@ class SentimentDataModule(L.LightningDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
+        if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1.0) > 1e-6:
+            raise ValueError(f"data.split must be three non-negative fractions summing to 1, got {list(split)}")
+        if len(set(labels)) != len(labels) or len(labels) < 2:
+            raise ValueError(f"data.labels must be at least two distinct names, got {labels}")
         self.save_hyperparameters()
         self.splits: dict[str, list] = {}
 

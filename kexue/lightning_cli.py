@@ -70,7 +70,7 @@ class KexueCLI(LightningCLI):
 
     def _model_config_from_checkpoint(self, path: str) -> None:
         """A checkpoint fixes the architecture: take the model's hyperparameters from it."""
-        hparams = torch.load(path, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+        hparams = torch.load(path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
         for key, value in hparams.items():
             if key in self.config.model:
                 self.config.model[key] = value

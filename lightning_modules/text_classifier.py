@@ -16,7 +16,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from kexue.figures import confusion_matrix_figure, log_figure
 from kexue.losses import classification_loss
-from kexue.nn import ConvEncoder, MeanEmbeddingEncoder
+from kexue.nn import ConvEncoder, MeanEmbeddingEncoder, RecurrentEncoder
 from kexue.text import char_ngrams, hash_tokens, pad_sequences
 
 
@@ -25,13 +25,15 @@ class TextClassifier(L.LightningModule):
 
     Args:
         labels: class names in index order (linked from the datamodule by the task).
-        encoder: ``"mean"`` (mean of n-gram embeddings, fastText-style) or ``"cnn"``.
+        encoder: ``"mean"`` (mean of n-gram embeddings, fastText-style), ``"cnn"``, or a
+            bidirectional ``"gru"`` / ``"lstm"``.
         ngrams: char n-gram orders hashed into features, e.g. ``[1, 2]``.
         num_buckets: hash buckets for the n-gram features (embedding rows).
         max_length: characters kept per text.
         embed_dim: embedding size.
-        hidden_dim: CNN channels per kernel width (``encoder="cnn"``).
+        hidden_dim: CNN channels per kernel width, or RNN size per direction.
         kernel_sizes: CNN kernel widths.
+        pool: CNN pooling over time, ``"max"`` or ``"mean"``.
         dropout: dropout in the encoder.
         loss: ``"ce"`` or ``"threshold"`` (the post's loss).
         margin: ``m`` of the threshold loss.
@@ -42,13 +44,14 @@ class TextClassifier(L.LightningModule):
     def __init__(
         self,
         labels: list[str] = ["neg", "pos"],  # noqa: B006
-        encoder: Literal["mean", "cnn"] = "mean",
+        encoder: Literal["mean", "cnn", "gru", "lstm"] = "mean",
         ngrams: list[int] = [1, 2],  # noqa: B006
         num_buckets: int = 2**18,
         max_length: int = 256,
         embed_dim: int = 64,
         hidden_dim: int = 64,
         kernel_sizes: list[int] = [2, 3, 4],  # noqa: B006
+        pool: Literal["max", "mean"] = "max",
         dropout: float = 0.3,
         loss: Literal["ce", "threshold"] = "threshold",
         margin: float = 0.6,
@@ -60,9 +63,11 @@ class TextClassifier(L.LightningModule):
         if encoder == "mean":
             self.encoder: nn.Module = MeanEmbeddingEncoder(num_buckets, embed_dim, dropout)
         elif encoder == "cnn":
-            self.encoder = ConvEncoder(num_buckets, embed_dim, hidden_dim, kernel_sizes, dropout)
+            self.encoder = ConvEncoder(num_buckets, embed_dim, hidden_dim, kernel_sizes, dropout, pool)
+        elif encoder in ("gru", "lstm"):
+            self.encoder = RecurrentEncoder(num_buckets, embed_dim, hidden_dim, encoder, dropout)
         else:
-            raise ValueError(f"unknown encoder {encoder!r}: expected 'mean' or 'cnn'")
+            raise ValueError(f"unknown encoder {encoder!r}: expected 'mean', 'cnn', 'gru' or 'lstm'")
         self.head = nn.Linear(self.encoder.output_dim, len(labels))
         self.loss_fn = classification_loss(loss, margin)
         C = len(labels)

@@ -44,6 +44,9 @@ class ConvEncoder(nn.Module):
         hidden_dim: channels per kernel width; output size ``D = hidden_dim * len(kernel_sizes)``.
         kernel_sizes: convolution widths.
         dropout: dropout on the embeddings and on the pooled vector.
+        pool: ``"max"`` or ``"mean"`` over the unpadded steps. Max detects whether a pattern occurs;
+            mean measures how much of the text it covers, which suits long reviews that mix praise
+            and complaint.
     """
 
     def __init__(
@@ -53,8 +56,12 @@ class ConvEncoder(nn.Module):
         hidden_dim: int = 64,
         kernel_sizes: Sequence[int] = (2, 3, 4),
         dropout: float = 0.3,
+        pool: str = "max",
     ) -> None:
         super().__init__()
+        if pool not in ("max", "mean"):
+            raise ValueError(f"pool must be 'max' or 'mean', got {pool!r}")
+        self.pool = pool
         self.embedding = nn.Embedding(num_embeddings, embed_dim, padding_idx=0)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, hidden_dim, k, padding=k // 2) for k in kernel_sizes)
         self.dropout = nn.Dropout(dropout)
@@ -63,10 +70,43 @@ class ConvEncoder(nn.Module):
     def forward(self, ids: Tensor) -> Tensor:
         T = ids.shape[1]
         pad = (ids == 0).unsqueeze(1)  # (B, 1, T)
+        count = (~pad).sum(-1).clamp(min=1)  # (B, 1)
         x = self.dropout(self.embedding(ids)).transpose(1, 2)  # (B, E, T)
         pooled = []
         for conv in self.convs:
-            h = F.relu(conv(x))[..., :T]  # (B, H, T); even widths give T+1 steps, drop the last
-            pooled.append(h.masked_fill(pad, float("-inf")).amax(-1).clamp(min=0.0))  # (B, H); ReLU ≥ 0
+            h = F.relu(conv(x))[..., :T].masked_fill(pad, 0.0)  # (B, H, T); even widths give T+1 steps
+            pooled.append(h.amax(-1) if self.pool == "max" else h.sum(-1) / count)  # (B, H); ReLU ≥ 0
         out = torch.cat(pooled, dim=-1)  # (B, H * len(kernel_sizes))
         return self.dropout(out)
+
+
+class RecurrentEncoder(nn.Module):
+    """Embedding, bidirectional GRU or LSTM over the unpadded steps, masked max-pool over time.
+
+    Args:
+        num_embeddings: vocabulary or hash-bucket count (id 0 is padding).
+        embed_dim: embedding size.
+        hidden_dim: hidden size per direction; output size ``D = 2 * hidden_dim``.
+        cell: ``"gru"`` or ``"lstm"``.
+        dropout: dropout on the embeddings and on the pooled vector.
+    """
+
+    def __init__(
+        self, num_embeddings: int, embed_dim: int = 64, hidden_dim: int = 64, cell: str = "gru", dropout: float = 0.3
+    ) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_embeddings, embed_dim, padding_idx=0)
+        rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell]
+        self.rnn = rnn(embed_dim, hidden_dim, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = 2 * hidden_dim
+
+    def forward(self, ids: Tensor) -> Tensor:
+        B, T = ids.shape
+        lengths = (ids > 0).sum(1).clamp(min=1)  # (B,)
+        x = self.dropout(self.embedding(ids))  # (B, T, E)
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        h, _ = self.rnn(packed)
+        h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=T)  # (B, T, 2H)
+        pad = (torch.arange(T, device=ids.device)[None, :] >= lengths[:, None]).unsqueeze(-1)  # (B, T, 1)
+        return self.dropout(h.masked_fill(pad, float("-inf")).amax(1))  # (B, 2H)
