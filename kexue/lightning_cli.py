@@ -9,7 +9,6 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer

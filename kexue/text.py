@@ -29,19 +29,18 @@ def read_labelled_lines(path: str | PathLike, labels: Sequence[str]) -> list[tup
         raise UsageError("file not found", path)
     index = {label: i for i, label in enumerate(labels)}
     rows: list[tuple[str, int]] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(_lines(f, path), start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            text, tab, label = line.rpartition("\t")
-            if not tab:
-                raise UsageError("expected 'text<TAB>label', found no tab", path, lineno)
-            if not text.strip():
-                raise UsageError("empty text before the tab", path, lineno)
-            if label.strip() not in index:
-                raise UsageError(f"label {label.strip()!r} is not one of {list(labels)}", path, lineno)
-            rows.append((text.strip(), index[label.strip()]))
+    for lineno, line in enumerate(_lines(path), start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        text, tab, label = line.rpartition("\t")
+        if not tab:
+            raise UsageError("expected 'text<TAB>label', found no tab", path, lineno)
+        if not text.strip():
+            raise UsageError("empty text before the tab", path, lineno)
+        if label.strip() not in index:
+            raise UsageError(f"label {label.strip()!r} is not one of {list(labels)}", path, lineno)
+        rows.append((text.strip(), index[label.strip()]))
     if not rows:
         raise UsageError("no examples in file", path)
     return rows
@@ -52,20 +51,20 @@ def read_text_lines(path: str | PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise UsageError("file not found", path)
-    with path.open(encoding="utf-8") as f:
-        lines = [line.strip() for line in _lines(f, path) if line.strip()]
+    lines = [line.strip() for line in _lines(path) if line.strip()]
     if not lines:
         raise UsageError("no text lines in file", path)
     return lines
 
 
-def _lines(f: Iterable[str], path: Path) -> Iterable[str]:
-    lineno = 0
-    try:
-        for lineno, line in enumerate(f, start=1):
-            yield line
-    except UnicodeDecodeError as err:
-        raise UsageError(f"not UTF-8 text ({err.reason})", path, lineno + 1) from err
+def _lines(path: Path) -> Iterable[str]:
+    """Lines of ``path`` decoded one by one, so a bad byte is reported at its own line number."""
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # tolerate a BOM
+            except UnicodeDecodeError as err:
+                raise UsageError(f"not UTF-8 text ({err.reason})", path, lineno) from err
 
 
 def char_ngrams(text: str, ngrams: Sequence[int] = (1,), max_length: int | None = None) -> list[str]:

@@ -1,5 +1,16 @@
 """Neural-network blocks shared by the tasks (plain ``nn.Module``s, no Lightning)."""
 
+from kexue.nn.crf import ConditionalRandomField, TransitionConstraints, bio_constraints, bmes_constraints
 from kexue.nn.encoders import ConvEncoder, MeanEmbeddingEncoder, RecurrentEncoder
+from kexue.nn.memm import MaximumEntropyMarkovModel
 
-__all__ = ["ConvEncoder", "MeanEmbeddingEncoder", "RecurrentEncoder"]
+__all__ = [
+    "ConditionalRandomField",
+    "ConvEncoder",
+    "MaximumEntropyMarkovModel",
+    "MeanEmbeddingEncoder",
+    "RecurrentEncoder",
+    "TransitionConstraints",
+    "bio_constraints",
+    "bmes_constraints",
+]

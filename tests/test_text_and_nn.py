@@ -1,0 +1,66 @@
+"""Shared text utilities and encoders: file errors name file and line; padding never changes a result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from kexue.errors import UsageError
+from kexue.nn import ConvEncoder, MeanEmbeddingEncoder, RecurrentEncoder
+from kexue.text import char_ngrams, hash_tokens, pad_sequences, read_labelled_lines, read_text_lines
+
+
+def write(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "data.tsv"
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("好\tpos\n坏\n".encode(), r"data.tsv:2: expected 'text<TAB>label'"),
+        ("好\tpos\n\n\tneg\n".encode(), r"data.tsv:3: empty text"),
+        ("好\tpos\n坏\tbad\n".encode(), r"data.tsv:2: label 'bad' is not one of \['neg', 'pos'\]"),
+        ("好\tpos\n".encode() + "坏\tneg\n".encode("gbk"), r"data.tsv:2: not UTF-8"),
+        (b"\n\n", r"data.tsv: no examples"),
+    ],
+)
+def test_labelled_file_errors_name_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        read_labelled_lines(write(tmp_path, content), ["neg", "pos"])
+
+
+def test_labelled_file_reads_tabs_in_text(tmp_path: Path) -> None:
+    rows = read_labelled_lines(write(tmp_path, "a\tb\tpos\r\n\n坏了\tneg\n".encode()), ["neg", "pos"])
+    assert rows == [("a\tb", 1), ("坏了", 0)]
+    assert read_text_lines(write(tmp_path, " x \n\ny\n".encode())) == ["x", "y"]
+    with pytest.raises(UsageError, match="file not found"):
+        read_text_lines(tmp_path / "missing.txt")
+
+
+def test_ngrams_and_hashing_are_stable() -> None:
+    assert char_ngrams("很好用", (1, 2)) == ["很", "好", "用", "很好", "好用"]
+    assert char_ngrams("很好用", (2,), max_length=2) == ["很好"]
+    ids = hash_tokens(["很", "好", "很"], 1000)
+    assert ids[0] == ids[2] and all(1 <= i < 1000 for i in ids)
+    assert hash_tokens(["很"], 1000) == [ids[0]]  # CRC-32, not the per-process salted hash()
+    assert pad_sequences([[1, 2], [3]]).tolist() == [[1, 2], [3, 0]]
+    assert pad_sequences([[1]], min_length=3).shape == (1, 3)
+
+
+@pytest.mark.parametrize(
+    "encoder",
+    [MeanEmbeddingEncoder(50, 8), ConvEncoder(50, 8, 4, (2, 3), pool="max"), ConvEncoder(50, 8, 4, (1, 3), pool="mean"),
+     RecurrentEncoder(50, 8, 4, "gru"), RecurrentEncoder(50, 8, 4, "lstm")],
+    ids=["mean", "cnn-max", "cnn-mean", "gru", "lstm"],
+)
+def test_padding_does_not_change_the_encoding(encoder: torch.nn.Module) -> None:
+    encoder.eval()
+    short = torch.tensor([[5, 6, 7]])
+    padded = torch.tensor([[5, 6, 7, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7]])
+    out = encoder(padded)
+    assert out.shape == (2, encoder.output_dim)
+    torch.testing.assert_close(encoder(short)[0], out[0])
