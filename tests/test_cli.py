@@ -57,7 +57,7 @@ def test_print_config_shows_every_knob() -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for knob in ("trainer:", "accumulate_grad_batches:", "gradient_clip_val:", "strategy:", "precision: bf16-mixed",
-                 "encoder: cnn", "margin: 0.6", "loss: threshold", "train_path:", "split_seed:", "ckpt_path:",
+                 "encoder: cnn", "margin: 0.6", "loss: ce", "train_path:", "split_seed:", "ckpt_path:",
                  "optimizer:", "class_path: kexue.loggers.WandbLogger", "seed_everything: 42"):
         assert knob in out, knob
 
@@ -123,7 +123,9 @@ def test_tasks_startup_is_light() -> None:
 
 
 def test_ddp_is_one_flag(tmp_path: Path) -> None:
-    proc = kexue("fit", "sentiment", "--config", "ddp", "--trainer.accelerator=cpu", "--trainer.max_steps=2",
+    proc = kexue("fit", "sentiment", "--config", "ddp", "--trainer.accelerator=cpu", "--trainer.max_epochs=1",
+                 "--trainer.limit_train_batches=2",
                  "--trainer.limit_val_batches=1", "--data.batch_size=8", "--logger", "csv", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (tmp_path / "runs" / "sentiment" / "version_0" / "checkpoints").is_dir()
+    assert "Starting with 2 processes" in proc.stderr
+    assert len(list((tmp_path / "runs" / "sentiment" / "version_0" / "checkpoints").glob("*.ckpt"))) == 1
