@@ -16,6 +16,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import CSVLogger
 
 from kexue.errors import UsageError
+from kexue.loggers import fresh_run_dir
 from kexue.registry import Task
 
 DEFAULT_LOGGER = {"class_path": "kexue.loggers.WandbLogger", "init_args": {"save_dir": "runs"}}
@@ -75,7 +76,13 @@ class KexueCLI(LightningCLI):
                 self.config.model[key] = value
 
     def _name_loggers(self) -> None:
-        loggers = self.config.trainer.logger
+        trainer = self.config.trainer
+        if self.command == "predict":  # stdout carries the predictions; keep the bar out of it
+            trainer.enable_progress_bar = False
+        if trainer.logger in (False, None) and trainer.default_root_dir == f"runs/{self.task.name}":
+            # No logger to version the run: give it a fresh directory so config.yaml never collides.
+            trainer.default_root_dir = fresh_run_dir(trainer.default_root_dir)
+        loggers = trainer.logger
         for logger in loggers if isinstance(loggers, list) else [loggers]:
             init = getattr(logger, "init_args", None)
             if init is None:

@@ -24,7 +24,8 @@ def wandb_credentials_found() -> bool:
         return False
 
 
-def _fresh_run_dir(root: str | os.PathLike) -> str:
+def fresh_run_dir(root: str | os.PathLike) -> str:
+    """A new directory ``<root>/<YYYYmmdd-HHMMSS>[-N]`` (created on rank 0), never an existing one."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path, n = Path(root) / stamp, 1
     while path.exists():  # never write into an earlier run's directory
@@ -69,7 +70,7 @@ class WandbLogger(_LightningWandbLogger):
         self.mode = mode or os.environ.get("WANDB_MODE") or ("online" if wandb_credentials_found() else "offline")
         super().__init__(
             name=name,
-            save_dir=_fresh_run_dir(save_dir),
+            save_dir=fresh_run_dir(save_dir),
             project=project,
             log_model=log_model and self.mode == "online",
             group=group,

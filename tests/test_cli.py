@@ -107,6 +107,10 @@ def test_runs_never_overwrite_each_other(tmp_path: Path) -> None:
         proc = kexue("fit", "sentiment", "--logger", "csv", "--trainer.max_steps=1", "--trainer.limit_val_batches=1")
         assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "runs" / "sentiment").iterdir()) == ["version_0", "version_1"]
+    for _ in range(2):  # without a logger to version runs, each still gets its own directory
+        proc = kexue("fit", "sentiment", "--logger", "none", "--trainer.max_steps=1", "--trainer.limit_val_batches=1")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list((tmp_path / "runs" / "sentiment").glob("*/config.yaml"))) == 4
 
 
 def test_python_m_kexue_and_version() -> None:
