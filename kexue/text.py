@@ -7,6 +7,7 @@ needs nothing but the model's hyperparameters.
 
 from __future__ import annotations
 
+import re
 import zlib
 from os import PathLike
 from pathlib import Path
@@ -93,3 +94,94 @@ def pad_sequences(seqs: Sequence[Sequence[int]], min_length: int = 1) -> Tensor:
     for i, seq in enumerate(seqs):
         out[i, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
     return out
+
+
+def read_segmented_lines(path: str | PathLike) -> list[list[str]]:
+    """Read a SIGHAN-bakeoff segmented file (words separated by spaces, one sentence a line) into word lists.
+
+    Any whitespace separates words (PKU and MSR use ASCII or ideographic spaces); blank lines are skipped.
+    A line of ``char/tag`` tokens (snownlp's tagged format) or a CoNLL ``char tag`` line (``江 B-PER``) is
+    not a segmented file: :class:`~kexue.errors.UsageError` naming the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError("file not found", path)
+    rows: list[list[str]] = []
+    for lineno, line in enumerate(_lines(path), start=1):
+        words = line.split()
+        if not words:
+            continue
+        tagged = next((w for w in words if len(w) > 2 and "/" in w[1:-1] and w.rpartition("/")[2].isalpha()), None)
+        if tagged is not None and all("/" in w for w in words):
+            raise UsageError(f"expected space-separated words, found tagged token {tagged!r} "
+                             "(a CoNLL 'char tag' file needs --data.format conll)", path, lineno)
+        if len(words) == 2 and len(words[0]) == 1 and re.fullmatch(r"[BMESIObmesio](-\w+)?", words[1]):
+            raise UsageError(f"expected space-separated words, found a 'char tag' line {line.strip()!r} "
+                             "(CoNLL files need --data.format conll)", path, lineno)
+        rows.append(words)
+    if not rows:
+        raise UsageError("no sentences in file", path)
+    return rows
+
+
+def read_char_tag_lines(path: str | PathLike, tags: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Read a CoNLL-style ``char<space>tag`` file (one character a line, a blank line between sentences).
+
+    Returns ``[(sentence, tag_indices)]`` with indices into ``tags``. A line that is not exactly one
+    character and one tag (space or tab between), or whose tag is not in ``tags``, raises
+    :class:`~kexue.errors.UsageError` naming the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError("file not found", path)
+    index = {tag: i for i, tag in enumerate(tags)}
+    rows: list[tuple[str, list[int]]] = []
+    chars: list[str] = []
+    ids: list[int] = []
+    for lineno, line in enumerate(_lines(path), start=1):
+        fields = line.split()
+        if not fields:
+            if chars:
+                rows.append(("".join(chars), ids))
+                chars, ids = [], []
+            continue
+        if len(fields) != 2 or len(fields[0]) != 1:
+            raise UsageError(f"expected 'char tag' (one character, a space, a tag), found {line.strip()!r}",
+                             path, lineno)
+        if fields[1] not in index:
+            raise UsageError(f"tag {fields[1]!r} is not one of {list(tags)}", path, lineno)
+        chars.append(fields[0])
+        ids.append(index[fields[1]])
+    if chars:
+        rows.append(("".join(chars), ids))
+    if not rows:
+        raise UsageError("no sentences in file", path)
+    return rows
+
+
+def bmes_tags(words: Sequence[str]) -> list[str]:
+    """Per-character B/M/E/S tags of a segmented sentence: ``["北京", "好"]`` -> ``["B", "E", "S"]``.
+
+    The labelling of 简明条件随机场CRF介绍 (https://kexue.fm/archives/5542): a word of one character is
+    S, longer words are B, then M..., then E.
+    """
+    return [tag for w in words for tag in (["S"] if len(w) == 1 else ["B", *["M"] * (len(w) - 2), "E"])]
+
+
+def bio_tags(length: int, spans: Iterable[tuple[int, int, str]]) -> list[str]:
+    """B-X/I-X/O tags of ``length`` characters holding the entity ``spans`` ``(start, end, label)``, end exclusive."""
+    tags = ["O"] * length
+    for start, end, label in spans:
+        tags[start : end] = [f"B-{label}"] + [f"I-{label}"] * (end - start - 1)
+    return tags
+
+
+def char_features(text: str, num_buckets: int, bigrams: bool = True) -> list[list[int]]:
+    """Hashed features of each character: its own id, then (``bigrams``) the ids of the bigrams ending and
+    starting at it (``\\x02``/``\\x03`` mark the sentence ends) -> ``len(text)`` rows of ``G`` = 1 or 3 ids."""
+    unigrams = hash_tokens(text, num_buckets)
+    if not bigrams:
+        return [[u] for u in unigrams]
+    padded = f"\x02{text}\x03"
+    pairs = hash_tokens((padded[i : i + 2] for i in range(len(text) + 1)), num_buckets)  # L + 1
+    return [[u, pairs[i], pairs[i + 1]] for i, u in enumerate(unigrams)]

@@ -1,10 +1,11 @@
 """Neural-network blocks shared by the tasks (plain ``nn.Module``s, no Lightning)."""
 
 from kexue.nn.crf import ConditionalRandomField, TransitionConstraints, bio_constraints, bmes_constraints
-from kexue.nn.encoders import ConvEncoder, MeanEmbeddingEncoder, RecurrentEncoder
+from kexue.nn.encoders import CharTokenEncoder, ConvEncoder, MeanEmbeddingEncoder, RecurrentEncoder
 from kexue.nn.memm import MaximumEntropyMarkovModel
 
 __all__ = [
+    "CharTokenEncoder",
     "ConditionalRandomField",
     "ConvEncoder",
     "MaximumEntropyMarkovModel",

