@@ -135,6 +135,11 @@ def run_task(command: str, task: Task, args: list[str]) -> int:
     if command in ("run", "validate", "test"):
         for name, value in sorted({k: v for r in results for k, v in r.items()}.items()):
             print(f"{name} {value:.4f}")
+    # A task may end its output with lines of its own (e.g. the path of exported vectors).
+    report = getattr(model, "report_lines", None)
+    if callable(report) and trainer.is_global_zero:
+        for line in report(command):
+            print(line)
     return 0
 
 
