@@ -64,11 +64,28 @@ def expand_presets(args: list[str]) -> list[str]:
                 value = str(known[value])
             elif not Path(value).exists():
                 raise UsageError(f"config file not found (and not a preset: {', '.join(known)})", value)
+            check_yaml(value)
             out += ["--config", value]
         else:
             out.append(arg)
         i += 1
     return out
+
+
+def check_yaml(path: str) -> None:
+    """UsageError naming the file and line unless ``path`` is a readable YAML mapping."""
+    import yaml  # light, unlike jsonargparse; its own error would not name the file
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read config ({err.__class__.__name__})", path) from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or "invalid"
+        raise UsageError(f"not valid YAML: {problem}", path, mark.line + 1 if mark else None) from err
+    if data is not None and not isinstance(data, dict):
+        raise UsageError(f"a config must be a YAML mapping (key: value), got a {type(data).__name__}", path)
 
 
 def cmd_tasks(args: list[str]) -> int:

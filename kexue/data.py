@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
+import os
+from typing import Iterator, Sequence, Sized, TypeVar
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, RandomSampler
 
+from kexue.errors import UsageError
 from kexue.text import read_text_lines
 
 T = TypeVar("T")
@@ -26,6 +29,37 @@ def fixed_split(
     n_train, n_val = int(fractions[0] * len(rows)), int(fractions[1] * len(rows))
     pick = lambda idx: [rows[i] for i in idx]  # noqa: E731
     return pick(order[:n_train]), pick(order[n_train : n_train + n_val]), pick(order[n_train + n_val :])
+
+
+class EpochSeededSampler(RandomSampler):
+    """A shuffling sampler whose order depends only on ``(seed, epoch)``, not on the global RNG.
+
+    It draws the same permutation as ``torch.utils.data.DistributedSampler`` (``randperm`` from a generator
+    seeded with ``seed + epoch``), so one process with batch ``k*b`` sees exactly the global batches that
+    ``k`` DDP processes with batch ``b`` see, and a run resumed at an epoch boundary replays the same order.
+    Lightning calls :meth:`set_epoch` each epoch; under DDP it swaps in a ``DistributedSampler`` (it does so
+    for ``RandomSampler`` subclasses, hence the base class).
+
+    Args:
+        data: the dataset (only its length is used).
+        seed: base seed; None takes the ``seed_everything`` value (``PL_GLOBAL_SEED``), like Lightning does
+            for its DistributedSampler.
+    """
+
+    def __init__(self, data: Sized, seed: int | None = None) -> None:
+        super().__init__(data)
+        self.data, self.epoch = data, 0
+        self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else seed
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(len(self.data), generator=generator).tolist())
 
 
 class SplitDataModule(L.LightningDataModule):
@@ -68,14 +102,24 @@ class SplitDataModule(L.LightningDataModule):
                 embedded = dict(zip(("train", "val", "test"), fixed_split(self.embedded(), hp.split, hp.split_seed)))
             for name, path in paths.items():
                 self.splits[name] = self.read(path) if path else embedded[name]
+                if not self.splits[name]:
+                    raise UsageError(
+                        f"the {name} split is empty (no examples left after reading/filtering)",
+                        path or "the embedded corpus",
+                    )
         if stage == "predict" and "predict" not in self.splits:
             texts = read_text_lines(hp.predict_path) if hp.predict_path else [t for t, _ in self.splits["test"]]
             self.splits["predict"] = [(t, self.predict_target) for t in texts]
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        hp = self.hparams
-        return DataLoader(self.splits[name], batch_size=hp.batch_size, shuffle=shuffle,
-                          num_workers=hp.num_workers, collate_fn=self.collate)
+        hp, data = self.hparams, self.splits[name]
+        return DataLoader(
+            data,
+            batch_size=hp.batch_size,
+            sampler=EpochSeededSampler(data) if shuffle else None,
+            num_workers=hp.num_workers,
+            collate_fn=self.collate,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

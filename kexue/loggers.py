@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import netrc
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
 
 
@@ -42,6 +45,8 @@ class WandbLogger(_LightningWandbLogger):
       ``"offline"`` otherwise, so a run never stops to ask for a login.
     - Each run gets its own directory ``<save_dir>/<YYYYmmdd-HHMMSS>``; the resolved config,
       figures and checkpoints of the run land there, and no earlier run is overwritten.
+    - If W&B cannot start (bad key, no network, a broken install), training goes on: a one-line warning
+      says so and metrics and hyperparameters go to ``metrics.csv``/``hparams.yaml`` in the run directory.
 
     Args:
         save_dir: root under which each run makes its own directory.
@@ -68,6 +73,7 @@ class WandbLogger(_LightningWandbLogger):
         **kwargs: Any,
     ) -> None:
         self.mode = mode or os.environ.get("WANDB_MODE") or ("online" if wandb_credentials_found() else "offline")
+        self._fallback: _CsvRun | None = None
         super().__init__(
             name=name,
             save_dir=fresh_run_dir(save_dir),
@@ -80,14 +86,60 @@ class WandbLogger(_LightningWandbLogger):
             **kwargs,
         )
 
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        """The W&B run, or after W&B failed to start, a stand-in that writes to CSV."""
+        if self._fallback is not None:
+            return self._fallback
+        try:
+            return _LightningWandbLogger.experiment.fget(self)
+        except Exception as err:  # wandb raises many kinds (CommError, UsageError, AuthenticationError...)
+            self._fallback = _CsvRun(self.save_dir)
+            reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+            print(
+                f"kexue: warning: W&B unavailable ({reason}); logging to {self._fallback.path} instead",
+                file=sys.stderr,
+                flush=True,
+            )
+            return self._fallback
+
     def finish(self) -> None:
         """Close the W&B run (flushes config and summary); Lightning leaves it open at exit."""
         if self._experiment is not None and hasattr(self._experiment, "finish"):
             self._experiment.finish()
+        if self._fallback is not None:
+            self._fallback.finish()
 
     def offline_hint(self) -> str | None:
         """Where an offline run was written and the command that uploads it, or None."""
+        if self._fallback is not None:
+            return f"W&B was unavailable; metrics of this run are in {self._fallback.path}"
         if self.mode not in ("offline", "dryrun") or self._experiment is None:
             return None
         run_dir = Path(self._experiment.dir).parent
         return f"W&B offline run saved in {run_dir}; upload it with: wandb sync {run_dir}"
+
+
+class _CsvRun:
+    """Stands in for a ``wandb.Run`` that could not start: numbers go to a CSVLogger, the rest is dropped."""
+
+    def __init__(self, save_dir: str | None) -> None:
+        self._csv = CSVLogger(save_dir or ".", name="", version="")
+        self.path = os.path.join(self._csv.log_dir, "metrics.csv")
+        self.id, self.dir, self.config = "csv", self._csv.log_dir, self
+
+    def update(self, params: dict[str, Any], allow_val_change: bool = False) -> None:
+        self._csv.log_hyperparams(params)
+
+    def log(self, data: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        step = data.get("trainer/global_step")
+        numbers = {k: v for k, v in data.items() if isinstance(v, (int, float)) and k != "trainer/global_step"}
+        if numbers:
+            self._csv.log_metrics(numbers, step=step)
+
+    def finish(self) -> None:
+        self._csv.save()
+
+    def __getattr__(self, name: str) -> Any:  # watch, define_metric, log_artifact...: nothing to do offline
+        return lambda *args, **kwargs: None

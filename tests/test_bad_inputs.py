@@ -1,0 +1,111 @@
+"""The bad-input catalogue: every row is something a user can type or point at, the exit status (2) and
+the one line they see. No row may end in a traceback.
+
+Rows run in-process through ``kexue.cli.main`` (the subprocess path is covered in test_cli.py); an
+exception escaping ``main`` fails the row. ``benchmarks/bad_inputs.py`` runs the same table in subprocesses
+and counts the rows for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from kexue.cli import main
+
+from .test_registry import GOOD, install_fake_dist
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FAST = ["--trainer.fast_dev_run=1", "--logger", "none"]
+
+
+def make_files(root: Path) -> None:
+    """The files the rows point at (written into the test's working directory)."""
+    (root / "not_yaml.yaml").write_text("trainer:\n  max_epochs: [1,\n  }\n", encoding="utf-8")
+    (root / "list.yaml").write_text("- 1\n- 2\n", encoding="utf-8")
+    (root / "latin1.txt").write_bytes("good line\ncaf\xe9 au lait\n".encode("latin-1"))
+    (root / "blank.tsv").write_text("\n   \n", encoding="utf-8")
+    (root / "garbage.ckpt").write_bytes(b"this is not a checkpoint")
+    torch.save({"state_dict": {"w": torch.zeros(64)}, "hyper_parameters": {}}, root / "whole.ckpt")
+    data = (root / "whole.ckpt").read_bytes()
+    (root / "truncated.ckpt").write_bytes(data[: len(data) // 2])
+    torch.save({"state_dict": {}, "hyper_parameters": {}, "kexue": {"task": "cws"}}, root / "cws.ckpt")
+    site = root / "site"
+    install_fake_dist(site, "broken_plugin", {"beta": "broken_mod:TASK"}, {"broken_mod": "import no_such_module\n"})
+    install_fake_dist(site, "dup_one", {"gamma": "dup1:TASK"}, {"dup1": GOOD.format(name="gamma", api=1)})
+    install_fake_dist(site, "dup_two", {"gamma": "dup2:TASK"}, {"dup2": GOOD.format(name="gamma", api=1)})
+    install_fake_dist(site, "future_plugin", {"delta": "future_mod:TASK"}, {"future_mod": GOOD.format(name="delta", api=99)})
+
+
+# (id, argv, fragments of the one line). Paths are relative to the test's working directory.
+ROWS: list[tuple[str, list[str], list[str]]] = [
+    ("unknown command", ["fly", "sentiment"], ["unknown command 'fly'"]),
+    ("command without task", ["run"], ["needs a TASK"]),
+    ("unknown task", ["run", "nope"], ["unknown task 'nope'", "sentiment"]),
+    ("mistyped option", ["fit", "sentiment", "--model.lrr", "0.1"], ["--model.lrr", "did you mean --model.lr?"]),
+    ("mistyped trainer option", ["fit", "sentiment", "--trainer.max_epoch_s", "1"], ["did you mean --trainer.max_epochs?"]),
+    ("unknown option", ["fit", "sentiment", "--model.no_such_knob", "1"], ["no_such_knob", "--help"]),
+    ("wrong type", ["fit", "sentiment", "--model.lr", "fast"], ["model.lr", "fast"]),
+    ("wrong choice", ["fit", "sentiment", "--model.loss", "hinge"], ["model.loss", "hinge"]),
+    ("wrong value", ["fit", "sentiment", "--data.split", "[0.5,0.5,0.5]", *FAST], ["data.split", "summing to 1"]),
+    ("negative knob", ["fit", "sentiment", "--checkpoint_every_n_steps", "-1"], ["checkpoint_every_n_steps", ">= 0"]),
+    ("missing config", ["fit", "sentiment", "--config", "missing.yaml"], ["missing.yaml", "not found"]),
+    ("config not YAML", ["fit", "sentiment", "--config", "not_yaml.yaml"], ["not_yaml.yaml:3:", "not valid YAML"]),
+    ("config not a mapping", ["fit", "sentiment", "--config", "list.yaml"], ["list.yaml", "YAML mapping"]),
+    ("unknown logger", ["fit", "sentiment", "--logger", "tensorboardx"], ["--logger must be"]),
+    ("missing data file", ["fit", "sentiment", "--data.train_path", "nowhere.tsv", *FAST], ["nowhere.tsv", "file not found"]),
+    ("malformed data row", ["fit", "sentiment", "--data.train_path", str(FIXTURES / "reviews_bad.tsv"), *FAST],
+     ["reviews_bad.tsv:2:", "no tab"]),
+    ("empty data file", ["fit", "sentiment", "--data.train_path", "blank.tsv", *FAST], ["blank.tsv"]),
+    ("empty split", ["fit", "sentiment", "--data.split", "[0.0,0.5,0.5]", *FAST], ["train split is empty"]),
+    ("predict file not UTF-8", ["predict", "sentiment", "--data.predict_path", "latin1.txt", *FAST],
+     ["latin1.txt:2:", "not UTF-8"]),
+    ("missing checkpoint", ["test", "sentiment", "--ckpt_path", "nowhere.ckpt"], ["nowhere.ckpt", "checkpoint not found"]),
+    ("garbage checkpoint", ["test", "sentiment", "--ckpt_path", "garbage.ckpt"], ["garbage.ckpt", "cannot read checkpoint"]),
+    ("truncated checkpoint", ["test", "sentiment", "--ckpt_path", "truncated.ckpt"], ["truncated.ckpt", "cannot read checkpoint"]),
+    ("checkpoint of another task", ["test", "sentiment", "--ckpt_path", "cws.ckpt"], ["cws.ckpt", "written by task 'cws'"]),
+    ("no last checkpoint", ["fit", "sentiment", "--ckpt_path", "last"], ["no last.ckpt of task 'sentiment'"]),
+    ("plugin fails to import", ["run", "beta"], ["broken", "no_such_module"]),
+    ("two plugins, one name", ["fit", "gamma"], ["dup_one 1.0 and dup_two 1.0"]),
+    ("incompatible plugin API", ["run", "delta"], ["plugin API 99"]),
+    ("NaN loss", ["fit", "sentiment", "--model.lr", "1e30", "--logger", "none", "--trainer.max_steps=5",
+                  "--trainer.limit_val_batches=1"], ["training stopped at step", "not finite"]),
+]
+
+
+@pytest.fixture
+def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    make_files(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    for mod in ("broken_mod", "dup1", "dup2", "future_mod"):
+        sys.modules.pop(mod, None)
+    # Library log handlers (Lightning, torch) keep the stderr of the test that first imported them, which
+    # pytest has closed by now: point them at this test's stderr.
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if type(handler) is logging.StreamHandler:
+                handler.stream = sys.stderr  # not setStream(): it flushes the closed one
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv, fragments", [pytest.param(a, f, id=i) for i, a, f in ROWS])
+def test_bad_input(files: Path, argv: list[str], fragments: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(argv)
+    err = capsys.readouterr().err
+    assert status == 2, err[-2000:]
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("kexue: error: ")
+    for fragment in fragments:
+        assert fragment in last, (fragment, last)
+
+
+def test_other_tasks_still_work_next_to_broken_plugins(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tasks"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "broken:" in rows["beta"] and rows["sentiment"].rstrip().endswith("ok")
+    assert main(["fit", "sentiment", *FAST]) == 0
