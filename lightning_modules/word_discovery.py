@@ -1,0 +1,170 @@
+"""Task ``word_discovery``: a lexicon found in raw text without supervision, then segmentation with it.
+
+No gradients: the "training" epoch streams the raw corpus through ``training_step`` (each batch is
+kept), and at the epoch's end :func:`kexue.word_discovery.discover_words` builds the lexicon from all of
+it. Validation and test segment gold-segmented sentences by the most probable split over the lexicon and
+log word P/R/F1 (the scorer of task ``cws``). The lexicon travels in the checkpoint and is exported as a
+jieba user dictionary (``lexicon.txt`` in the run directory).
+
+Posts: 最小熵原理(二):“当机立断”之词库构建 (https://kexue.fm/archives/5476), 基于最小熵原理的NLP库:
+nlp zero (https://kexue.fm/archives/5597), 新词发现的信息熵方法与实现 (https://kexue.fm/archives/3491).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from kexue.metrics import SpanF1
+from kexue.text import bmes_tags
+from kexue.word_discovery import WordDiscoveryConfig, discover_words, export_lexicon, segment, top_words
+
+Batch = tuple[list[str], Tensor]
+
+
+class WordDiscoverer(L.LightningModule):
+    """Builds a lexicon from the raw lines of the training epoch; segments ``(texts, tags (B, T))`` batches.
+
+    Args:
+        tags: B/M/E/S tag names in id order (linked from the datamodule), to score against the gold tags.
+        max_n: longest n-gram whose cohesion is judged.
+        min_count: least count of a cohesive n-gram and of a lexicon word.
+        threshold: cohesion bar per extra character, nats (``log 5`` = the post's 5/25/125 ratios).
+        cohesion: ``"pmi"`` or ``"entropy"`` (code-length saving per occurrence, the minimum-entropy form).
+        min_entropy: least left and right neighbour entropy of a word (nats); 0 = no boundary test.
+        top_k: how many of the most frequent discovered words ``kexue run`` prints.
+    """
+
+    def __init__(
+        self,
+        tags: list[str] = ["B", "M", "E", "S"],  # noqa: B006
+        max_n: int = 4,
+        min_count: int = 4,
+        threshold: float = 2.0,
+        cohesion: Literal["pmi", "entropy"] = "pmi",
+        min_entropy: float = 0.0,
+        top_k: int = 30,
+    ) -> None:
+        super().__init__()
+        if max_n < 2:
+            raise ValueError(f"model.max_n must be >= 2 (words have two or more characters), got {max_n}")
+        if min_count < 1:
+            raise ValueError(f"model.min_count must be >= 1, got {min_count}")
+        if cohesion not in ("pmi", "entropy"):
+            raise ValueError(f"model.cohesion must be 'pmi' or 'entropy', got {cohesion!r}")
+        if missing := {"B", "M", "E", "S"} - set(tags):
+            raise ValueError(f"word_discovery scores B/M/E/S tags; model.tags lacks {sorted(missing)}")
+        self.save_hyperparameters()
+        self.config = WordDiscoveryConfig(max_n, min_count, threshold, cohesion, min_entropy)
+        self.tag_ids = {t: i for i, t in enumerate(tags)}
+        self.lexicon: dict[str, int] = {}
+        self.lexicon_path: Path | None = None
+        self._corpus: list[str] = []
+        self.val_f1 = SpanF1(tags)
+        self.test_f1 = SpanF1(tags)
+
+    # -- the lexicon -------------------------------------------------------------------------------
+
+    def fit_lexicon(self, texts: list[str]) -> None:
+        """Build the lexicon from raw ``texts`` (cached: total count and longest word for :meth:`segment`)."""
+        self.lexicon = dict(discover_words(texts, self.config))
+        self._total = sum(self.lexicon.values())
+        self._max_len = max(map(len, self.lexicon))
+
+    def segment(self, text: str) -> list[str]:
+        """Words of ``text``: the most probable split under the lexicon's unigram model."""
+        if not self.lexicon:
+            return list(text)
+        return segment(text, self.lexicon, self._total, self._max_len)
+
+    def _ensure_lexicon(self) -> None:
+        """``kexue test|predict`` without a checkpoint: build the lexicon from the datamodule's corpus."""
+        data = getattr(self.trainer, "datamodule", None)
+        if not self.lexicon and hasattr(data, "corpus"):
+            self.fit_lexicon(data.corpus())
+
+    def on_train_epoch_start(self) -> None:
+        self._corpus = []
+
+    def training_step(self, batch: list[str], batch_idx: int) -> None:
+        self._corpus.extend(batch)  # nothing to optimise: the epoch only gathers the raw text
+
+    def on_train_epoch_end(self) -> None:
+        corpus = self._corpus
+        if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
+            shards: list[list[str]] = [[] for _ in range(self.trainer.world_size)]
+            dist.all_gather_object(shards, corpus)  # every rank builds the same lexicon from all lines
+            corpus = [t for shard in shards for t in shard]
+        self.fit_lexicon(corpus)
+        self._corpus = []
+        self.log("train/words", float(sum(len(w) > 1 for w in self.lexicon)), rank_zero_only=True)
+        if self.trainer.is_global_zero:
+            root = self.trainer.log_dir or self.trainer.default_root_dir
+            self.lexicon_path = export_lexicon(self.lexicon, Path(root) / "lexicon.txt")
+
+    def configure_optimizers(self) -> None:
+        return None  # statistics, not parameters
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["lexicon"] = self.lexicon
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if checkpoint.get("lexicon"):
+            self.lexicon = dict(checkpoint["lexicon"])
+            self._total = sum(self.lexicon.values())
+            self._max_len = max(map(len, self.lexicon))
+
+    # -- scoring -----------------------------------------------------------------------------------
+
+    def _tag_ids(self, texts: list[str], width: int) -> Tensor:
+        """B/M/E/S ids ``(B, width)`` of the segmentation of ``texts``, ``-1`` past each text's end."""
+        out = torch.full((len(texts), width), -1, dtype=torch.long)  # (B, T)
+        for i, text in enumerate(texts):
+            ids = [self.tag_ids[t] for t in bmes_tags(self.segment(text))]
+            out[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+        return out
+
+    def _evaluate(self, batch: Batch, metric: SpanF1) -> None:
+        texts, tags = batch
+        metric.update(self._tag_ids(texts, tags.shape[1]), tags.cpu())
+
+    def _log_f1(self, metric: SpanF1, stage: str) -> None:
+        p, r, f1 = metric.compute().tolist()
+        metric.reset()
+        self.log_dict({f"{stage}/precision": p, f"{stage}/recall": r, f"{stage}/f1": f1}, prog_bar=stage == "val")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_f1)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_f1(self.val_f1, "val")
+
+    def on_test_start(self) -> None:
+        self._ensure_lexicon()
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_f1)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_f1(self.test_f1, "test")
+
+    def on_predict_start(self) -> None:
+        self._ensure_lexicon()
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> list[str]:
+        """One line per text: its words separated by spaces."""
+        return [" ".join(self.segment(text)) for text in batch[0]]
+
+    def report_lines(self, command: str) -> list[str]:
+        """After ``kexue run|fit``: the most frequent discovered words, then the exported lexicon's path."""
+        if command not in ("run", "fit") or not self.lexicon:
+            return []
+        words = sum(len(w) > 1 for w in self.lexicon)
+        top = " ".join(f"{w}({c})" for w, c in top_words(self.lexicon, self.hparams.top_k))
+        lines = [f"discovered {words} words of 2+ characters; top {self.hparams.top_k}: {top}"]
+        return lines + ([f"lexicon: {self.lexicon_path}"] if self.lexicon_path else [])
