@@ -2,12 +2,14 @@
 resumed run replay exactly, and refuse checkpoints from another task.
 
 :mod:`kexue.lightning_cli` adds them to every task (``--checkpoint_every_n_steps``, ``--stop_on_nan``), so
-plugins get them without code. Lightning does the saving (its ``_atomic_save`` writes through an fsspec
-transaction: a temporary file renamed over the target, so a kill mid-write leaves the previous file whole).
+plugins get them without code. Checkpoints are written by :class:`AtomicCheckpointIO`: a temporary file in
+the target's own directory, renamed over the target only once complete.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from kexue.errors import UsageError
 
@@ -127,6 +130,38 @@ def set_rng_states(states: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO for local paths, made atomic against a kill at any moment.
+
+    Lightning writes through an fsspec transaction whose temporary file lives in the system temp dir; when
+    that is another filesystem than the run's, the final move is a copy over the target, and a kill during
+    the copy truncates the only checkpoint. Here the temporary file sits next to the target, is fsynced,
+    and ``os.replace`` (atomic on POSIX and Windows) swaps it in. Remote URLs go to Lightning's code.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(temp, "wb") as f:
+                _write(f, buffer.getbuffer())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+
+
+def _write(f: Any, data: memoryview) -> None:
+    """The one write of a checkpoint's bytes (a seam for the kill-during-write test)."""
+    f.write(data)
+
+
 class LastCheckpoint(ModelCheckpoint):
     """Keeps ``last.ckpt`` current: every ``every_n_steps`` optimizer steps and after each validation, so a
     kill loses at most the steps since the last save. Keeps no other file (the task's own ModelCheckpoint
@@ -143,6 +178,7 @@ class LastCheckpoint(ModelCheckpoint):
 
 
 __all__ = [
+    "AtomicCheckpointIO",
     "CheckpointOnInterrupt",
     "NonFiniteLossError",
     "ResumableState",
