@@ -45,7 +45,7 @@ class SequenceLabeler(L.LightningModule):
         dropout: encoder dropout.
         constrained: decode crf/memm paths under ``bmes_constraints`` / ``bio_constraints``.
         transition_lr_multiplier: CRF transitions train at ``lr *`` this (via ``param_groups``).
-        lr: AdamW learning rate (``--optimizer`` on the CLI replaces the optimizer and its groups).
+        lr: AdamW learning rate (``--optimizer`` on the CLI replaces the optimizer; its groups are kept).
         weight_decay: AdamW weight decay.
     """
 
@@ -162,12 +162,19 @@ class SequenceLabeler(L.LightningModule):
                 out.append("".join(pieces) + text[pos:])
         return out
 
+    def parameter_groups(self) -> list[dict]:
+        """Optimizer groups: the CRF's parameters (if any) with ``lr_multiplier`` = its transition multiplier.
+
+        The CLI builds ``--optimizer`` from these and scales that group's learning rate by the multiplier.
+        """
+        if not isinstance(self.chain, ConditionalRandomField):
+            return [{"params": list(self.parameters())}]
+        crf_ids = {id(p) for p in self.chain.parameters()}
+        rest = [p for p in self.parameters() if id(p) not in crf_ids]
+        crf = self.chain.param_groups(1.0)[0]  # {"params": ..., "lr": 1.0 * multiplier}
+        return [{"params": rest}, {"params": crf["params"], "lr_multiplier": crf["lr"]}]
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams
-        if isinstance(self.chain, ConditionalRandomField):
-            crf_ids = {id(p) for p in self.chain.parameters()}
-            rest = [p for p in self.parameters() if id(p) not in crf_ids]
-            groups = [{"params": rest}, *self.chain.param_groups(hp.lr)]
-        else:
-            groups = [{"params": list(self.parameters())}]
+        groups = [{**g, "lr": hp.lr * g.get("lr_multiplier", 1.0)} for g in self.parameter_groups()]
         return torch.optim.AdamW(groups, lr=hp.lr, weight_decay=hp.weight_decay)

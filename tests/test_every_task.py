@@ -19,3 +19,9 @@ def test_fast_dev_run(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", name, "--trainer.fast_dev_run=1", "--logger", "none"]) == 0
     out = capsys.readouterr().out
     assert any(line.startswith("test/") for line in out.splitlines()), out[-2000:]
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_fast_dev_run_bf16_mixed(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """bf16 autocast on the CPU: every task's ops must accept it (the GPU runs the same code path)."""
+    assert main(["fit", name, "--trainer.fast_dev_run=1", "--trainer.precision=bf16-mixed", "--logger", "none"]) == 0
