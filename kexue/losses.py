@@ -1,10 +1,15 @@
 """Losses from the kexue.fm posts, each as a function (the math) and a thin ``nn.Module``.
 
 - :func:`threshold_cross_entropy`: 文本情感分类（四）：更好的损失函数 (https://kexue.fm/archives/4293).
+- :func:`am_softmax_loss` (and :func:`softmax_loss`, its ablation): 基于GRU和AM-Softmax的句子相似度模型
+  (https://kexue.fm/archives/5743).
+- :func:`multilabel_categorical_crossentropy` (ZLPR) and its sparse-label form: 将“Softmax+交叉熵”推广到
+  多标签分类问题 (https://kexue.fm/archives/7359).
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -68,3 +73,172 @@ def classification_loss(name: str, margin: float = 0.6) -> nn.Module:
 
 
 __all__ = ["threshold_cross_entropy", "ThresholdCrossEntropy", "classification_loss"]
+
+
+# --- AM-Softmax (基于GRU和AM-Softmax的句子相似度模型, https://kexue.fm/archives/5743) ---
+
+
+def am_softmax_loss(
+    x: Tensor, weight: Tensor, target: Tensor, scale: float = 30.0, margin: float = 0.35, reduction: str = "mean"
+) -> Tensor:
+    """Additive-margin softmax: cross-entropy over ``s * (cos θ_j - m * [j = y])`` (kexue.fm/archives/5743).
+
+    Both the vectors and the class weights are L2-normalised, so the logits are cosines: the target
+    class must beat every other one by the margin ``m`` in cosine before the loss relaxes, which
+    pulls the sentences of a class tightly around its weight vector. The scale ``s`` makes the
+    softmax sharp enough to train (cosines live in ``[-1, 1]``). The post uses ``s = 30, m = 0.35``.
+
+    Args:
+        x: ``(B, D)`` vectors (normalised here; any norm).
+        weight: ``(C, D)`` class vectors (normalised here: the post's ``unit_norm`` constraint).
+        target: ``(B,)`` class indices.
+        scale: ``s > 0``.
+        margin: ``m ≥ 0``; ``m = 0`` is the plain cosine ("normalised") softmax.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``(B,)``).
+    """
+    if scale <= 0 or margin < 0:
+        raise ValueError(f"AM-Softmax needs scale > 0 and margin >= 0, got scale={scale}, margin={margin}")
+    cos = F.normalize(x, dim=-1) @ F.normalize(weight, dim=-1).T  # (B, C)
+    logits = scale * (cos - margin * F.one_hot(target, cos.shape[-1]).to(cos.dtype))  # (B, C)
+    return F.cross_entropy(logits, target, reduction=reduction)
+
+
+def softmax_loss(x: Tensor, weight: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Plain softmax over ``x Wᵀ`` (free weights, no margin): the ablation of kexue.fm/archives/5743.
+
+    ``x``: ``(B, D)``, ``weight``: ``(C, D)``, ``target``: ``(B,)``.
+    """
+    return F.cross_entropy(x @ weight.T, target, reduction=reduction)  # logits (B, C)
+
+
+class AMSoftmaxLoss(nn.Module):
+    """:func:`am_softmax_loss` with its ``(C, D)`` class weights as a parameter; ``forward(x (B, D), target (B,))``.
+
+    Args:
+        in_features: ``D``.
+        num_classes: ``C``.
+        scale: ``s``.
+        margin: ``m``.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, scale: float = 30.0, margin: float = 0.35) -> None:
+        super().__init__()
+        if scale <= 0 or margin < 0:
+            raise ValueError(f"AM-Softmax needs scale > 0 and margin >= 0, got scale={scale}, margin={margin}")
+        self.weight = nn.Parameter(torch.randn(num_classes, in_features) / in_features**0.5)
+        self.scale, self.margin = scale, margin
+
+    def forward(self, x: Tensor, target: Tensor) -> Tensor:
+        return am_softmax_loss(x, self.weight, target, self.scale, self.margin)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.weight.shape[1]}, num_classes={self.weight.shape[0]}, " \
+               f"scale={self.scale}, margin={self.margin}"
+
+
+class SoftmaxLoss(nn.Module):
+    """:func:`softmax_loss` with its ``(C, D)`` weights; ``forward(x (B, D), target (B,))``."""
+
+    def __init__(self, in_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(num_classes, in_features) / in_features**0.5)
+
+    def forward(self, x: Tensor, target: Tensor) -> Tensor:
+        return softmax_loss(x, self.weight, target)
+
+
+__all__ += ["am_softmax_loss", "softmax_loss", "AMSoftmaxLoss", "SoftmaxLoss"]
+
+
+# --- ZLPR: 将“Softmax+交叉熵”推广到多标签分类问题 (https://kexue.fm/archives/7359) ---
+
+
+def multilabel_categorical_crossentropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """ZLPR, "softmax + cross-entropy" for multi-label classification (kexue.fm/archives/7359).
+
+    ``log(1 + Σ_{i∈neg} e^{s_i}) + log(1 + Σ_{j∈pos} e^{-s_j})`` per sample, on raw scores: every
+    positive score is pushed above 0 and every negative one below 0, so the decision rule is
+    ``s > 0`` with no threshold to tune, and the loss sees the labels of a sample jointly (like
+    softmax) instead of as independent binary problems, which the post argues copes with many
+    negatives per positive without class weights.
+
+    Both terms are a ``logsumexp`` over the scores of their set with an extra 0 (the "1 +"), the
+    other set masked with ``-inf``: exact for scores of any size (±1e4 included) and finite when a
+    set is empty, with no ``1e12`` constants that would overflow in half precision.
+
+    Args:
+        logits: ``(..., C)`` scores ``s``.
+        target: ``(..., C)`` multi-hot labels; any non-zero entry counts as positive.
+        reduction: ``"mean"`` (over all samples), ``"sum"`` or ``"none"`` (``(...)``).
+
+    Returns:
+        Scalar loss, or the per-sample losses ``(...)`` with ``reduction="none"``.
+    """
+    if target.shape != logits.shape:
+        raise ValueError(f"target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}")
+    positive = target != 0  # (..., C)
+    # F.pad prepends the 0 of "1 + Σ": (..., C) -> (..., 1 + C).
+    neg = F.pad(logits.masked_fill(positive, float("-inf")), (1, 0)).logsumexp(-1)  # (...)
+    pos = F.pad((-logits).masked_fill(~positive, float("-inf")), (1, 0)).logsumexp(-1)  # (...)
+    return _reduce(neg + pos, reduction)
+
+
+def sparse_multilabel_categorical_crossentropy(logits: Tensor, positives: Tensor, reduction: str = "mean") -> Tensor:
+    """:func:`multilabel_categorical_crossentropy` with the labels given as indices (kexue.fm/archives/7359).
+
+    For many classes and few positives per sample (the post's follow-ups use it for span
+    extraction with ``C = L²``): ``positives`` lists the positive class ids of each sample.
+    The post's sparse form gets ``Σ_neg`` as ``Σ_all - Σ_pos``, which cancels catastrophically once
+    a positive score dominates (``s_pos = 1e4`` leaves ``log(0)``); here the ids are scattered into
+    a boolean mask instead (one byte per class, the logits already hold four), so the result is
+    the dense loss exactly.
+
+    Args:
+        logits: ``(..., C)`` scores.
+        positives: ``(..., K)`` integer class ids in ``[0, C)``; negative ids are padding (rows with
+            fewer than ``K`` positives). Repeated ids count once.
+        reduction: as in :func:`multilabel_categorical_crossentropy`.
+    """
+    C = logits.shape[-1]
+    if positives.shape[:-1] != logits.shape[:-1]:
+        raise ValueError(
+            f"positives must be (..., K) with ... = {tuple(logits.shape[:-1])}, got {tuple(positives.shape)}"
+        )
+    if positives.numel() and int(positives.max()) >= C:
+        raise ValueError(f"class id {int(positives.max())} out of range for {C} classes")
+    spare = positives.long().masked_fill(positives < 0, C)  # (..., K); padding goes to a spare column C
+    mask = spare.new_zeros((*logits.shape[:-1], C + 1)).scatter_(-1, spare, 1)[..., :C]  # (..., C)
+    return multilabel_categorical_crossentropy(logits, mask, reduction)
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+class MultilabelCategoricalCrossEntropy(nn.Module):
+    """Module form of :func:`multilabel_categorical_crossentropy` (ZLPR); ``forward(logits (..., C),
+    target (..., C) multi-hot)``, or ``(..., K)`` class ids with ``sparse=True``."""
+
+    def __init__(self, sparse: bool = False, reduction: str = "mean") -> None:
+        super().__init__()
+        self.sparse, self.reduction = sparse, reduction
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        fn = sparse_multilabel_categorical_crossentropy if self.sparse else multilabel_categorical_crossentropy
+        return fn(logits, target, self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"sparse={self.sparse}, reduction={self.reduction!r}"
+
+
+__all__ += [
+    "multilabel_categorical_crossentropy",
+    "sparse_multilabel_categorical_crossentropy",
+    "MultilabelCategoricalCrossEntropy",
+]

@@ -103,3 +103,116 @@ class SpanF1(Metric):
 
     def compute(self) -> Tensor:
         return torch.tensor(span_f1(self.correct.item(), self.predicted.item(), self.gold.item()))
+
+
+# --- Retrieval top-k accuracy (基于GRU和AM-Softmax的句子相似度模型, https://kexue.fm/archives/5743) ---
+
+
+def retrieval_topk_accuracy(
+    vectors: Tensor, groups: Tensor, ks: Sequence[int] = (1, 5, 10), chunk_size: int = 1024
+) -> Tensor:
+    """Top-k retrieval accuracy of sentence vectors, the evaluation of kexue.fm/archives/5743.
+
+    Every sentence that has at least one other sentence of its group is a query; the gallery is all
+    the other sentences (never the query itself). A query scores a hit at ``k`` when its ``k``
+    nearest neighbours by cosine hold a sentence of its group. Sentences alone in their group are
+    distractors only.
+
+    Args:
+        vectors: ``(N, D)`` sentence vectors (any norm; compared by cosine).
+        groups: ``(N,)`` integer group ids.
+        ks: the ``k`` values.
+        chunk_size: queries scored at once (the ``(chunk, N)`` similarity block bounds the memory).
+
+    Returns:
+        ``(len(ks),)`` float64 tensor of hit rates over the queries (0 where there are none).
+    """
+    if vectors.ndim != 2 or groups.shape != vectors.shape[:1]:
+        raise ValueError(
+            f"expected vectors (N, D) and groups (N,), got {tuple(vectors.shape)} and {tuple(groups.shape)}"
+        )
+    n = len(vectors)
+    unit = torch.nn.functional.normalize(vectors if vectors.is_floating_point() else vectors.float(), dim=-1)  # (N, D)
+    k_max = min(max(ks), n - 1)
+    hits = torch.zeros(len(ks), dtype=torch.float64)
+    queries = 0
+    for start in range(0, n, chunk_size):
+        rows = torch.arange(start, min(start + chunk_size, n), device=vectors.device)  # (Q,)
+        sim = unit[rows] @ unit.T  # (Q, N)
+        sim[torch.arange(len(rows)), rows] = float("-inf")  # a sentence never retrieves itself
+        same = groups[rows, None] == groups[None, :]  # (Q, N)
+        same[torch.arange(len(rows)), rows] = False
+        has_partner = same.any(1)  # (Q,)
+        if k_max < 1 or not has_partner.any():
+            continue
+        nearest = sim[has_partner].topk(k_max, dim=1).indices  # (Q', k_max)
+        found = same[has_partner].gather(1, nearest)  # (Q', k_max): neighbour i is of the query's group
+        for j, k in enumerate(ks):
+            hits[j] += found[:, :k].any(1).sum().item()
+        queries += int(has_partner.sum())
+    return hits / queries if queries else hits
+
+
+class RetrievalTopK(Metric):
+    """:func:`retrieval_topk_accuracy` over every vector seen (kexue.fm/archives/5743).
+
+    ``update(vectors (B, D), groups (B,))`` keeps the vectors; ``compute()`` ranks all of them against
+    each other (gathered across ranks) -> ``(len(ks),)`` hit rates. Group ids must be unique per group
+    across the whole evaluation set.
+    """
+
+    full_state_update = False
+
+    def __init__(self, ks: Sequence[int] = (1, 5, 10), **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ks = tuple(ks)
+        self.add_state("vectors", default=[], dist_reduce_fx="cat")
+        self.add_state("groups", default=[], dist_reduce_fx="cat")
+
+    def update(self, vectors: Tensor, groups: Tensor) -> None:
+        self.vectors.append(vectors.detach().float())
+        self.groups.append(groups.detach())
+
+    def compute(self) -> Tensor:
+        from torchmetrics.utilities import dim_zero_cat
+
+        return retrieval_topk_accuracy(dim_zero_cat(self.vectors), dim_zero_cat(self.groups), self.ks)
+
+
+def similarity_correlation(preds: Tensor, target: Tensor) -> Tensor:
+    """``[Pearson, Spearman]`` (``(2,)`` float64) of predicted similarities ``(N,)`` with human scores ``(N,)``.
+
+    The corpus-level agreement of a text similarity with people (https://kexue.fm/archives/7388). Spearman
+    ranks ties by their average rank, as scipy does.
+    """
+    from torchmetrics.functional import pearson_corrcoef, spearman_corrcoef
+
+    if preds.ndim != 1 or preds.shape != target.shape or len(preds) < 2:
+        raise ValueError(f"expected preds and target of the same shape (N,), N >= 2, got "
+                         f"{tuple(preds.shape)} and {tuple(target.shape)}")
+    preds, target = preds.double(), target.double()
+    return torch.stack([pearson_corrcoef(preds, target), spearman_corrcoef(preds, target)])
+
+
+class SimilarityCorrelation(Metric):
+    """:func:`similarity_correlation` over every pair seen, gathered across ranks (kexue.fm/archives/7388).
+
+    ``update(preds (B,), target (B,))``: a similarity (higher = more alike; pass ``-distance``) and the
+    human score of each pair. ``compute()`` -> ``(2,)`` tensor ``[pearson, spearman]``.
+    """
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("preds", default=[], dist_reduce_fx="cat")
+        self.add_state("target", default=[], dist_reduce_fx="cat")
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        self.preds.append(preds.detach().double().reshape(-1))
+        self.target.append(target.detach().double().reshape(-1))
+
+    def compute(self) -> Tensor:
+        from torchmetrics.utilities import dim_zero_cat
+
+        return similarity_correlation(dim_zero_cat(self.preds), dim_zero_cat(self.target))

@@ -185,3 +185,64 @@ def char_features(text: str, num_buckets: int, bigrams: bool = True) -> list[lis
     padded = f"\x02{text}\x03"
     pairs = hash_tokens((padded[i : i + 2] for i in range(len(text) + 1)), num_buckets)  # L + 1
     return [[u, pairs[i], pairs[i + 1]] for i, u in enumerate(unigrams)]
+
+
+def read_sentence_groups(path: str | PathLike, format: str = "groups") -> list[list[str]]:
+    """Read groups of sentences that mean the same (for 基于GRU和AM-Softmax的句子相似度模型,
+    https://kexue.fm/archives/5743) from a UTF-8 file, groups in order of first appearance.
+
+    Formats:
+        ``groups``: one group a line, its sentences separated by tabs (a line of one sentence is a
+        group of one: a distractor in retrieval).
+        ``labelled``: ``group_id<TAB>text`` (the post's ``tongyiju.csv``); lines with the same id form a group.
+        ``pairs``: LCQMC-style ``text_a<TAB>text_b<TAB>label`` with label 0 or 1; the groups are the
+        connected components of the label-1 pairs (paraphrase is taken as transitive), every other
+        sentence is a group of its own.
+
+    A line that does not fit the format raises :class:`~kexue.errors.UsageError` naming the file and line.
+    """
+    path = Path(path)
+    if format not in ("groups", "labelled", "pairs"):
+        raise ValueError(f"unknown format {format!r}: expected 'groups', 'labelled' or 'pairs'")
+    if not path.is_file():
+        raise UsageError("file not found", path)
+    groups: dict[str, list[str]] = {}  # key -> sentences, insertion-ordered
+    parent: dict[str, str] = {}  # union-find over sentences (pairs format)
+
+    def root(s: str) -> str:
+        while parent[s] != s:
+            parent[s] = parent[parent[s]]  # path halving
+            s = parent[s]
+        return s
+
+    for lineno, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.rstrip("\r\n").split("\t")]
+        if format == "groups":
+            sentences = [f for f in fields if f]
+            groups[str(lineno)] = sentences
+        elif format == "labelled":
+            if len(fields) != 2 or not fields[0] or not fields[1]:
+                raise UsageError(f"expected 'group_id<TAB>text', found {len(fields)} tab-separated field(s)"
+                                 if len(fields) != 2 else "empty group id or text", path, lineno)
+            groups.setdefault(fields[0], []).append(fields[1])
+        else:
+            if len(fields) != 3:
+                raise UsageError(f"expected 'text_a<TAB>text_b<TAB>label', found {len(fields)} field(s)", path, lineno)
+            a, b, label = fields
+            if not a or not b:
+                raise UsageError("empty text in a pair", path, lineno)
+            if label not in ("0", "1"):
+                raise UsageError(f"label must be 0 or 1, got {label!r}", path, lineno)
+            for s in (a, b):
+                parent.setdefault(s, s)
+            if label == "1":
+                parent[root(a)] = root(b)
+    if format == "pairs":
+        for s in parent:  # insertion order: sentences in order of first appearance
+            groups.setdefault(root(s), []).append(s)
+    rows = [list(dict.fromkeys(g)) for g in groups.values()]  # a sentence repeated inside a group counts once
+    if not rows:
+        raise UsageError("no sentences in file", path)
+    return rows
