@@ -1,5 +1,6 @@
 """Neural-network blocks shared by the tasks (plain ``nn.Module``s, no Lightning)."""
 
+from kexue.nn.conv1d import ResidualBlock1d, ResidualConv1dClassifier, normalize_spectra
 from kexue.nn.crf import ConditionalRandomField, TransitionConstraints, bio_constraints, bmes_constraints
 from kexue.nn.encoders import CharTokenEncoder, ConvEncoder, MeanEmbeddingEncoder, RecurrentEncoder
 from kexue.nn.memm import MaximumEntropyMarkovModel
@@ -11,7 +12,10 @@ __all__ = [
     "MaximumEntropyMarkovModel",
     "MeanEmbeddingEncoder",
     "RecurrentEncoder",
+    "ResidualBlock1d",
+    "ResidualConv1dClassifier",
     "TransitionConstraints",
     "bio_constraints",
     "bmes_constraints",
+    "normalize_spectra",
 ]

@@ -1,0 +1,193 @@
+"""Word vectors: word2vec text format export/load, nearest neighbours, word-similarity and analogy scores.
+
+The evaluation follows the standard protocol (the one of gensim's ``evaluate_word_pairs`` and
+``evaluate_word_analogies``): similarity = Spearman correlation between cosine similarities and human
+scores over the pairs whose words are both in the vocabulary; analogy ``a : b :: c : ?`` = the nearest word
+to ``b - a + c`` by cosine (3CosAdd), excluding ``a``, ``b``, ``c``, among the ``restrict`` most frequent
+words, over the questions whose four words are all there. Words are lower-cased for lookup.
+
+Functional forms hold the math; :class:`WordSimilaritySpearman` is the torchmetrics state around them.
+Posts: SVD分解(三) (https://kexue.fm/archives/4208), 更别致的词向量模型 (https://kexue.fm/archives/4677).
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.functional.regression import spearman_corrcoef
+
+from kexue.errors import UsageError
+
+
+def save_word2vec_format(path: str | PathLike, words: Sequence[str], vectors: Tensor | np.ndarray) -> Path:
+    """Write ``vectors`` ``(V, D)`` for ``words`` in word2vec text format (``V D`` header, then
+    ``word x1 ... xD`` a line), the format ``gensim.models.KeyedVectors.load_word2vec_format`` reads."""
+    vectors = np.asarray(vectors.detach().cpu() if isinstance(vectors, Tensor) else vectors, dtype=np.float32)
+    if vectors.ndim != 2 or len(words) != len(vectors):
+        raise ValueError(f"expected {len(words)} vectors as a (V, D) array, got shape {vectors.shape}")
+    bad = next((w for w in words if not w or any(c.isspace() for c in w)), None)
+    if bad is not None:
+        raise ValueError(f"word {bad!r} is empty or holds whitespace: not representable in word2vec text format")
+    path = Path(path)
+    with path.open("w", encoding="utf-8") as f:
+        f.write(f"{len(words)} {vectors.shape[1]}\n")
+        for word, row in zip(words, vectors):
+            f.write(word + " " + " ".join(f"{x:.6g}" for x in row) + "\n")
+    return path
+
+
+def load_word2vec_format(path: str | PathLike) -> tuple[list[str], np.ndarray]:
+    """Read a word2vec text file into ``(words, vectors (V, D) float32)``; a malformed line raises
+    :class:`~kexue.errors.UsageError` naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError("file not found", path)
+    with path.open(encoding="utf-8") as f:
+        header = f.readline().split()
+        if len(header) != 2 or not all(h.isdigit() for h in header):
+            raise UsageError("expected a 'count dimension' header", path, 1)
+        count, dim = map(int, header)
+        words, rows = [], np.zeros((count, dim), dtype=np.float32)
+        for lineno, line in enumerate(f, start=2):
+            fields = line.rstrip("\n").split(" ")
+            if len(fields) != dim + 1 or len(words) >= count:
+                raise UsageError(f"expected a word and {dim} numbers", path, lineno)
+            rows[len(words)] = np.array(fields[1:], dtype=np.float32)
+            words.append(fields[0])
+    if len(words) != count:
+        raise UsageError(f"header says {count} words, found {len(words)}", path)
+    return words, rows
+
+
+def normalize(vectors: Tensor) -> Tensor:
+    """Rows of ``vectors`` ``(V, D)`` scaled to unit length (zero rows stay zero)."""
+    return vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def nearest_neighbours(
+    vectors: Tensor, words: Sequence[str], query: str | Tensor, k: int = 10, exclude: Sequence[str] = ()
+) -> list[tuple[str, float]]:
+    """The ``k`` words whose vectors are nearest (cosine) to ``query`` (a word or a ``(D,)`` vector),
+    the query word and ``exclude`` left out. ``vectors`` is ``(V, D)``, ``words`` its ``V`` words."""
+    index = {w: i for i, w in enumerate(words)}
+    skip = [index[w] for w in exclude if w in index]
+    if isinstance(query, str):
+        if query not in index:
+            raise KeyError(f"{query!r} is not in the vocabulary")
+        skip.append(index[query])
+        query = vectors[index[query]]
+    sims = normalize(vectors.float()) @ normalize(query.float()[None])[0]  # (V,)
+    sims[skip] = -float("inf")
+    top = sims.topk(min(k, len(words) - len(skip)))
+    return [(words[i], float(s)) for s, i in zip(top.values, top.indices)]
+
+
+def read_word_pairs(path: str | PathLike) -> list[tuple[str, str, float]]:
+    """``word1<TAB>word2<TAB>score`` lines (``#`` comments skipped), as wordsim353.tsv and simlex999.txt."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if line.startswith("#") or not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) < 3:
+                raise UsageError("expected 'word1<TAB>word2<TAB>score'", path, lineno)
+            rows.append((fields[0].lower(), fields[1].lower(), float(fields[2])))
+    return rows
+
+
+def read_analogies(path: str | PathLike) -> list[tuple[str, str, str, str]]:
+    """``a b c d`` questions (``a : b :: c : d``) of ``questions-words.txt``; ``:`` section lines skipped."""
+    with open(path, encoding="utf-8") as f:
+        return [tuple(line.lower().split()) for line in f if line.strip() and not line.startswith(":")]
+
+
+def pair_similarities(
+    vectors: Tensor, words: Sequence[str], pairs: Sequence[tuple[str, str, float]]
+) -> tuple[Tensor, Tensor]:
+    """Cosine similarities ``(P,)`` and human scores ``(P,)`` of the ``P`` pairs with both words known."""
+    index = {w: i for i, w in enumerate(words)}
+    found = [(index[a], index[b], s) for a, b, s in pairs if a in index and b in index]
+    if not found:
+        return torch.zeros(0), torch.zeros(0)
+    a, b, gold = (torch.tensor(x) for x in zip(*found))
+    unit = normalize(vectors.float())
+    return (unit[a] * unit[b]).sum(-1), gold.float()
+
+
+def word_similarity(
+    vectors: Tensor, words: Sequence[str], pairs: Sequence[tuple[str, str, float]]
+) -> tuple[float, float]:
+    """``(Spearman rho, coverage)`` of cosine similarity against human scores; coverage = share of pairs
+    with both words in the vocabulary. rho is 0 with fewer than 3 pairs found."""
+    pred, gold = pair_similarities(vectors, words, pairs)
+    rho = float(spearman_corrcoef(pred, gold)) if len(pred) >= 3 else 0.0
+    return rho, len(pred) / max(1, len(pairs))
+
+
+def analogy_accuracy(
+    vectors: Tensor,
+    words: Sequence[str],
+    questions: Sequence[tuple[str, str, str, str]],
+    restrict: int = 30000,
+    batch_size: int = 1024,
+) -> tuple[float, float]:
+    """``(accuracy, coverage)`` of 3CosAdd on ``a : b :: c : d`` questions among the ``restrict`` first
+    (most frequent) words; coverage = share of questions answerable (all four words among them)."""
+    words = list(words)[:restrict]
+    index = {w: i for i, w in enumerate(words)}
+    found = [[index[w] for w in q] for q in questions if all(w in index for w in q)]
+    if not found:
+        return 0.0, 0.0
+    q = torch.tensor(found)  # (Q, 4)
+    unit = normalize(vectors[: len(words)].float())  # (V, D)
+    correct = 0
+    for s in range(0, len(q), batch_size):
+        a, b, c, d = q[s : s + batch_size].T  # each (B,)
+        sims = normalize(unit[b] - unit[a] + unit[c]) @ unit.T  # (B, V)
+        rows = torch.arange(len(a))
+        for col in (a, b, c):
+            sims[rows, col] = -float("inf")
+        correct += int((sims.argmax(-1) == d).sum())
+    return correct / len(found), len(found) / len(questions)
+
+
+class WordSimilaritySpearman(Metric):
+    """Spearman correlation of predicted similarities with human scores, accumulated over ``update`` calls
+    (``preds`` and ``target`` ``(P,)``). :func:`pair_similarities` gives the inputs for a vector table."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("preds", default=[], dist_reduce_fx="cat")
+        self.add_state("target", default=[], dist_reduce_fx="cat")
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        self.preds.append(preds.float())
+        self.target.append(target.float())
+
+    def compute(self) -> Tensor:
+        preds = torch.cat(self.preds) if isinstance(self.preds, list) else self.preds
+        target = torch.cat(self.target) if isinstance(self.target, list) else self.target
+        return spearman_corrcoef(preds, target) if len(preds) >= 3 else torch.tensor(0.0)
+
+
+__all__ = [
+    "WordSimilaritySpearman",
+    "analogy_accuracy",
+    "load_word2vec_format",
+    "nearest_neighbours",
+    "normalize",
+    "pair_similarities",
+    "read_analogies",
+    "read_word_pairs",
+    "save_word2vec_format",
+    "word_similarity",
+]

@@ -1,0 +1,14 @@
+"""Task ``svd_vectors``: PPMI matrix + truncated SVD word vectors ("Word2Vec is just an SVD"), no training loop."""
+
+from kexue.registry import Task
+
+TASK = Task(
+    name="svd_vectors",
+    summary="PPMI + truncated SVD word vectors (gensim enwiki+lee sample), wordsim353/simlex/analogy",
+    module="kexue.lightning_modules.word_vectors:SVDVectors",
+    datamodule="kexue.datamodules.word_vectors:CooccurrenceDataModule",
+    config="kexue.conf:svd_vectors.yaml",
+    post="https://kexue.fm/archives/4208",
+    metric="test/wordsim353",
+)
+# One Lightning step factorises the whole matrix (max_epochs 1, data.batch_size 0 = one dummy batch).

@@ -1,0 +1,15 @@
+"""Task ``word2vec``: skip-gram (or CBOW) with negative sampling on sparse embeddings, exported as word2vec text."""
+
+from kexue.registry import Task
+
+TASK = Task(
+    name="word2vec",
+    summary="word2vec skip-gram/CBOW + negative sampling (gensim enwiki+lee sample), wordsim353/simlex/analogy",
+    module="kexue.lightning_modules.word_vectors:Word2Vec",
+    datamodule="kexue.datamodules.word_vectors:SkipGramDataModule",
+    config="kexue.conf:word2vec.yaml",
+    post="https://kexue.fm/archives/5617",
+    metric="test/wordsim353",
+    links=(("model.mode", "data.mode"),),
+)
+# `kexue run word2vec` writes vectors.txt (word2vec text format) in the run directory and prints its path last.

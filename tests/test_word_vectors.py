@@ -1,0 +1,174 @@
+"""Word-vector losses against hand computations, export/load against gensim, evaluation against scipy,
+and the tasks' bad-input errors and export through the CLI on a tiny user corpus."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from kexue.cli import main
+from kexue.errors import UsageError
+from kexue.lightning_modules.word_vectors import glove_weight, negative_sampling_loss, simpler_glove_loss
+from kexue.vectors import (
+    WordSimilaritySpearman,
+    analogy_accuracy,
+    load_word2vec_format,
+    nearest_neighbours,
+    pair_similarities,
+    save_word2vec_format,
+    word_similarity,
+)
+from tests.conftest import assert_one_line_error, kexue
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def test_sgns_loss_matches_hand_computation() -> None:
+    g = torch.Generator().manual_seed(0)
+    inputs, positive, negatives = (
+        torch.randn(3, 4, generator=g),
+        torch.randn(3, 4, generator=g),
+        torch.randn(3, 2, 4, generator=g),
+    )
+    got = negative_sampling_loss(inputs, positive, negatives)
+    for b in range(3):
+        dot = lambda u, v: sum(float(x) * float(y) for x, y in zip(u, v))  # noqa: E731
+        expected = -math.log(_sigmoid(dot(inputs[b], positive[b])))
+        expected -= sum(math.log(_sigmoid(-dot(inputs[b], negatives[b, k]))) for k in range(2))
+        assert got[b].item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_simpler_glove_loss_matches_formula() -> None:
+    rng = np.random.default_rng(0)
+    x = np.array([[0, 3, 1], [3, 0, 7], [1, 7, 2]], dtype=float)  # symmetric counts
+    v = rng.normal(size=(3, 2))
+    total, marg = x.sum(), x.sum(1) / x.sum()
+    expected = sum(
+        min(1.0, (x[i, j] / 5.0) ** 0.75) * (v[i] @ v[j] - math.log(x[i, j] / total / marg[i] / marg[j])) ** 2
+        for i in range(3)
+        for j in range(3)
+        if x[i, j] > 0
+    )
+    i, j = np.nonzero(x)
+    xs = torch.tensor(x[i, j])
+    log_pmi = xs.log() - math.log(total) - torch.tensor(np.log(marg[i])) - torch.tensor(np.log(marg[j]))
+    vt = torch.tensor(v)
+    got = simpler_glove_loss(vt[i], vt[j], log_pmi, glove_weight(xs, 5.0)).sum()
+    assert got.item() == pytest.approx(expected, rel=1e-9)
+    assert glove_weight(torch.tensor([10.0]), 5.0, cap=False).item() == pytest.approx(2**0.75)
+
+
+def test_export_loads_in_gensim_and_round_trips(tmp_path: Path) -> None:
+    keyed = pytest.importorskip("gensim.models").KeyedVectors
+    words, vectors = ["北京", "king", "queen"], np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
+    path = save_word2vec_format(tmp_path / "v.txt", words, torch.tensor(vectors))
+    kv = keyed.load_word2vec_format(str(path), binary=False)
+    assert kv.index_to_key == words
+    np.testing.assert_allclose(kv.vectors, vectors, rtol=1e-5)
+    got_words, got = load_word2vec_format(path)
+    assert got_words == words and np.allclose(got, vectors, rtol=1e-5)
+    (tmp_path / "bad.txt").write_text("2 3\na 1 2 3\nb 1 2\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"bad.txt:3: expected a word and 3 numbers"):
+        load_word2vec_format(tmp_path / "bad.txt")
+
+
+def test_similarity_matches_scipy_and_metric_class() -> None:
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(8)]
+    vectors = torch.tensor(rng.normal(size=(8, 4)))
+    pairs = [(f"w{a}", f"w{b}", float(rng.random())) for a, b in rng.integers(0, 8, size=(12, 2))] + [
+        ("w1", "oov", 1.0)
+    ]
+    rho, coverage = word_similarity(vectors, words, pairs)
+    unit = vectors / vectors.norm(dim=1, keepdim=True)
+    cos = [float(unit[int(a[1:])] @ unit[int(b[1:])]) for a, b, _ in pairs[:-1]]
+    assert rho == pytest.approx(spearmanr(cos, [s for _, _, s in pairs[:-1]]).statistic, abs=1e-5)
+    assert coverage == pytest.approx(12 / 13)
+    metric = WordSimilaritySpearman()
+    preds, target = pair_similarities(vectors, words, pairs)
+    metric.update(preds[:5], target[:5])
+    metric.update(preds[5:], target[5:])
+    assert metric.compute().item() == pytest.approx(rho, abs=1e-5)
+
+
+def test_analogy_and_neighbours_brute_force() -> None:
+    rng = np.random.default_rng(2)
+    words = ["man", "woman", "king", "queen", "apple", "pear", "car"]
+    vectors = torch.tensor(rng.normal(size=(7, 6)))
+    vectors[3] = vectors[2] - vectors[0] + vectors[1] + 0.01  # queen = king - man + woman
+    questions = [("man", "woman", "king", "queen"), ("apple", "pear", "car", "king"), ("man", "x", "king", "queen")]
+    unit = (vectors / vectors.norm(dim=1, keepdim=True)).numpy()
+    correct = 0
+    for q in questions[:2]:
+        a, b, c, d = (words.index(w) for w in q)
+        target = unit[b] - unit[a] + unit[c]
+        scores = {i: unit[i] @ target / np.linalg.norm(target) for i in range(7) if i not in (a, b, c)}
+        correct += max(scores, key=scores.get) == d
+    acc, coverage = analogy_accuracy(vectors, words, questions)
+    assert acc == correct / 2 and coverage == pytest.approx(2 / 3) and correct >= 1
+    near = nearest_neighbours(vectors, words, "king", k=3)
+    sims = {w: float(unit[i] @ unit[2]) for i, w in enumerate(words) if w != "king"}
+    assert [w for w, _ in near] == sorted(sims, key=sims.get, reverse=True)[:3]
+
+
+def _tiny_corpus(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    vocab = ["king", "queen", "man", "woman", "war", "music", "computer", "science", "the", "of"]
+    path = tmp_path / "tiny.txt"
+    path.write_text("\n".join(" ".join(rng.choice(vocab, size=12)) for _ in range(60)) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("task", "extra"),
+    [
+        ("word2vec", ["--model.dim", "8", "--data.batch_size", "64"]),
+        ("word2vec", ["--model.dim", "8", "--data.batch_size", "64", "--model.mode", "cbow"]),
+        ("svd_vectors", ["--model.dim", "4"]),
+        ("simpler_glove", ["--model.dim", "8", "--data.batch_size", "32"]),
+    ],
+)
+def test_task_exports_vectors_on_user_corpus(
+    task: str, extra: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = _tiny_corpus(tmp_path)
+    args = [
+        "run",
+        task,
+        "--logger",
+        "none",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.enable_progress_bar=false",
+        "--data.paths",
+        f"[{corpus}]",
+        "--data.min_count",
+        "1",
+        "--data.workers",
+        "2",
+        *extra,
+    ]
+    assert main(args) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.endswith("vectors.txt")
+    words, vectors = load_word2vec_format(last)
+    assert len(words) == 10 and np.isfinite(vectors).all() and np.abs(vectors).sum() > 0
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    base = ["run", "svd_vectors", "--logger", "none", "--trainer.enable_progress_bar=false"]
+    assert main([*base, "--data.paths", f"[{empty}]"]) == 2
+    assert "empty corpus" in capsys.readouterr().err
+    assert main([*base, "--data.paths", f"[{_tiny_corpus(tmp_path)}]", "--data.min_count", "100000"]) == 2
+    assert "leaves no vocabulary" in capsys.readouterr().err
+    proc = kexue(*base, "--data.paths", f"[{tmp_path / 'missing.txt'}]", timeout=120)
+    assert_one_line_error(proc, "missing.txt", "file not found")
