@@ -109,6 +109,7 @@ def cmd_tasks(args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kexue`` command; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    command = ""
     try:
         if not args or args[0] in ("-h", "--help", "help"):
             print(HELP)
@@ -138,6 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kexue: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as stop:
+        # Lightning ends a fit on SIGTERM with SIGTERMException and on Ctrl-C with sys.exit(1), after its
+        # on_exception hooks saved interrupted.ckpt; exit like a process stopped by that signal would.
+        if type(stop).__name__ == "SIGTERMException":
+            print("kexue: stopped by SIGTERM", file=sys.stderr)
+            return 143
+        if stop.code == 1 and command in RUN_COMMANDS:
+            print("kexue: interrupted", file=sys.stderr)
+            return 130
+        raise
 
 
 if __name__ == "__main__":
