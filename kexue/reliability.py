@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import os
 import random
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +75,32 @@ class CheckpointOnInterrupt(OnExceptionCheckpoint):
 
     def __init__(self, filename: str = "interrupted") -> None:
         super().__init__(dirpath=".", filename=filename)
+        self._ctrl_c, self._previous_handler = False, None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         main = trainer.checkpoint_callback
         self.dirpath = Path(main.dirpath) if main is not None and main.dirpath else Path(trainer.default_root_dir)
+        # A KeyboardInterrupt raised at an arbitrary bytecode can be swallowed (e.g. inside a __del__ or a
+        # C callback) and the run goes on; so the first Ctrl-C only asks, and the next batch end stops.
+        # A second Ctrl-C stops at once.
+        if stage == "fit" and threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGINT, self._on_ctrl_c)
+
+    def _on_ctrl_c(self, signum: int, frame: Any) -> None:
+        if self._ctrl_c:
+            raise KeyboardInterrupt
+        self._ctrl_c = True
+
+    def _stop_if_asked(self, *args: Any) -> None:
+        if self._ctrl_c:
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_validation_batch_end = _stop_if_asked
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if isinstance(exception, (KeyboardInterrupt, SystemExit)) and trainer.state.fn == "fit":
