@@ -112,34 +112,21 @@ def lee_svd_vectors(dim: int = 100, window: int = 5, min_count: int = 2) -> tupl
     """PPMI-SVD word vectors of ``lee_background.cor`` + ``lee.cor`` (~64k tokens, ~4k words), a few seconds.
 
     Counts within ``window`` words, positive PMI with the context distribution raised to 0.75 (Levy et al.
-    2015), truncated SVD ``W = U sqrt(S)`` by a seeded randomised range finder. A minimal private version,
-    enough for a default that needs no download; ``kexue.vectors`` (svd_vectors task) is the full one.
+    2015), truncated SVD ``W = U sqrt(S)`` by a seeded randomised range finder. Counting and PPMI are
+    :mod:`kexue.corpus`'s, as in the ``svd_vectors`` task; only this small SVD is local.
     """
-    from scipy import sparse
+    from kexue.corpus import cooccurrence, ppmi
 
     text = (_gensim_test_data() / "lee_background.cor").read_text(encoding="latin-1").splitlines()
     docs = [word_tokens(t) for t in text + lee_corpus()[0] if t.strip()]
     counts = Counter(w for d in docs for w in d)
     vocab = sorted(w for w, n in counts.items() if n >= min_count)
     index = {w: i for i, w in enumerate(vocab)}
-    ids = np.array([index.get(w, -1) for d in docs for w in d])  # (N,)
-    doc = np.repeat(np.arange(len(docs)), [len(d) for d in docs])  # (N,) document of each token
-    ids, doc = ids[ids >= 0], doc[ids >= 0]
-    rows, cols = [], []
-    for k in range(1, window + 1):  # pairs k apart inside one document, both directions
-        same = doc[:-k] == doc[k:]
-        rows += [ids[:-k][same], ids[k:][same]]
-        cols += [ids[k:][same], ids[:-k][same]]
+    encoded = [[index[w] for w in d if w in index] for d in docs]  # out-of-vocabulary words dropped first
+    ids = np.fromiter((i for d in encoded for i in d), dtype=np.int64)  # (N,)
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in encoded])])  # (S + 1,)
+    P = ppmi(cooccurrence(ids, offsets, len(vocab), window), alpha=0.75)  # (V, V) positive PMI
     V = len(vocab)
-    cooc = sparse.coo_matrix((np.ones(sum(map(len, rows))), (np.concatenate(rows), np.concatenate(cols))), (V, V))
-    cooc = cooc.tocsr().tocoo()  # sums duplicate (i, j) entries
-    total = cooc.data.sum()
-    p_word = np.asarray(cooc.sum(1)).ravel() / total  # (V,)
-    p_ctx = np.asarray(cooc.sum(0)).ravel() ** 0.75
-    p_ctx /= p_ctx.sum()  # (V,)
-    pmi = np.log(cooc.data / total / (p_word[cooc.row] * p_ctx[cooc.col]))
-    pos = pmi > 0
-    P = sparse.csr_matrix((pmi[pos], (cooc.row[pos], cooc.col[pos])), (V, V))
     rng = np.random.default_rng(0)
     Q = np.linalg.qr(P @ rng.standard_normal((V, dim + 10)))[0]  # (V, dim + 10): range of P
     for _ in range(2):  # power iterations sharpen the leading singular directions
