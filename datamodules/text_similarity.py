@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from kexue.errors import UsageError
-from kexue.text import _lines
+from kexue.text import utf8_lines
 
 _WORD = re.compile(r"[^\W\d_]+")  # runs of letters: digits and punctuation split words
 
@@ -63,7 +63,7 @@ def read_pairs(path: str) -> list[Pair]:
     if not p.is_file():
         raise UsageError("file not found", p)
     pairs = []
-    for lineno, line in enumerate(_lines(p), start=1):
+    for lineno, line in enumerate(utf8_lines(p), start=1):
         if not line.strip():
             continue
         fields = line.rstrip("\r\n").split("\t")
@@ -86,7 +86,7 @@ def read_word2vec_text(path: str) -> tuple[dict[str, int], np.ndarray]:
     p = Path(path)
     if not p.is_file():
         raise UsageError("word vector file not found", p)
-    lines = _lines(p)
+    lines = utf8_lines(p)
     header = next(lines, "").split()
     if len(header) != 2 or not all(h.isdigit() for h in header):
         raise UsageError("expected a word2vec text header 'VOCAB_SIZE DIM'", p, 1)

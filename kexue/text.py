@@ -30,7 +30,7 @@ def read_labelled_lines(path: str | PathLike, labels: Sequence[str]) -> list[tup
         raise UsageError("file not found", path)
     index = {label: i for i, label in enumerate(labels)}
     rows: list[tuple[str, int]] = []
-    for lineno, line in enumerate(_lines(path), start=1):
+    for lineno, line in enumerate(utf8_lines(path), start=1):
         line = line.rstrip("\r\n")
         if not line.strip():
             continue
@@ -52,15 +52,15 @@ def read_text_lines(path: str | PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise UsageError("file not found", path)
-    lines = [line.strip() for line in _lines(path) if line.strip()]
+    lines = [line.strip() for line in utf8_lines(path) if line.strip()]
     if not lines:
         raise UsageError("no text lines in file", path)
     return lines
 
 
-def _lines(path: Path) -> Iterable[str]:
-    """Lines of ``path`` decoded one by one, so a bad byte is reported at its own line number."""
-    with path.open("rb") as f:
+def utf8_lines(path: str | PathLike) -> Iterable[str]:
+    """Lines of the UTF-8 file ``path`` decoded one by one, so a bad byte is a UsageError at its own line."""
+    with Path(path).open("rb") as f:
         for lineno, raw in enumerate(f, start=1):
             try:
                 yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # tolerate a BOM
@@ -107,7 +107,7 @@ def read_segmented_lines(path: str | PathLike) -> list[list[str]]:
     if not path.is_file():
         raise UsageError("file not found", path)
     rows: list[list[str]] = []
-    for lineno, line in enumerate(_lines(path), start=1):
+    for lineno, line in enumerate(utf8_lines(path), start=1):
         words = line.split()
         if not words:
             continue
@@ -138,7 +138,7 @@ def read_char_tag_lines(path: str | PathLike, tags: Sequence[str]) -> list[tuple
     rows: list[tuple[str, list[int]]] = []
     chars: list[str] = []
     ids: list[int] = []
-    for lineno, line in enumerate(_lines(path), start=1):
+    for lineno, line in enumerate(utf8_lines(path), start=1):
         fields = line.split()
         if not fields:
             if chars:
@@ -215,7 +215,7 @@ def read_sentence_groups(path: str | PathLike, format: str = "groups") -> list[l
             s = parent[s]
         return s
 
-    for lineno, line in enumerate(_lines(path), start=1):
+    for lineno, line in enumerate(utf8_lines(path), start=1):
         if not line.strip():
             continue
         fields = [f.strip() for f in line.rstrip("\r\n").split("\t")]

