@@ -55,9 +55,10 @@ def _shape(v: object) -> tuple | str:
 def _check_weights(w: np.ndarray, n: int, name: str) -> None:
     if w.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},), one weight per vector, got {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
+    total, low = float(w.sum()), float(w.min())  # two reductions: a NaN or inf anywhere makes the sum non-finite
+    if not np.isfinite(total) or low < 0:
         raise ValueError(f"{name} must be finite and non-negative")
-    if w.sum() <= 0:
+    if total <= 0:
         raise ValueError(f"{name} sum to 0: the text has no mass to transport")
 
 
