@@ -14,6 +14,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
 def threshold_cross_entropy(logits: Tensor, target: Tensor, margin: float = 0.6, reduction: str = "mean") -> Tensor:
     """Cross-entropy that ignores samples already classified with margin (kexue.fm/archives/4293).
 
@@ -39,14 +49,7 @@ def threshold_cross_entropy(logits: Tensor, target: Tensor, margin: float = 0.6,
     log_p_true = log_p.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B,)
     # θ(ŷ_y - m) is a step: no gradient flows through the mask itself, only through -log ŷ_y.
     keep = (log_p_true.detach().exp() <= margin).to(log_p.dtype)  # (B,)
-    loss = -log_p_true * keep  # (B,)
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return _reduce(-log_p_true * keep, reduction)  # (B,) before reduction
 
 
 class ThresholdCrossEntropy(nn.Module):
@@ -209,16 +212,6 @@ def sparse_multilabel_categorical_crossentropy(logits: Tensor, positives: Tensor
     spare = positives.long().masked_fill(positives < 0, C)  # (..., K); padding goes to a spare column C
     mask = spare.new_zeros((*logits.shape[:-1], C + 1)).scatter_(-1, spare, 1)[..., :C]  # (..., C)
     return multilabel_categorical_crossentropy(logits, mask, reduction)
-
-
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 class MultilabelCategoricalCrossEntropy(nn.Module):
