@@ -47,12 +47,21 @@ class StopOnNonFiniteLoss(Callback):
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
         if getattr(trainer.precision_plugin, "scaler", None) is not None:
             return
+        # Sparse embeddings (word2vec): their raw, uncoalesced values; a non-finite one makes its summed row
+        # non-finite too. aminmax propagates NaN and inf in one pass (`isfinite(g).all()` was ~20x slower and
+        # took a third of word2vec's step time), and one check for all parameters is one device sync, not one each.
+        names, extremes = [], []
         for name, param in pl_module.named_parameters():
             grad = param.grad
-            if grad is not None and grad.is_sparse:  # sparse embeddings (word2vec): isfinite has no sparse kernel
-                grad = grad.coalesce().values()
-            if grad is not None and not torch.isfinite(grad).all():
-                self._stop(trainer, f"the gradient of {name} is not finite")
+            values = None if grad is None else grad._values() if grad.is_sparse else grad
+            if values is not None and values.numel():
+                names.append(name)
+                extremes.append(torch.stack(torch.aminmax(values.detach())).float())
+        if not extremes:
+            return
+        finite = torch.isfinite(torch.stack(extremes)).all(1)  # (P,)
+        if not finite.all():
+            self._stop(trainer, f"the gradient of {names[int((~finite).nonzero()[0])]} is not finite")
 
     @staticmethod
     def _stop(trainer: Trainer, what: str) -> None:
