@@ -13,7 +13,12 @@ from scipy.stats import spearmanr
 
 from kexue.cli import main
 from kexue.errors import UsageError
-from kexue.lightning_modules.word_vectors import glove_weight, negative_sampling_loss, simpler_glove_loss
+from kexue.lightning_modules.word_vectors import (
+    glove_weight,
+    negative_sampling_loss,
+    simpler_glove_loss,
+    skipgram_negative_sampling,
+)
 from kexue.vectors import (
     WordSimilaritySpearman,
     analogy_accuracy,
@@ -43,6 +48,30 @@ def test_sgns_loss_matches_hand_computation() -> None:
         expected = -math.log(_sigmoid(dot(inputs[b], positive[b])))
         expected -= sum(math.log(_sigmoid(-dot(inputs[b], negatives[b, k]))) for k in range(2))
         assert got[b].item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("pairs,groups", [(10, 10), (10, 3), (7, 1), (12, 4)])
+def test_fused_skipgram_matches_autograd_on_gathered_rows(pairs: int, groups: int) -> None:
+    """The hand-written sparse backward against autograd through plain indexing; groups of ceil(B/G) pairs share
+    a noise row (the last group ragged when G does not divide B)."""
+    g = torch.Generator().manual_seed(pairs * 10 + groups)
+    inp, out = torch.randn(30, 6, generator=g), torch.randn(30, 6, generator=g)
+    context, target = torch.randint(30, (pairs,), generator=g), torch.randint(30, (pairs,), generator=g)
+    noise = torch.randint(30, (groups, 4), generator=g)
+    weights = torch.rand(pairs, generator=g)  # a non-uniform upstream gradient
+
+    fused_inp, fused_out = inp.clone().requires_grad_(), out.clone().requires_grad_()
+    fused = skipgram_negative_sampling(fused_inp, fused_out, context, target, noise)
+    (fused * weights).sum().backward()
+    assert fused_inp.grad.is_sparse and fused_out.grad.is_sparse
+
+    ref_inp, ref_out = inp.clone().requires_grad_(), out.clone().requires_grad_()
+    per_pair_noise = noise.repeat_interleave(-(-pairs // groups), 0)[:pairs]  # (B, K)
+    ref = negative_sampling_loss(ref_inp[context], ref_out[target], ref_out[per_pair_noise])
+    (ref * weights).sum().backward()
+    torch.testing.assert_close(fused, ref)
+    torch.testing.assert_close(fused_inp.grad.to_dense(), ref_inp.grad)
+    torch.testing.assert_close(fused_out.grad.to_dense(), ref_out.grad)
 
 
 def test_simpler_glove_loss_matches_formula() -> None:

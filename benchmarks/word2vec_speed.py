@@ -1,0 +1,116 @@
+"""word2vec training time, ours against gensim's, one thread each, same corpus and settings, in one run.
+
+Our rows train `Word2Vec` + `SkipGramDataModule` (the `word2vec` task's classes and defaults) with a Lightning
+Trainer in this process; gensim trains `Word2Vec(sg=1)` on the same token lists. Time = the training loop only
+(our `fit` epochs without validation; gensim's `train` after `build_vocab`), as wall seconds and as CPU
+seconds of this process (steadier when other jobs share the machine). Both sides run with one thread, so the
+comparison is per core. Quality: wordsim353 / simlex999 Spearman and analogy accuracy of the input vectors,
+scored by the same kexue.vectors functions, mean over the seeds.
+
+Usage: python benchmarks/word2vec_speed.py [--epochs 3] [--seeds 42,43] [--share 1,8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+
+from _report import machine, write_section  # noqa: E402
+from kexue.corpus import gensim_test_file  # noqa: E402
+from kexue.datamodules.word_vectors import SkipGramDataModule, embedded_corpus  # noqa: E402
+from kexue.lightning_modules.word_vectors import Word2Vec  # noqa: E402
+from kexue.vectors import analogy_accuracy, read_analogies, read_word_pairs, word_similarity  # noqa: E402
+
+WORDSIM, SIMLEX = (read_word_pairs(gensim_test_file(f)) for f in ("wordsim353.tsv", "simlex999.txt"))
+ANALOGIES = read_analogies(gensim_test_file("questions-words.txt"))
+
+
+def scores(vectors: torch.Tensor, words: list[str]) -> tuple[float, float, float]:
+    vectors = vectors.detach().float()
+    return (word_similarity(vectors, words, WORDSIM)[0], word_similarity(vectors, words, SIMLEX)[0],
+            analogy_accuracy(vectors, words, ANALOGIES)[0])
+
+
+class TrainClock(L.Callback):
+    """Wall and process CPU seconds from the start to the end of the training loop."""
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.start = time.perf_counter(), time.process_time()
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.start[0], time.process_time() - self.start[1]
+
+
+def ours(epochs: int, seed: int, share: int) -> tuple[float, float, tuple[float, float, float]]:
+    L.seed_everything(seed, verbose=False)
+    data = SkipGramDataModule(seed=seed, batch_size=4096)
+    model = Word2Vec(share_noise=share)
+    clock = TrainClock()
+    trainer = L.Trainer(max_epochs=epochs, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[clock])
+    trainer.fit(model, datamodule=data)
+    return clock.wall, clock.cpu, scores(model.vectors(), model.words)
+
+
+def gensim(epochs: int, seed: int) -> tuple[float, float, tuple[float, float, float]]:
+    from gensim.models import Word2Vec as GensimWord2Vec
+
+    vocab, ids, offsets = embedded_corpus("en")
+    sentences = [[vocab.words[i] for i in ids[a:b]] for a, b in zip(offsets[:-1], offsets[1:])]
+    model = GensimWord2Vec(vector_size=100, window=5, min_count=5, sg=1, negative=5, sample=1e-3, workers=1,
+                           seed=seed)
+    model.build_vocab(sentences)
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.train(sentences, total_examples=model.corpus_count, epochs=epochs)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return wall, cpu, scores(torch.tensor(model.wv.vectors), list(model.wv.index_to_key))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seeds", default="42,43")
+    parser.add_argument("--share", default="1,8", help="comma-separated share_noise values for our rows")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    runs: dict[str, list] = {}
+    for seed in seeds:  # alternate the configs so machine load hits all alike
+        runs.setdefault("gensim Word2Vec (skip-gram, 1 worker)", []).append(gensim(args.epochs, seed))
+        for share in (int(s) for s in args.share.split(",")):
+            name = f"kexue `word2vec`, share_noise={share}" + (" (independent draws)" if share == 1 else "")
+            runs.setdefault(name, []).append(ours(args.epochs, seed, share))
+    gensim_cpu = statistics.mean(r[1] for r in next(iter(runs.values())))
+    rows = []
+    for name, results in runs.items():
+        wall, cpu = statistics.mean(r[0] for r in results), statistics.mean(r[1] for r in results)
+        ws, sl, an = (statistics.mean(r[2][i] for r in results) for i in range(3))
+        rows.append(f"| {name} | {ws:.3f} | {sl:.3f} | {an:.3f} | {wall:.1f} | {cpu:.1f} | {cpu / gensim_cpu:.2f}x |")
+    load = os.getloadavg()[0]
+    body = "\n".join([
+        "## word2vec training time against gensim (one thread each)",
+        "",
+        f"Command: `python benchmarks/word2vec_speed.py --epochs {args.epochs} --seeds {args.seeds} --share "
+        f"{args.share}` ({machine()}; load average {load:.1f} at the end).",
+        "",
+        "English embedded corpus (about 0.5M tokens), min_count 5, dim 100, window 5, skip-gram, 5 negatives,",
+        f"sample 1e-3, {args.epochs} epochs, batches of 4096 pairs for ours; mean over seeds {args.seeds}. Time is the",
+        "training loop only (ours: Lightning `fit` without validation; gensim: `train` after `build_vocab`); CPU =",
+        "this process's CPU seconds over the same span, the steadier figure on a shared machine.",
+        "",
+        "| method | wordsim353 ρ | simlex999 ρ | analogy acc | train wall (s) | train CPU (s) | CPU vs gensim |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
+    ])
+    write_section("word2vec-speed", body)
+
+
+if __name__ == "__main__":
+    main()
