@@ -1,10 +1,11 @@
 """Recompute (kexue.fm/archives/7367): peak memory and step time of a deep Transformer encoder, with and without
 ``kexue.callbacks.Recompute`` wrapping each layer (the code path of ``--config recompute``).
 
-Each (config, round) runs in a fresh subprocess: memory is the process's peak RSS during one training step
-(the kernel's high-water mark, reset just before) minus its RSS just before (glibc returns large blocks to the OS, so RSS follows the tensors), beside the exact
-bytes autograd saved for backward (``saved_tensors_hooks``). Time is the median of the timed steps over all
-rounds; the configs alternate so machine load hits both alike.
+Each (config, round) runs in two fresh subprocesses. Memory: the peak RSS during one training step (the kernel's
+high-water mark, reset just before) minus the RSS just before, with large blocks mmap'd so RSS follows the
+tensors, beside the exact bytes autograd saved for backward (``saved_tensors_hooks``). Time: the median of the
+timed steps over all rounds, in a process with the default allocator; the configs alternate so machine load hits
+both alike.
 
 Usage: python benchmarks/recompute.py [--depth 16] [--rounds 3] [--steps 3]
 """
@@ -108,8 +109,15 @@ def main() -> None:
     for _ in range(args.rounds):
         for name in results:
             cmd = [sys.executable, __file__, "--child", name, "--depth", str(args.depth), "--steps", str(args.steps)]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=CHILD_ENV).stdout
-            results[name].append(json.loads(out.strip().splitlines()[-1]))
+            # Memory from a child with mmap'd large blocks (RSS follows the tensors); time from a child with
+            # glibc's default allocator, as users run it: there every freed block would go back to the kernel and
+            # each new one fault its pages in again, which costs recompute (it allocates the activations twice)
+            # more than the plain step.
+            memory = subprocess.run(cmd, capture_output=True, text=True, check=True, env=CHILD_ENV).stdout
+            timing = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            run = json.loads(memory.strip().splitlines()[-1])
+            run.update({k: v for k, v in json.loads(timing.strip().splitlines()[-1]).items() if k in ("times", "cpu")})
+            results[name].append(run)
     rows, summary = [], {}
     for name, runs in results.items():
         peak = statistics.median(r["peak"] for r in runs) / 2**20
@@ -135,8 +143,9 @@ def main() -> None:
             "with `MALLOC_MMAP_THRESHOLD_=131072` so freed tensors leave RSS "
             f"(median of {args.rounds} fresh processes), gradients included (fixed: one float per parameter); saved = "
             "bytes autograd keeps for backward (exact, a tensor saved by two ops counts twice); step = "
-            f"median wall time of {args.rounds}x{args.steps} steps, one torch thread; CPU = its process time (steadier "
-            "than wall time on a shared machine).",
+            f"median wall time of {args.rounds}x{args.steps} steps in other fresh processes with the default allocator "
+            "(the mmap setting makes every allocation fault its pages in again, which taxes recompute's second "
+            "forward), one torch thread; CPU = its process time (steadier than wall time on a shared machine).",
             "",
             "| config | peak step memory (MiB) | of which not gradients (MiB) | saved for backward (MiB) "
             "| step wall (ms) | step CPU (ms) |",
