@@ -33,7 +33,8 @@ class MultilabelClassifier(TextClassifier):
         labels: label names in index order (linked from the datamodule by the task).
         loss: ``"zlpr"`` or ``"bce"``.
         others: as in :class:`TextClassifier` (``encoder``, ``ngrams``, ``num_buckets``, ``max_length``,
-            ``embed_dim``, ``hidden_dim``, ``kernel_sizes``, ``pool``, ``dropout``, ``lr``, ``weight_decay``).
+            ``embed_dim``, ``hidden_dim``, ``kernel_sizes``, ``pool``, ``dropout``, ``lr``, ``weight_decay``,
+            ``embed_init_std``).
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class MultilabelClassifier(TextClassifier):
         loss: Literal["zlpr", "bce"] = "zlpr",
         lr: float = 3e-3,
         weight_decay: float = 0.0,
+        embed_init_std: float | None = None,
     ) -> None:
         if loss not in ("zlpr", "bce"):
             raise ValueError(f"unknown loss {loss!r}: expected 'zlpr' or 'bce'")
@@ -71,6 +73,7 @@ class MultilabelClassifier(TextClassifier):
             0.6,
             lr,
             weight_decay,
+            embed_init_std,
         )
         self.save_hyperparameters()  # again, from this frame: updates the parent's with this class's arguments
         for saved in (self.hparams, self._hparams_initial):  # the parent's margin is not an argument here

@@ -39,6 +39,11 @@ class TextClassifier(L.LightningModule):
         margin: ``m`` of the threshold loss.
         lr: AdamW learning rate (``--optimizer`` on the CLI replaces the whole optimizer).
         weight_decay: AdamW weight decay.
+        embed_init_std: standard deviation of the normal initialisation of the n-gram embeddings
+            (padding row kept at zero); ``None`` keeps PyTorch's ``N(0, 1)``. For ``encoder="mean"`` a
+            small value (``0.01``) matters: with ``N(0, 1)`` rows the mean of a short text's few
+            n-grams starts as a large random vector that the head fits and the data must then undo,
+            and the model overfits before it generalises (BENCHMARKS.md, section sentiment).
     """
 
     def __init__(
@@ -57,6 +62,7 @@ class TextClassifier(L.LightningModule):
         margin: float = 0.6,
         lr: float = 1e-2,
         weight_decay: float = 0.0,
+        embed_init_std: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -68,6 +74,13 @@ class TextClassifier(L.LightningModule):
             self.encoder = RecurrentEncoder(num_buckets, embed_dim, hidden_dim, encoder, dropout)
         else:
             raise ValueError(f"unknown encoder {encoder!r}: expected 'mean', 'cnn', 'gru' or 'lstm'")
+        if embed_init_std is not None:
+            if embed_init_std < 0:
+                raise ValueError(f"model.embed_init_std must be >= 0, got {embed_init_std}")
+            embedding: nn.Embedding = self.encoder.embedding
+            with torch.no_grad():
+                nn.init.normal_(embedding.weight, std=embed_init_std)
+                embedding.weight[embedding.padding_idx].zero_()
         self.head = nn.Linear(self.encoder.output_dim, len(labels))
         self.loss_fn = classification_loss(loss, margin)
         C = len(labels)
