@@ -191,3 +191,21 @@ def test_lamost_run_with_balanced_weights() -> None:
     assert "test/f1 " in proc.stdout and "test/acc " in proc.stdout
     figures = {p.name for p in Path().glob("runs/spectra/**/figures/*.png")}
     assert {"data_spectra.png", "test_confusion_matrix.png"} <= figures, figures
+
+
+def test_recommended_ucr_configs_build() -> None:
+    """Every conf/spectra_<set>.yaml names a shipped UCR set and only valid model/data/trainer keys."""
+    import yaml
+    from lightning import Trainer
+
+    from kexue.datamodules.spectra import UCR_DATASETS
+
+    paths = sorted((Path(__file__).parent.parent / "conf").glob("spectra_*.yaml"))
+    assert {p.stem for p in paths} >= {"spectra_acsf1", "spectra_arrowhead"}
+    for path in paths:
+        cfg = yaml.safe_load(path.read_text())
+        assert set(cfg) <= {"trainer", "model", "data"}, path
+        assert cfg["data"]["dataset"] in UCR_DATASETS, path
+        SpectraClassifier(**cfg.get("model", {}))  # an unknown key raises TypeError
+        SpectraDataModule(**cfg["data"])
+        Trainer(**cfg.get("trainer", {}), logger=False, enable_checkpointing=False, enable_progress_bar=False)
