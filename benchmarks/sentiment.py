@@ -90,7 +90,7 @@ def linear_baselines() -> list[Row]:
         xs = [vec.fit_transform(texts[0]), vec.transform(texts[1]), vec.transform(texts[2])]
         if n == 2:
             _, v, a, f = fit(*xs, (1.0,))
-            rows.append((f"TF-IDF char 1-2-gram + LR (C=1, the issue's baseline)", v, a, f, time.perf_counter() - start))
+            rows.append(("TF-IDF char 1-2-gram + LR (C=1, the issue's baseline)", v, a, f, time.perf_counter() - start))
         c, v, a, f = fit(*xs, C_GRID)
         rows.append((f"TF-IDF char 1-{n}-gram + LR (C={c:g}, tuned on val)", v, a, f, time.perf_counter() - start))
     for n in (2, 3):
