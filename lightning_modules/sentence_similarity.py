@@ -19,69 +19,13 @@ from torch import Tensor, nn
 
 from kexue.losses import AMSoftmaxLoss, SoftmaxLoss
 from kexue.metrics import RetrievalTopK
+from kexue.nn import RecurrentEncoder
+from kexue.optim import PiecewiseLinearLR
 from kexue.text import hash_tokens
 
 Batch = tuple[list[str], Tensor]
 KS = (1, 5, 10)
 _END = "\x03"  # pads the bigram of a sentence's last character, so it never hashes like the character alone
-
-
-class SentenceEncoder(nn.Module):
-    """Hashed feature embeddings summed per character, a bidirectional GRU/LSTM, pooling over time.
-
-    Args:
-        num_buckets: embedding rows (hash buckets; id 0 is padding).
-        embed_dim: ``E``, the embedding size.
-        hidden_dim: ``H``, RNN size per direction.
-        cell: ``"gru"`` (the post) or ``"lstm"``.
-        pooling: ``"mean"`` or ``"max"`` over the unpadded steps, or ``"last"`` (the final states of both
-            directions, the post's choice).
-        skip: pool over ``[RNN state; embedding]`` per character instead of the RNN state alone, so the
-            vector keeps the bag of characters/bigrams beside the context the RNN adds (not with ``"last"``).
-        dropout: dropout on the embeddings and on the pooled vector.
-
-    ``forward(ids (B, T, G)) -> (B, D)`` with ``G`` hashed features per character (summed) and
-    ``D = 2H`` (``2H + E`` with ``skip``).
-    """
-
-    def __init__(
-        self,
-        num_buckets: int,
-        embed_dim: int,
-        hidden_dim: int,
-        cell: Literal["gru", "lstm"] = "gru",
-        pooling: Literal["mean", "max", "last"] = "mean",
-        skip: bool = False,
-        dropout: float = 0.1,
-    ) -> None:
-        super().__init__()
-        if pooling not in ("mean", "max", "last") or (skip and pooling == "last"):
-            raise ValueError(f"model.pooling must be 'mean', 'max' or 'last' (not with skip), got {pooling!r}")
-        self.embedding = nn.Embedding(num_buckets, embed_dim, padding_idx=0)
-        self.rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell](embed_dim, hidden_dim, batch_first=True, bidirectional=True)
-        self.dropout = nn.Dropout(dropout)
-        self.pooling, self.skip = pooling, skip
-        self.output_dim = 2 * hidden_dim + (embed_dim if skip else 0)
-
-    def forward(self, ids: Tensor) -> Tensor:
-        B, T, _ = ids.shape
-        mask = ids[..., 0] > 0  # (B, T)
-        lengths = mask.sum(1).clamp(min=1)  # (B,)
-        x = self.dropout(self.embedding(ids).sum(2))  # (B, T, E)
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        h, last = self.rnn(packed)
-        if self.pooling == "last":
-            last = last[0] if isinstance(last, tuple) else last  # LSTM: (h_n, c_n)
-            return self.dropout(torch.cat([last[0], last[1]], dim=-1))  # (B, 2H): forward end, backward start
-        h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=T)  # (B, T, 2H)
-        if self.skip:
-            h = torch.cat([h, x], dim=-1)  # (B, T, D)
-        keep = mask.unsqueeze(-1)  # (B, T, 1)
-        if self.pooling == "max":
-            pooled = h.masked_fill(~keep, float("-inf")).amax(1)
-        else:
-            pooled = (h * keep).sum(1) / lengths[:, None]
-        return self.dropout(pooled)  # (B, D)
 
 
 def sentence_features(text: str, max_length: int, num_buckets: int, bigrams: bool) -> list[list[int]]:
@@ -112,7 +56,7 @@ class SentenceSimilarity(L.LightningModule):
         margin: ``m`` of AM-Softmax (the post: 0.35); 0 gives the normalised softmax without margin.
         cell: ``"gru"`` (the post) or ``"lstm"``, bidirectional.
         pooling: ``"mean"`` or ``"max"`` over the characters, or ``"last"`` (final states, as in the post).
-        skip: pool over ``[RNN state; embedding]`` per character (see :class:`SentenceEncoder`).
+        skip: pool over ``[RNN state; embedding]`` per character (see :class:`kexue.nn.RecurrentEncoder`).
         bigrams: add the hashed embedding of the bigram each character starts to its own (:func:`sentence_features`).
         num_buckets: hash buckets for characters and bigrams (embedding rows).
         max_length: characters kept per sentence.
@@ -158,7 +102,7 @@ class SentenceSimilarity(L.LightningModule):
                 f"got {scale}, {margin}, {neighbours}, {warmup}"
             )
         self.save_hyperparameters()
-        self.encoder = SentenceEncoder(num_buckets, embed_dim, hidden_dim, cell, pooling, skip, dropout)
+        self.encoder = RecurrentEncoder(num_buckets, embed_dim, hidden_dim, cell, dropout, pooling, skip)
         self.loss_fn: nn.Module | None = self._make_loss(num_classes) if num_classes else None
         self.val_retrieval, self.test_retrieval = RetrievalTopK(KS), RetrievalTopK(KS)
         self._gallery: tuple[list[str], Tensor] | None = None
@@ -185,7 +129,7 @@ class SentenceSimilarity(L.LightningModule):
         return ids.to(self.device)
 
     def forward(self, texts: list[str]) -> Tensor:
-        """Unit sentence vectors ``(B, D)`` of raw ``texts`` (``D``: :attr:`SentenceEncoder.output_dim`)."""
+        """Unit sentence vectors ``(B, D)`` of raw ``texts`` (``D``: the encoder's ``output_dim``)."""
         return F.normalize(self.encoder(self.featurize(texts)), dim=-1)  # (B, D)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
@@ -236,11 +180,9 @@ class SentenceSimilarity(L.LightningModule):
         optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warm = math.ceil(hp.warmup * total)
-
-        def multiplier(step: int) -> float:  # linear warm-up, then linear decay to 0 (or constant)
-            if step < warm:
-                return (step + 1) / warm
-            return max(0.0, 1 - (step - warm) / max(1, total - warm)) if hp.decay else 1.0
-
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+        # Linear warm-up reaching 1 at step `warm` - 1, then (with `decay`) linear decay to 0 at the last step.
+        points = {0: 1 / warm, warm - 1: 1.0} if warm else {0: 1.0}
+        if hp.decay:
+            points.update({warm: 1.0, total: 0.0})
+        schedule = PiecewiseLinearLR(optimizer, points)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

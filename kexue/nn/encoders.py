@@ -3,7 +3,7 @@
 - :class:`MeanEmbeddingEncoder`: the "average the word vectors" baseline of SVD分解(三)
   (https://kexue.fm/archives/4233), fastText-style when fed char 1-2-gram ids.
 - :class:`ConvEncoder`: a small multi-width CNN with masked max- or mean-over-time pooling.
-- :class:`RecurrentEncoder`: a bidirectional GRU/LSTM with masked max-pooling.
+- :class:`RecurrentEncoder`: a bidirectional GRU/LSTM with masked max-, mean- or last-state pooling.
 - :class:`CharTokenEncoder`: per-character vectors ``(B, T, D)`` for sequence labelling (no pooling).
 """
 
@@ -83,35 +83,61 @@ class ConvEncoder(nn.Module):
 
 
 class RecurrentEncoder(nn.Module):
-    """Embedding, bidirectional GRU or LSTM over the unpadded steps, masked max-pool over time.
+    """Embedding, bidirectional GRU or LSTM over the unpadded steps, then pooling over time.
 
     Args:
         num_embeddings: vocabulary or hash-bucket count (id 0 is padding).
-        embed_dim: embedding size.
-        hidden_dim: hidden size per direction; output size ``D = 2 * hidden_dim``.
+        embed_dim: embedding size ``E``.
+        hidden_dim: hidden size per direction ``H``; output size ``D = 2H`` (``2H + E`` with ``skip``).
         cell: ``"gru"`` or ``"lstm"``.
         dropout: dropout on the embeddings and on the pooled vector.
+        pooling: ``"max"`` or ``"mean"`` over the unpadded steps, or ``"last"``: the final states of both
+            directions (the sentence vector of 基于GRU和AM-Softmax的句子相似度模型, kexue.fm/archives/5743).
+        skip: pool over ``[RNN state; embedding]`` per step, so the vector keeps the bag of embeddings beside
+            the context the RNN adds (not with ``"last"``).
+
+    ``forward(ids)``: ``(B, T)`` ids, or ``(B, T, G)`` with ``G`` hashed features per step whose embeddings are
+    summed (padding: feature 0 is id 0) -> ``(B, D)``.
     """
 
     def __init__(
-        self, num_embeddings: int, embed_dim: int = 64, hidden_dim: int = 64, cell: str = "gru", dropout: float = 0.3
+        self,
+        num_embeddings: int,
+        embed_dim: int = 64,
+        hidden_dim: int = 64,
+        cell: str = "gru",
+        dropout: float = 0.3,
+        pooling: str = "max",
+        skip: bool = False,
     ) -> None:
         super().__init__()
+        if pooling not in ("max", "mean", "last") or (skip and pooling == "last"):
+            raise ValueError(f"pooling must be 'max', 'mean' or 'last' (not with skip), got {pooling!r}")
         self.embedding = nn.Embedding(num_embeddings, embed_dim, padding_idx=0)
         rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell]
         self.rnn = rnn(embed_dim, hidden_dim, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(dropout)
-        self.output_dim = 2 * hidden_dim
+        self.pooling, self.skip = pooling, skip
+        self.output_dim = 2 * hidden_dim + (embed_dim if skip else 0)
 
     def forward(self, ids: Tensor) -> Tensor:
-        B, T = ids.shape
-        lengths = (ids > 0).sum(1).clamp(min=1)  # (B,)
-        x = self.dropout(self.embedding(ids))  # (B, T, E)
+        B, T = ids.shape[:2]
+        mask = (ids if ids.dim() == 2 else ids[..., 0]) > 0  # (B, T)
+        lengths = mask.sum(1).clamp(min=1)  # (B,)
+        x = self.embedding(ids)
+        x = self.dropout(x if ids.dim() == 2 else x.sum(2))  # (B, T, E)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        h, _ = self.rnn(packed)
+        h, last = self.rnn(packed)
+        if self.pooling == "last":
+            last = last[0] if isinstance(last, tuple) else last  # LSTM: (h_n, c_n)
+            return self.dropout(torch.cat([last[0], last[1]], dim=-1))  # (B, 2H): forward end, backward start
         h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=T)  # (B, T, 2H)
+        if self.skip:
+            h = torch.cat([h, x], dim=-1)  # (B, T, D)
         pad = (torch.arange(T, device=ids.device)[None, :] >= lengths[:, None]).unsqueeze(-1)  # (B, T, 1)
-        return self.dropout(h.masked_fill(pad, float("-inf")).amax(1))  # (B, 2H)
+        if self.pooling == "max":
+            return self.dropout(h.masked_fill(pad, float("-inf")).amax(1))  # (B, D)
+        return self.dropout(h.masked_fill(pad, 0.0).sum(1) / lengths[:, None])  # (B, D)
 
 
 class CharTokenEncoder(nn.Module):
