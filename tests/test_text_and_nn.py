@@ -54,8 +54,9 @@ def test_ngrams_and_hashing_are_stable() -> None:
 @pytest.mark.parametrize(
     "encoder",
     [MeanEmbeddingEncoder(50, 8), ConvEncoder(50, 8, 4, (2, 3), pool="max"), ConvEncoder(50, 8, 4, (1, 3), pool="mean"),
-     RecurrentEncoder(50, 8, 4, "gru"), RecurrentEncoder(50, 8, 4, "lstm")],
-    ids=["mean", "cnn-max", "cnn-mean", "gru", "lstm"],
+     RecurrentEncoder(50, 8, 4, "gru"), RecurrentEncoder(50, 8, 4, "lstm"),
+     RecurrentEncoder(50, 8, 4, "gru", pooling="mean", skip=True), RecurrentEncoder(50, 8, 4, "lstm", pooling="last")],
+    ids=["mean", "cnn-max", "cnn-mean", "gru", "lstm", "gru-mean-skip", "lstm-last"],
 )
 def test_padding_does_not_change_the_encoding(encoder: torch.nn.Module) -> None:
     encoder.eval()
@@ -64,3 +65,15 @@ def test_padding_does_not_change_the_encoding(encoder: torch.nn.Module) -> None:
     out = encoder(padded)
     assert out.shape == (2, encoder.output_dim)
     torch.testing.assert_close(encoder(short)[0], out[0])
+
+
+def test_recurrent_encoder_sums_feature_embeddings() -> None:
+    """``(B, T, G)`` ids: the embeddings of a step's G features are summed, exactly as one id whose row is the sum."""
+    enc = RecurrentEncoder(50, 8, 4, "gru", dropout=0.0, pooling="mean").eval()
+    ids = torch.tensor([[[5, 9], [6, 10], [0, 0]]])  # (1, 3, 2), last step padding
+    summed = RecurrentEncoder(50, 8, 4, "gru", dropout=0.0, pooling="mean").eval()
+    summed.load_state_dict(enc.state_dict())
+    with torch.no_grad():
+        summed.embedding.weight[40] = enc.embedding.weight[5] + enc.embedding.weight[9]
+        summed.embedding.weight[41] = enc.embedding.weight[6] + enc.embedding.weight[10]
+    torch.testing.assert_close(enc(ids), summed(torch.tensor([[40, 41]])))
