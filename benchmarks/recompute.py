@@ -110,9 +110,7 @@ def main() -> None:
         for name in results:
             cmd = [sys.executable, __file__, "--child", name, "--depth", str(args.depth), "--steps", str(args.steps)]
             # Memory from a child with mmap'd large blocks (RSS follows the tensors); time from a child with
-            # glibc's default allocator, as users run it: there every freed block would go back to the kernel and
-            # each new one fault its pages in again, which costs recompute (it allocates the activations twice)
-            # more than the plain step.
+            # glibc's default allocator, as users run it.
             memory = subprocess.run(cmd, capture_output=True, text=True, check=True, env=CHILD_ENV).stdout
             timing = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             run = json.loads(memory.strip().splitlines()[-1])
@@ -144,8 +142,7 @@ def main() -> None:
             f"(median of {args.rounds} fresh processes), gradients included (fixed: one float per parameter); saved = "
             "bytes autograd keeps for backward (exact, a tensor saved by two ops counts twice); step = "
             f"median wall time of {args.rounds}x{args.steps} steps in other fresh processes with the default allocator "
-            "(the mmap setting makes every allocation fault its pages in again, which taxes recompute's second "
-            "forward), one torch thread; CPU = its process time (steadier than wall time on a shared machine).",
+            "(as users run it), one torch thread; CPU = its process time (steadier than wall time on a shared machine).",
             "",
             "| config | peak step memory (MiB) | of which not gradients (MiB) | saved for backward (MiB) "
             "| step wall (ms) | step CPU (ms) |",
