@@ -200,7 +200,7 @@ class Word2Vec(WordVectorModule):
         min_lr_ratio: final learning rate as a share of ``lr``.
         share_noise: skip-gram pairs that share one draw of ``K`` noise words (1: word2vec's independent
             draws per pair). Sharing keeps the expected gradient and turns the noise scores into small matrix
-            products: 8 trained 2.1x faster than 1 at the same quality (BENCHMARKS.md, word2vec training time).
+            products: 8 trained 2.5x faster than 1 at the same quality (BENCHMARKS.md, word2vec training time).
         train_threads: torch intra-op threads while training on the CPU (restored afterwards; ``None``: leave
             them). A step is many small gathers and scatters, which split badly across threads: an epoch of the
             default task took 5.6 s with 1 thread and 23.4 s with 2 on a 2-core machine with other jobs running.
