@@ -87,10 +87,13 @@ def hash_tokens(tokens: Iterable[str], num_buckets: int) -> list[int]:
     return [zlib.crc32(t.encode("utf-8")) % (num_buckets - 1) + 1 for t in tokens]
 
 
-def pad_sequences(seqs: Sequence[Sequence[int]], min_length: int = 1) -> Tensor:
-    """Right-pad integer sequences with 0 into a ``(B, T)`` LongTensor, ``T = max(len, min_length)``."""
+def pad_sequences(seqs: Sequence[Sequence[int] | Sequence[Sequence[int]]], min_length: int = 1) -> Tensor:
+    """Right-pad integer sequences with 0 into a ``(B, T)`` LongTensor, ``T = max(len, min_length)``; sequences
+    of ``G``-id rows (hashed features per step) give ``(B, T, G)``."""
     width = max([min_length, *map(len, seqs)])
-    out = torch.zeros(len(seqs), width, dtype=torch.long)  # (B, T)
+    first = next((seq for seq in seqs if len(seq)), [0])
+    features = (len(first[0]),) if isinstance(first[0], (list, tuple)) else ()
+    out = torch.zeros(len(seqs), width, *features, dtype=torch.long)  # (B, T) or (B, T, G)
     for i, seq in enumerate(seqs):
         out[i, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
     return out

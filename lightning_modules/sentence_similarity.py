@@ -21,22 +21,20 @@ from kexue.losses import AMSoftmaxLoss, SoftmaxLoss
 from kexue.metrics import RetrievalTopK
 from kexue.nn import RecurrentEncoder
 from kexue.optim import PiecewiseLinearLR
-from kexue.text import hash_tokens
+from kexue.text import char_features, pad_sequences
 
 Batch = tuple[list[str], Tensor]
 KS = (1, 5, 10)
-_END = "\x03"  # pads the bigram of a sentence's last character, so it never hashes like the character alone
 
 
 def sentence_features(text: str, max_length: int, num_buckets: int, bigrams: bool) -> list[list[int]]:
     """Hashed ids ``(T, G)`` of one sentence: per character its id and, with ``bigrams``, the id of the bigram it
-    starts (``G = 2``); ``T = min(len(text), max_length)``, at least one step (an empty text is one padding step)."""
-    text = text[:max_length]
-    chars = hash_tokens(text, num_buckets)
-    if not bigrams:
-        return [[c] for c in chars] or [[0]]
-    pairs = hash_tokens((a + b for a, b in zip(text, text[1:] + _END)), num_buckets)
-    return [list(f) for f in zip(chars, pairs)] or [[0, 0]]
+    starts (``G = 2``; :func:`kexue.text.char_features` without the bigram that ends there);
+    ``T = min(len(text), max_length)``, at least one step (an empty text is one padding step)."""
+    rows = char_features(text[:max_length], num_buckets, bigrams)
+    if bigrams:
+        rows = [[row[0], row[2]] for row in rows]
+    return rows or [[0] * (2 if bigrams else 1)]
 
 
 class SentenceSimilarity(L.LightningModule):
@@ -123,10 +121,7 @@ class SentenceSimilarity(L.LightningModule):
         """Hashed ids ``(B, T, G)`` of ``texts`` (:func:`sentence_features`); 0 is padding."""
         hp = self.hparams
         rows = [sentence_features(t, hp.max_length, hp.num_buckets, hp.bigrams) for t in texts]
-        ids = torch.zeros(len(rows), max(map(len, rows)), len(rows[0][0]), dtype=torch.long)  # (B, T, G)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        return ids.to(self.device)
+        return pad_sequences(rows).to(self.device)  # (B, T, G)
 
     def forward(self, texts: list[str]) -> Tensor:
         """Unit sentence vectors ``(B, D)`` of raw ``texts`` (``D``: the encoder's ``output_dim``)."""

@@ -49,6 +49,7 @@ def test_ngrams_and_hashing_are_stable() -> None:
     assert hash_tokens(["很"], 1000) == [ids[0]]  # CRC-32, not the per-process salted hash()
     assert pad_sequences([[1, 2], [3]]).tolist() == [[1, 2], [3, 0]]
     assert pad_sequences([[1]], min_length=3).shape == (1, 3)
+    assert pad_sequences([[[1, 2], [3, 4]], [[5, 6]]]).tolist() == [[[1, 2], [3, 4]], [[5, 6], [0, 0]]]  # (B, T, G)
 
 
 @pytest.mark.parametrize(
