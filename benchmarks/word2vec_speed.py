@@ -21,21 +21,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
+from word_vectors import scores as _scores  # noqa: E402  (the whole-run benchmark's scoring, same word lists)
 
 from _report import machine, write_section  # noqa: E402
-from kexue.corpus import gensim_test_file  # noqa: E402
 from kexue.datamodules.word_vectors import SkipGramDataModule, embedded_corpus  # noqa: E402
 from kexue.lightning_modules.word_vectors import Word2Vec  # noqa: E402
-from kexue.vectors import analogy_accuracy, read_analogies, read_word_pairs, word_similarity  # noqa: E402
-
-WORDSIM, SIMLEX = (read_word_pairs(gensim_test_file(f)) for f in ("wordsim353.tsv", "simlex999.txt"))
-ANALOGIES = read_analogies(gensim_test_file("questions-words.txt"))
 
 
 def scores(vectors: torch.Tensor, words: list[str]) -> tuple[float, float, float]:
-    vectors = vectors.detach().float()
-    return (word_similarity(vectors, words, WORDSIM)[0], word_similarity(vectors, words, SIMLEX)[0],
-            analogy_accuracy(vectors, words, ANALOGIES)[0])
+    """wordsim353 / simlex999 Spearman and analogy accuracy of ``vectors`` (V, D)."""
+    result = _scores(words, vectors.detach().float())
+    return result["wordsim353"], result["simlex999"], result["analogy"]
 
 
 class TrainClock(L.Callback):
