@@ -1,13 +1,14 @@
 """Recompute (kexue.fm/archives/7367): peak memory and step time of a deep Transformer encoder, with and without
-``kexue.callbacks.Recompute`` wrapping each layer (the code path of ``--config recompute``).
+``kexue.callbacks.Recompute`` wrapping each layer (the code path of ``--config recompute``), and with its
+``keep_last`` leaving the last k layers un-checkpointed.
 
-Each (config, round) runs in two fresh subprocesses. Memory: the peak RSS during one training step (the kernel's
+Memory: each config in its own fresh subprocess per round, the peak RSS during one training step (the kernel's
 high-water mark, reset just before) minus the RSS just before, with large blocks mmap'd so RSS follows the
-tensors, beside the exact bytes autograd saved for backward (``saved_tensors_hooks``). Time: the median of the
-timed steps over all rounds, in a process with the default allocator; the configs alternate so machine load hits
-both alike.
+tensors, beside the exact bytes autograd saved for backward (``saved_tensors_hooks``). Time: one fresh process per
+round with the default allocator holds every config's model (same initial weights) and steps them in turn, so a
+slow spell of a shared machine hits all configs alike; the median over all rounds.
 
-Usage: python benchmarks/recompute.py [--depth 16] [--rounds 3] [--steps 3]
+Usage: python benchmarks/recompute.py [--depth 16] [--rounds 3] [--steps 5] [--batch 8] [--keep-last 3] [--save attention,down_proj]
 """
 
 from __future__ import annotations
@@ -54,27 +55,36 @@ def peak_rss_bytes() -> int:
     return int(line.split()[1]) * 1024  # kB
 
 
-def child(depth: int, recompute: bool, steps: int) -> dict:
-    torch.set_num_threads(1)  # one thread: CPU time measures the work, whatever else loads the machine
+Config = tuple[int, tuple[str, ...]] | None  # (keep_last, save) of wrap_recompute, None for no recompute
+
+
+def make(depth: int, config: Config) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The encoder (seeded: every config starts from the same weights) with recompute unless ``config`` is None."""
     torch.manual_seed(0)
     model = build(depth).train()
-    if recompute:
+    if config is not None:
         from kexue.callbacks import wrap_recompute
 
-        wrap_recompute(model, "layers.*")
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+        wrap_recompute(model, "layers.*", *config)
+    return model, torch.optim.SGD(model.parameters(), lr=1e-3)
+
+
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, inputs: torch.Tensor) -> None:
+    """One SGD step; ``zero_grad`` sets the gradients to None (Lightning's default), so the step allocates them."""
+    opt.zero_grad()
+    model(inputs).pow(2).mean().backward()
+    opt.step()
+
+
+def memory_child(depth: int, config: Config) -> dict:
+    torch.set_num_threads(1)
+    model, opt = make(depth, config)
     x = torch.randn(SHAPE["batch"], SHAPE["seq"], SHAPE["d_model"])
-
-    def step(inputs: torch.Tensor) -> None:
-        opt.zero_grad()
-        model(inputs).pow(2).mean().backward()
-        opt.step()
-
-    step(x[:1, :8])  # warm up libraries and the allocator on a tiny batch
-    opt.zero_grad()  # the step's peak then includes allocating the gradients
+    train_step(model, opt, x[:1, :8])  # warm up libraries and the allocator on a tiny batch
+    opt.zero_grad()
     reset_peak_rss()
     before = rss_bytes()
-    step(x)
+    train_step(model, opt, x)
     peak = peak_rss_bytes() - before
     saved = 0
 
@@ -85,76 +95,129 @@ def child(depth: int, recompute: bool, steps: int) -> dict:
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         model(x).pow(2).mean().backward()
-    times, cpu = [], []
-    for _ in range(steps):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        step(x)
-        times.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
     grads = sum(p.numel() * p.element_size() for p in model.parameters())
-    return {"peak": peak, "saved": saved, "times": times, "cpu": cpu, "grads": grads}
+    return {"peak": peak, "saved": saved, "grads": grads}
+
+
+def timing_child(depth: int, configs: list[Config], steps: int) -> dict:
+    torch.set_num_threads(1)  # one thread: CPU time measures the work, whatever else loads the machine
+    models = [make(depth, k) for k in configs]
+    x = torch.randn(SHAPE["batch"], SHAPE["seq"], SHAPE["d_model"])
+    for model, opt in models:
+        train_step(model, opt, x)  # warm up
+    times: list[list[float]] = [[] for _ in configs]
+    cpu: list[list[float]] = [[] for _ in configs]
+    for _ in range(steps):
+        for i, (model, opt) in enumerate(models):  # in turn: load spells hit every config
+            start, start_cpu = time.perf_counter(), time.process_time()
+            train_step(model, opt, x)
+            times[i].append(time.perf_counter() - start)
+            cpu[i].append(time.process_time() - start_cpu)
+    return {"times": times, "cpu": cpu}
+
+
+def label(config: Config) -> str:
+    if config is None:
+        return "plain"
+    keep_last, save = config
+    return "recompute" + (f", keep_last={keep_last}" if keep_last else "") + (f", save={list(save)}" if save else "")
+
+
+def encode(config: Config) -> str:
+    return "plain" if config is None else f"{config[0]}:{'+'.join(config[1])}"
+
+
+def decode(text: str) -> Config:
+    if text == "plain":
+        return None
+    keep_last, save = text.split(":")
+    return int(keep_last), tuple(s for s in save.split("+") if s)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--depth", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=SHAPE["batch"])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--child", choices=["plain", "recompute"])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--keep-last", default="3", help="comma-separated keep_last values besides 0")
+    parser.add_argument("--save", default="attention,down_proj", help="a save list to measure ('' for none)")
+    parser.add_argument("--child", choices=["memory", "timing"])
+    parser.add_argument("--configs", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    SHAPE["batch"] = args.batch
+    keeps = [int(k) for k in args.keep_last.split(",") if k.strip() and int(k) != 0]
+    save = tuple(s for s in args.save.split(",") if s)
+    configs: list[Config] = [None, (0, ()), *((k, ()) for k in keeps), *([(0, save)] if save else [])]
     if args.child:
-        print(json.dumps(child(args.depth, args.child == "recompute", args.steps)))
+        chosen = [decode(c) for c in args.configs.split(",")]
+        result = memory_child(args.depth, chosen[0]) if args.child == "memory" else (
+            timing_child(args.depth, chosen, args.steps))
+        print(json.dumps(result))
         return
-    results: dict[str, list[dict]] = {"plain": [], "recompute": []}
+    code = ",".join(encode(c) for c in configs)
+    base = [sys.executable, __file__, "--depth", str(args.depth), "--steps", str(args.steps), "--batch", str(args.batch)]
+    memory: list[list[dict]] = [[] for _ in configs]
+    times: list[list[float]] = [[] for _ in configs]
+    cpu: list[list[float]] = [[] for _ in configs]
     for _ in range(args.rounds):
-        for name in results:
-            cmd = [sys.executable, __file__, "--child", name, "--depth", str(args.depth), "--steps", str(args.steps)]
-            # Memory from a child with mmap'd large blocks (RSS follows the tensors); time from a child with
-            # glibc's default allocator, as users run it.
-            memory = subprocess.run(cmd, capture_output=True, text=True, check=True, env=CHILD_ENV).stdout
-            timing = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            run = json.loads(memory.strip().splitlines()[-1])
-            run.update({k: v for k, v in json.loads(timing.strip().splitlines()[-1]).items() if k in ("times", "cpu")})
-            results[name].append(run)
-    rows, summary = [], {}
-    for name, runs in results.items():
-        peak = statistics.median(r["peak"] for r in runs) / 2**20
-        saved = runs[0]["saved"] / 2**20
-        step = statistics.median(t for r in runs for t in r["times"])
-        cpu = statistics.median(t for r in runs for t in r["cpu"])
-        grads = runs[0]["grads"] / 2**20
-        summary[name] = (peak, saved, step, cpu)
-        rows.append(
-            f"| {name} | {peak:.0f} | {peak - grads:.0f} | {saved:.1f} | {step * 1000:.0f} | {cpu * 1000:.0f} |"
-        )
-    (p_peak, p_saved, p_step, p_cpu), (r_peak, r_saved, r_step, r_cpu) = summary["plain"], summary["recompute"]
+        for i, k in enumerate(configs):
+            cmd = [*base, "--child", "memory", "--configs", encode(k)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=CHILD_ENV).stdout
+            memory[i].append(json.loads(out.strip().splitlines()[-1]))
+        out = subprocess.run([*base, "--child", "timing", "--configs", code], capture_output=True, text=True,
+                             check=True).stdout
+        timed = json.loads(out.strip().splitlines()[-1])
+        for i in range(len(configs)):
+            times[i] += timed["times"][i]
+            cpu[i] += timed["cpu"][i]
+    grads = memory[0][0]["grads"] / 2**20
+    stats = []
+    for i in range(len(configs)):
+        peak = statistics.median(r["peak"] for r in memory[i]) / 2**20
+        saved = memory[i][0]["saved"] / 2**20
+        stats.append((peak, saved, statistics.median(times[i]), statistics.median(cpu[i])))
+    p_peak, p_saved, p_step, p_cpu = stats[0]
+    rows = [
+        f"| {label(k)} | {peak:.1f} | {peak - grads:.1f} | {'n/a' if k and k[1] else f'{saved:.1f}'} "
+        f"| {step * 1000:.0f} | {c * 1000:.0f} "
+        f"| {p_peak / peak:.2f} | {step / p_step:.2f} | {c / p_cpu:.2f} |"
+        for k, (peak, saved, step, c) in zip(configs, stats)
+    ]
     shape = ", ".join(f"{k} {v}" for k, v in SHAPE.items())
+    flags = (f" --batch {args.batch}" if args.batch != 8 else "") + (f" --keep-last {args.keep_last}" if args.keep_last != "3" else "") + (
+        f" --save '{args.save}'" if args.save != "attention,down_proj" else "")
     body = "\n".join(
         [
             "## Recompute (gradient checkpointing, kexue.fm/archives/7367)",
             "",
-            f"`python benchmarks/recompute.py --depth {args.depth} --rounds {args.rounds} --steps {args.steps}` on "
-            f"{machine()}.",
+            f"`python benchmarks/recompute.py --depth {args.depth} --rounds {args.rounds} --steps {args.steps}"
+            f"{flags}` on {machine()}.",
             f"Model: `nn.TransformerEncoder`, {args.depth} layers ({shape}, dropout 0), one SGD step on a "
-            '`(batch, seq, d_model)` input; `recompute` = `kexue.callbacks.wrap_recompute(model, "layers.*")`, what '
-            "`--config recompute` does to a task's encoder. Peak = peak RSS during the step minus RSS before it, "
-            "with `MALLOC_MMAP_THRESHOLD_=131072` so freed tensors leave RSS "
-            f"(median of {args.rounds} fresh processes), gradients included (fixed: one float per parameter); saved = "
-            "bytes autograd keeps for backward (exact, a tensor saved by two ops counts twice); step = "
-            f"median wall time of {args.rounds}x{args.steps} steps in other fresh processes with the default allocator "
-            "(as users run it), one torch thread; CPU = its process time (steadier than wall time on a shared machine).",
+            '`(batch, seq, d_model)` input with `zero_grad(set_to_none=True)`; `recompute` = '
+            '`kexue.callbacks.wrap_recompute(model, "layers.*", keep_last, save)`, what `--config recompute` '
+            "(`Recompute`'s `keep_last` and `save`) does to a task's encoder. Peak = peak RSS during the step minus RSS before it, with "
+            f"`MALLOC_MMAP_THRESHOLD_=131072` so freed tensors leave RSS (median of {args.rounds} fresh processes), "
+            f"gradients included ({grads:.1f} MiB, allocated during the step); saved = bytes autograd keeps for "
+            "backward (exact; a tensor saved by two ops counts twice, weights count; n/a for `save`, whose kept outputs "
+            "bypass autograd's saved tensors). Step = median over "
+            f"{args.rounds} fresh processes x {args.steps} steps of each config, the configs' models held in one "
+            "process and stepped in turn (default allocator, one torch thread); CPU = its process time.",
             "",
-            "| config | peak step memory (MiB) | of which not gradients (MiB) | saved for backward (MiB) "
-            "| step wall (ms) | step CPU (ms) |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| config | peak step memory (MiB) | of which not gradients | saved for backward (MiB) "
+            "| step wall (ms) | step CPU (ms) | memory ÷ | wall × | CPU × |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
             *rows,
             "",
-            f"Recompute: peak memory / {p_peak / r_peak:.1f} ({(p_peak - grads) / (r_peak - grads):.1f} without the "
-            f"gradients), saved activations / {p_saved / r_saved:.1f}, "
-            f"step time x {r_step / p_step:.2f} wall, x {r_cpu / p_cpu:.2f} CPU (goal: memory down >= 3x at <= 1.35x time).",
+            "Goal (issue 6): memory down >= 3x at <= 1.35x time. A full recompute adds one forward pass. "
+            "`keep_last` skips the recompute of the last layers, whose activations are freed by the backward pass "
+            "before the gradients fill memory; `save` keeps the attention kernels' and the narrowing matmuls' "
+            "outputs (one `(batch, seq, d_model)` tensor each per layer) and recomputes the rest, through a Python "
+            "dispatch mode that costs time per op. Both keep more tensors than a full recompute, which is free only "
+            "while they stay under the gradients' memory: compare the batch sizes.",
         ]
     )
-    write_section("recompute", body)
+    write_section("recompute" if args.batch == 8 else f"recompute_batch{args.batch}", body)
 
 
 if __name__ == "__main__":

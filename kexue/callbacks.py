@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
 from kexue.errors import UsageError
 
@@ -54,9 +54,46 @@ def _forward_below_recompute(module: nn.Module) -> tuple[Callable, str]:
     return module.forward, "forward"
 
 
+_aten = torch.ops.aten
+# Fused attention kernels (one op each; the math fallback decomposes into matmuls and softmax).
+_ATTENTION_OPS = {
+    getattr(_aten, name).default
+    for name in (
+        "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_efficient_attention",
+        "_scaled_dot_product_cudnn_attention",
+    )
+    if hasattr(_aten, name)
+}
+# Matrix products and the positions of their two factors in the op's arguments.
+_MATMUL_OPS = {_aten.mm.default: 0, _aten.bmm.default: 0, _aten.addmm.default: 1, _aten.baddbmm.default: 1}
+SAVE_GROUPS = ("attention", "down_proj")
+
+
+def _save_policy(groups: tuple[str, ...]) -> Callable:
+    """The selective-checkpoint policy keeping the outputs of ``groups`` (see :class:`Recompute`)."""
+
+    def policy(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> CheckpointPolicy:
+        if "attention" in groups and op in _ATTENTION_OPS:
+            return CheckpointPolicy.MUST_SAVE
+        if "down_proj" in groups and op in _MATMUL_OPS:
+            first = _MATMUL_OPS[op]
+            a, b = args[first], args[first + 1]
+            if b.shape[-1] < a.shape[-1]:  # (m, k) @ (k, n) with n < k: most work per saved number
+                return CheckpointPolicy.MUST_SAVE
+        return CheckpointPolicy.PREFER_RECOMPUTE
+
+    return policy
+
+
 def _recomputed_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
     inner = self.__dict__["_recompute_inner"]
     if self.training and torch.is_grad_enabled():
+        save = self.__dict__.get("_recompute_save", ())
+        if save:
+            policy = _save_policy(save)
+            kwargs["context_fn"] = lambda: create_selective_checkpoint_contexts(policy)
         return checkpoint(inner, *args, use_reentrant=False, **kwargs)
     return inner(*args, **kwargs)
 
@@ -68,29 +105,65 @@ class Recompute(L.Callback):
     pass (``torch.utils.checkpoint``, non-reentrant): activation memory falls from one copy per block to
     about one block's worth, for roughly one extra forward pass. Eval and no-grad forwards are unchanged.
 
+    ``keep_last`` leaves the last k matched blocks as they are, for less recomputation at the same peak: with
+    ``zero_grad(set_to_none=True)`` (Lightning's default) the gradients are allocated during the backward pass
+    while the activations are freed, so the peak of a checkpointed step comes at its end (all gradients plus one
+    recomputed block), and the last blocks' activations, used first and freed first, fit under it as long as
+    they take less than the gradients do. ``benchmarks/recompute.py --keep-last`` measures where that stops.
+
+    ``save`` makes the checkpoint selective (torch's ``create_selective_checkpoint_contexts``): the outputs of
+    the named kinds of op are kept from the forward pass and only the rest is recomputed.
+    ``"attention"`` keeps fused attention kernels' outputs (one ``(B, T, d)`` tensor and a ``(B, heads, T)``
+    log-sum-exp per block), ``"down_proj"`` the outputs of matrix products ``(m, k) @ (k, n)`` with ``n < k``,
+    such as a Transformer's second feed-forward layer: each saved number spares ``k`` multiply-adds, the most
+    of any product in the block. Each kind keeps about one more input-sized tensor per block.
+
     Args:
         modules: fnmatch pattern(s) of the repeated blocks, e.g. ``"encoder.convs.*"``; nested matches are
             skipped.
+        keep_last: how many of the last matched blocks (in ``named_modules`` order, i.e. registration order) to
+            leave un-checkpointed.
+        save: op kinds whose outputs are kept rather than recomputed, from ``"attention"``, ``"down_proj"``.
     """
 
-    def __init__(self, modules: str | list[str] = "encoder.*") -> None:
+    def __init__(
+        self,
+        modules: str | list[str] = "encoder.*",
+        keep_last: int = 0,
+        save: list[Literal["attention", "down_proj"]] | None = None,
+    ) -> None:
+        if keep_last < 0:
+            raise UsageError(f"Recompute keep_last must be >= 0, got {keep_last}")
+        unknown = sorted(set(save or ()) - set(SAVE_GROUPS))
+        if unknown:
+            raise UsageError(f"Recompute save: unknown {unknown}; choose from {list(SAVE_GROUPS)}")
         self.modules = modules
+        self.keep_last = keep_last
+        self.save = list(save or ())
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        wrap_recompute(pl_module, self.modules)
+        wrap_recompute(pl_module, self.modules, self.keep_last, self.save)
 
 
-def wrap_recompute(model: nn.Module, modules: str | list[str]) -> list[str]:
+def wrap_recompute(
+    model: nn.Module, modules: str | list[str], keep_last: int = 0, save: list[str] | tuple[str, ...] = ()
+) -> list[str]:
     """Wrap the matched submodules' ``forward`` in non-reentrant checkpointing (idempotent); returns their names.
 
-    The wrappers are bound methods stored on each module, so ``copy.deepcopy`` (EMA's averaged model) rebinds
-    them to the copy.
+    The last ``keep_last`` matches (``named_modules`` order) are left alone, and ``save`` names the op kinds
+    kept rather than recomputed (see :class:`Recompute`). The wrappers are bound methods stored on each module,
+    so ``copy.deepcopy`` (EMA's averaged model) rebinds them to the copy.
     """
     found = match_modules(model, modules, outermost=True)
+    if keep_last:
+        if keep_last >= len(found):
+            raise UsageError(f"keep_last={keep_last} leaves none of the {len(found)} matched blocks checkpointed")
+        found = dict(list(found.items())[: len(found) - keep_last])
     for module in found.values():
         if "_recompute_inner" not in module.__dict__:
             module._recompute_inner = module.forward
             module.forward = MethodType(_recomputed_forward, module)
+        module._recompute_save = tuple(save)
     return list(found)
 
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader, TensorDataset
 
-from kexue.callbacks import CaptureIntermediates, OrthogonalInit, Recompute, SwapActivation
+from kexue.callbacks import CaptureIntermediates, OrthogonalInit, Recompute, SwapActivation, wrap_recompute
 from kexue.errors import UsageError
 
 from .conftest import kexue
@@ -86,6 +87,66 @@ def test_recompute_same_gradients_less_saved_memory() -> None:
     assert after * 3 < before, (before, after)
     net.eval()  # no checkpointing outside training
     assert _saved_bytes(lambda: net(x)) == before
+
+
+def test_recompute_keep_last_leaves_the_last_blocks_alone() -> None:
+    torch.manual_seed(0)
+    net, x = Net(d=16, depth=6), torch.randn(32, 16)
+    plain = net(x)
+    grads = _grads(net, plain)
+    unwrapped = _saved_bytes(lambda: net(x))
+    assert wrap_recompute(net, "encoder.layers.*", keep_last=2) == [f"encoder.layers.{i}" for i in range(4)]
+    kept = _saved_bytes(lambda: net(x))
+    out = net(x)
+    for g, h in zip(grads, _grads(net, out)):
+        torch.testing.assert_close(g, h)
+    twin = Net(d=16, depth=6)
+    wrap_recompute(twin, "encoder.layers.*")
+    assert _saved_bytes(lambda: twin(x)) < kept < unwrapped
+    with pytest.raises(UsageError, match="leaves none of the 6"):
+        wrap_recompute(Net(d=16, depth=6), "encoder.layers.*", keep_last=6)
+    with pytest.raises(UsageError, match="keep_last must be >= 0"):
+        Recompute("encoder.layers.*", keep_last=-1)
+    with pytest.raises(UsageError, match="unknown \\['attn'\\]"):
+        Recompute("encoder.layers.*", save=["attn"])
+
+
+class _CountOps(TorchDispatchMode):
+    """Counts the matrix products with a narrower output than their inner dimension, and fused attention calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down, self.attention = 0, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        if func in (torch.ops.aten.addmm.default, torch.ops.aten.mm.default):
+            a, b = args[-2:] if func is torch.ops.aten.addmm.default else args
+            self.down += b.shape[-1] < a.shape[-1]
+        self.attention += "scaled_dot_product" in str(func) and "backward" not in str(func)
+        return func(*args, **(kwargs or {}))
+
+
+def test_recompute_save_keeps_attention_and_down_projections() -> None:
+    """Selective recompute: same gradients as no checkpointing, and the backward pass re-runs neither the
+    attention kernel nor the narrowing matmul (the feed-forward's second layer) that plain recompute re-runs."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(16, 2, 64, dropout=0.0, batch_first=True)
+    x = torch.randn(3, 5, 16)
+    backward_ops, grads = {}, {}
+    for save in (None, (), ("attention", "down_proj")):
+        net = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).train()
+        if save is not None:
+            wrap_recompute(net, "layers.*", save=save)
+        loss = net(x).pow(2).sum()
+        with _CountOps() as ops:
+            loss.backward()
+        backward_ops[save] = (ops.down, ops.attention)
+        grads[save] = [p.grad for p in net.parameters()]
+    for g, h in zip(grads[None], grads[("attention", "down_proj")]):
+        torch.testing.assert_close(g, h)
+    (down, attention), (base_down, base_attention) = backward_ops[()], backward_ops[None]
+    assert (down - base_down, attention - base_attention) == (2, 2)  # plain recompute re-runs one of each per layer
+    assert backward_ops[("attention", "down_proj")] == backward_ops[None]
 
 
 def test_patterns_that_match_nothing_are_errors() -> None:
