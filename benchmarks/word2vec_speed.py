@@ -24,7 +24,8 @@ import torch  # noqa: E402
 from word_vectors import scores as _scores  # noqa: E402  (the whole-run benchmark's scoring, same word lists)
 
 from _report import machine, write_section  # noqa: E402
-from kexue.datamodules.word_vectors import SkipGramDataModule, embedded_corpus  # noqa: E402
+from kexue.datamodules.word_vectors import SkipGramDataModule  # noqa: E402
+from kexue.embedded_corpora import embedded_corpus  # noqa: E402
 from kexue.lightning_modules.word_vectors import Word2Vec  # noqa: E402
 
 

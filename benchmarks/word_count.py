@@ -15,7 +15,7 @@ from pathlib import Path
 
 from _report import machine, write_section
 from kexue.corpus import count_words, get_tokenizer, package_file, stream_lines
-from kexue.datamodules.word_vectors import embedded_corpus
+from kexue.embedded_corpora import embedded_corpus
 
 
 def english_text(directory: Path) -> Path:

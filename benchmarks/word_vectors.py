@@ -23,7 +23,7 @@ import torch
 
 from _report import machine, write_section
 from kexue.corpus import gensim_test_file
-from kexue.datamodules.word_vectors import embedded_corpus
+from kexue.embedded_corpora import embedded_corpus
 from kexue.vectors import analogy_accuracy, load_word2vec_format, read_analogies, read_word_pairs, word_similarity
 
 WORDSIM, SIMLEX = (

@@ -13,12 +13,7 @@ from scipy.stats import spearmanr
 
 from kexue.cli import main
 from kexue.errors import UsageError
-from kexue.lightning_modules.word_vectors import (
-    glove_weight,
-    negative_sampling_loss,
-    simpler_glove_loss,
-    skipgram_negative_sampling,
-)
+from kexue.losses import glove_weight, negative_sampling_loss, simpler_glove_loss, skipgram_negative_sampling
 from kexue.vectors import (
     WordSimilaritySpearman,
     analogy_accuracy,
