@@ -5,7 +5,8 @@
   (https://kexue.fm/archives/5743).
 - :func:`multilabel_categorical_crossentropy` (ZLPR) and its sparse-label form: 将“Softmax+交叉熵”推广到
   多标签分类问题 (https://kexue.fm/archives/7359).
-- :func:`negative_sampling_loss` and its fused sparse form :func:`skipgram_negative_sampling`: “噪声对比估计”杂谈
+- :func:`negative_sampling_loss` and its fused sparse forms :func:`skipgram_negative_sampling`,
+  :func:`cbow_negative_sampling`: “噪声对比估计”杂谈
   (https://kexue.fm/archives/5617); :func:`simpler_glove_loss` and :func:`glove_weight`: 更别致的词向量模型(四)
   (https://kexue.fm/archives/4675).
 """
@@ -256,30 +257,38 @@ def negative_sampling_loss(inputs: Tensor, positive: Tensor, negatives: Tensor) 
     return -nn.functional.logsigmoid(pos) - nn.functional.logsigmoid(-neg).sum(-1)
 
 
-class _SkipGramNegativeSampling(torch.autograd.Function):
-    """Forward: the per-pair loss of :func:`negative_sampling_loss`; backward: its gradient written by hand as
-    two sparse ``(V, D)`` tensors (the rows touched), with no autograd graph over the gathers."""
+class _NegativeSampling(torch.autograd.Function):
+    """Forward: the per-example loss of :func:`negative_sampling_loss`; backward: its gradient written by hand as
+    two sparse ``(V, D)`` tensors (the rows touched), with no autograd graph over the gathers. ``context`` (B,)
+    is skip-gram's input word; ``context`` (B, C) with -1 padding is CBOW's window, whose input is the mean
+    (and whose words get word2vec's update, see :func:`cbow_negative_sampling`)."""
 
     @staticmethod
     @torch.autocast("cpu", enabled=False)  # word2vec stays in float32 whatever the precision plugin says
     @torch.autocast("cuda", enabled=False)
     def forward(ctx, inp: Tensor, out: Tensor, context: Tensor, target: Tensor, noise: Tensor) -> Tensor:
         (b, dim), (groups, k) = (len(target), inp.shape[1]), noise.shape
-        size = -(-b // groups)  # pairs per group (the last group is padded with zero vectors)
-        v = inp.index_select(0, context)  # (B, D)
+        size = -(-b // groups)  # examples per group (the last group is padded with zero vectors)
+        if context.dim() == 1:
+            v, valid, count = inp.index_select(0, context), None, None  # (B, D)
+        else:
+            valid = context >= 0  # (B, C)
+            rows = inp.index_select(0, context.clamp_min(0).view(-1)).view(b, -1, dim)  # (B, C, D)
+            count = valid.sum(1, keepdim=True).clamp_min(1).to(inp.dtype)  # (B, 1)
+            v = torch.bmm(valid.to(inp.dtype).unsqueeze(1), rows).squeeze(1) / count  # mean of the window: (B, D)
         u = out.index_select(0, target)  # (B, D)
         n = out.index_select(0, noise.reshape(-1)).view(groups, k, dim)  # (G, K, D)
         v_groups = _pad_rows(v, groups * size).view(groups, size, dim)  # (G, S, D)
         pos = (v * u).sum(-1)  # (B,)
         # A contiguous (G, D, K) operand: bmm on the transposed view was 2.5x slower for these small matrices.
         neg = torch.bmm(v_groups, n.transpose(1, 2).contiguous()).view(groups * size, k)[:b]  # (B, K)
-        ctx.save_for_backward(v_groups, u, n, pos, neg, context, target, noise)
+        ctx.save_for_backward(v_groups, u, n, pos, neg, context, target, noise, valid, count)
         ctx.shapes = inp.shape, out.shape
         return nn.functional.softplus(-pos) + nn.functional.softplus(neg).sum(-1)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None, None, None]:
-        v_groups, u, n, pos, neg, context, target, noise = ctx.saved_tensors
+        v_groups, u, n, pos, neg, context, target, noise, valid, count = ctx.saved_tensors
         (groups, size, dim), b = v_groups.shape, len(target)
         v = v_groups.view(-1, dim)[:b]
         g_pos = (torch.sigmoid(pos) - 1) * grad  # d loss / d <v, u>: (B,)
@@ -289,7 +298,12 @@ class _SkipGramNegativeSampling(torch.autograd.Function):
         torch.mul(g_pos[:, None], v, out=g_out[:b])
         torch.bmm(g_neg.transpose(1, 2).contiguous(), v_groups, out=g_out[b:].view(groups, -1, dim))
         inp_shape, out_shape = ctx.shapes
-        grad_inp = torch.sparse_coo_tensor(context[None], g_v, inp_shape, check_invariants=False)
+        if valid is None:
+            grad_inp = torch.sparse_coo_tensor(context[None], g_v, inp_shape, check_invariants=False)
+        else:  # word2vec's CBOW rule: every word of a window gets the window's whole gradient (see cbow_...)
+            example, slot = valid.nonzero(as_tuple=True)  # (M,), (M,)
+            values = g_v.index_select(0, example)  # (M, D)
+            grad_inp = torch.sparse_coo_tensor(context[example, slot][None], values, inp_shape, check_invariants=False)
         rows = torch.cat([target, noise.reshape(-1)])[None]
         grad_out = torch.sparse_coo_tensor(rows, g_out, out_shape, check_invariants=False)
         return grad_inp, grad_out, None, None, None
@@ -314,9 +328,30 @@ def skipgram_negative_sampling(inp: Tensor, out: Tensor, context: Tensor, target
 
     Shapes: ``inp``, ``out`` (V, D) weights; ``context``, ``target`` (B,) ids; ``noise`` (G, K) ids -> (B,).
     """
-    if not 1 <= len(noise) <= len(target):
-        raise ValueError(f"noise needs 1..{len(target)} groups (rows), got {len(noise)}")
-    return _SkipGramNegativeSampling.apply(inp, out, context, target, noise)
+    if context.dim() != 1 or not 1 <= len(noise) <= len(target):
+        raise ValueError(f"context must be (B,) and noise needs 1..{len(target)} groups (rows), got "
+                         f"{tuple(context.shape)} and {len(noise)}")
+    return _NegativeSampling.apply(inp, out, context, target, noise)
+
+
+def cbow_negative_sampling(inp: Tensor, out: Tensor, contexts: Tensor, target: Tensor, noise: Tensor) -> Tensor:
+    """Per-window loss of CBOW with negative sampling, fused like :func:`skipgram_negative_sampling`.
+
+    The input vector of a window is the mean of its context words' ``inp`` rows (word2vec's CBOW with
+    ``cbow_mean=1``); the loss is :func:`negative_sampling_loss` of that mean against the target and the noise
+    words, shared by groups of windows as in the skip-gram case. The backward pass follows word2vec's update
+    rule rather than the exact gradient: every context word receives the gradient of the mean itself, not that
+    over the window size (word2vec.c and gensim do the same; with the exact gradient the input vectors learned
+    several times slower: wordsim353 ρ 0.01 against gensim's 0.14 in ``benchmarks/word2vec_speed.py --mode
+    cbow``, 0.17 with this rule). ``out``'s gradient is exact.
+
+    Shapes: ``inp``, ``out`` (V, D); ``contexts`` (B, C) ids with -1 padding; ``target`` (B,); ``noise`` (G, K)
+    -> (B,).
+    """
+    if contexts.dim() != 2 or not 1 <= len(noise) <= len(target):
+        raise ValueError(f"contexts must be (B, C) and noise needs 1..{len(target)} groups (rows), got "
+                         f"{tuple(contexts.shape)} and {len(noise)}")
+    return _NegativeSampling.apply(inp, out, contexts, target, noise)
 
 
 def simpler_glove_loss(vi: Tensor, vj: Tensor, log_pmi: Tensor, weight: Tensor) -> Tensor:
@@ -332,4 +367,10 @@ def glove_weight(x: Tensor, x_max: float, alpha: float = 0.75, cap: bool = True)
     return w.clamp_max(1.0) if cap else w
 
 
-__all__ += ["negative_sampling_loss", "skipgram_negative_sampling", "simpler_glove_loss", "glove_weight"]
+__all__ += [
+    "negative_sampling_loss",
+    "skipgram_negative_sampling",
+    "cbow_negative_sampling",
+    "simpler_glove_loss",
+    "glove_weight",
+]

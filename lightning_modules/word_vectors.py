@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from kexue.corpus import gensim_test_file, ppmi
-from kexue.losses import glove_weight, negative_sampling_loss, simpler_glove_loss, skipgram_negative_sampling
+from kexue.losses import cbow_negative_sampling, glove_weight, simpler_glove_loss, skipgram_negative_sampling
 from kexue.vectors import (
     analogy_accuracy,
     nearest_neighbours,
@@ -111,9 +111,10 @@ class Word2Vec(WordVectorModule):
         ns_exponent: noise distribution ``~ count^ns_exponent``.
         lr: initial SGD learning rate (word2vec's 0.025 for skip-gram; 0.05 suits CBOW).
         min_lr_ratio: final learning rate as a share of ``lr``.
-        share_noise: skip-gram pairs that share one draw of ``K`` noise words (1: word2vec's independent
-            draws per pair). Sharing keeps the expected gradient and turns the noise scores into small matrix
-            products: 8 trained 2.5x faster than 1 at the same quality (BENCHMARKS.md, word2vec training time).
+        share_noise: skip-gram pairs (CBOW windows) that share one draw of ``K`` noise words (1: word2vec's
+            independent draws per pair). Sharing keeps the expected gradient and turns the noise scores into small
+            matrix products: 8 trained 2.5x faster than 1 at the same quality (BENCHMARKS.md, word2vec training
+            time).
         train_threads: torch intra-op threads while training on the CPU (restored afterwards; ``None``: leave
             them). A step is many small gathers and scatters, which split badly across threads: an epoch of the
             default task took 5.6 s with 1 thread and 23.4 s with 2 on a 2-core machine with other jobs running.
@@ -161,14 +162,10 @@ class Word2Vec(WordVectorModule):
 
     def forward(self, target: Tensor, context: Tensor) -> Tensor:
         """Per-example loss ``(B,)`` of a batch (see the class docstring for the shapes)."""
-        if context.dim() == 2:  # CBOW: mean of the context vectors, padding (-1) masked out
-            mask = (context >= 0).unsqueeze(-1).float()  # (B, 2W, 1)
-            inputs = (self.inp(context.clamp_min(0)) * mask).sum(1) / mask.sum(1).clamp_min(1)  # (B, D)
-            k = self.hparams.negative
-            noise = torch.multinomial(self.noise, len(target) * k, replacement=True).view(len(target), k)  # (B, K)
-            return negative_sampling_loss(inputs, self.out(target), self.out(noise))
         groups = -(-len(target) // self.hparams.share_noise)
         noise = torch.multinomial(self.noise, groups * self.hparams.negative, replacement=True).view(groups, -1)
+        if context.dim() == 2:  # CBOW: the mean of the window's vectors, padding (-1) left out
+            return cbow_negative_sampling(self.inp.weight, self.out.weight, context, target, noise)  # (B,)
         return skipgram_negative_sampling(self.inp.weight, self.out.weight, context, target, noise)  # (B,)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

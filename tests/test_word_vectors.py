@@ -13,7 +13,13 @@ from scipy.stats import spearmanr
 
 from kexue.cli import main
 from kexue.errors import UsageError
-from kexue.losses import glove_weight, negative_sampling_loss, simpler_glove_loss, skipgram_negative_sampling
+from kexue.losses import (
+    cbow_negative_sampling,
+    glove_weight,
+    negative_sampling_loss,
+    simpler_glove_loss,
+    skipgram_negative_sampling,
+)
 from kexue.vectors import (
     WordSimilaritySpearman,
     analogy_accuracy,
@@ -67,6 +73,45 @@ def test_fused_skipgram_matches_autograd_on_gathered_rows(pairs: int, groups: in
     torch.testing.assert_close(fused, ref)
     torch.testing.assert_close(fused_inp.grad.to_dense(), ref_inp.grad)
     torch.testing.assert_close(fused_out.grad.to_dense(), ref_out.grad)
+
+
+@pytest.mark.parametrize("windows,groups", [(6, 6), (7, 3)])
+def test_fused_cbow_matches_autograd_on_window_means(windows: int, groups: int) -> None:
+    """CBOW's fused path against autograd through a naive per-window mean, -1 padding and an empty window
+    included (its input is the zero vector). The input rows follow word2vec's rule: each word of a window gets
+    the gradient of the window's mean, summed over its occurrences."""
+    g = torch.Generator().manual_seed(windows * 10 + groups)
+    inp, out = torch.randn(20, 5, generator=g), torch.randn(20, 5, generator=g)
+    contexts = torch.randint(20, (windows, 4), generator=g)
+    contexts[0, 2:] = -1
+    contexts[1, 0] = contexts[1, 1]  # a word twice in one window counts twice
+    contexts[2] = -1
+    target, noise = torch.randint(20, (windows,), generator=g), torch.randint(20, (groups, 3), generator=g)
+    weights = torch.rand(windows, generator=g)
+
+    fused_inp, fused_out = inp.clone().requires_grad_(), out.clone().requires_grad_()
+    fused = cbow_negative_sampling(fused_inp, fused_out, contexts, target, noise)
+    (fused * weights).sum().backward()
+
+    ref_out = out.clone().requires_grad_()
+    means = []
+    for row in contexts:
+        words = [int(w) for w in row if w >= 0]
+        means.append(torch.stack([inp[w] for w in words]).mean(0) if words else torch.zeros(5))
+    means = torch.stack(means).requires_grad_()
+    per_window_noise = noise.repeat_interleave(-(-windows // groups), 0)[:windows]  # (B, K)
+    ref = negative_sampling_loss(means, ref_out[target], ref_out[per_window_noise])
+    (ref * weights).sum().backward()
+    expected_inp = torch.zeros_like(inp)
+    for b, row in enumerate(contexts):
+        for w in row:
+            if w >= 0:
+                expected_inp[w] += means.grad[b]
+    torch.testing.assert_close(fused, ref)
+    torch.testing.assert_close(fused_inp.grad.to_dense(), expected_inp)
+    torch.testing.assert_close(fused_out.grad.to_dense(), ref_out.grad)
+    with pytest.raises(ValueError, match="contexts must be"):
+        cbow_negative_sampling(inp, out, contexts[:, 0], target, noise)
 
 
 def test_simpler_glove_loss_matches_formula() -> None:
