@@ -87,6 +87,14 @@ def _save_policy(groups: tuple[str, ...]) -> Callable:
     return policy
 
 
+def _check_recompute_args(keep_last: int, save: list[str] | tuple[str, ...]) -> None:
+    if keep_last < 0:
+        raise UsageError(f"Recompute keep_last must be >= 0, got {keep_last}")
+    unknown = sorted(set(save) - set(SAVE_GROUPS))
+    if unknown:
+        raise UsageError(f"Recompute save: unknown {unknown}; choose from {list(SAVE_GROUPS)}")
+
+
 def _recomputed_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
     inner = self.__dict__["_recompute_inner"]
     if self.training and torch.is_grad_enabled():
@@ -132,11 +140,7 @@ class Recompute(L.Callback):
         keep_last: int = 0,
         save: list[Literal["attention", "down_proj"]] | None = None,
     ) -> None:
-        if keep_last < 0:
-            raise UsageError(f"Recompute keep_last must be >= 0, got {keep_last}")
-        unknown = sorted(set(save or ()) - set(SAVE_GROUPS))
-        if unknown:
-            raise UsageError(f"Recompute save: unknown {unknown}; choose from {list(SAVE_GROUPS)}")
+        _check_recompute_args(keep_last, save or ())
         self.modules = modules
         self.keep_last = keep_last
         self.save = list(save or ())
@@ -154,6 +158,7 @@ def wrap_recompute(
     kept rather than recomputed (see :class:`Recompute`). The wrappers are bound methods stored on each module,
     so ``copy.deepcopy`` (EMA's averaged model) rebinds them to the copy.
     """
+    _check_recompute_args(keep_last, save)
     found = match_modules(model, modules, outermost=True)
     if keep_last:
         if keep_last >= len(found):

@@ -103,6 +103,8 @@ def test_recompute_bad_arguments_are_usage_errors() -> None:
         Recompute("encoder.layers.*", keep_last=-1)
     with pytest.raises(UsageError, match="unknown \\['attn'\\]"):
         Recompute("encoder.layers.*", save=["attn"])
+    with pytest.raises(UsageError, match="unknown \\['attn'\\]"):
+        wrap_recompute(Net(), "encoder.layers.*", save=["attn"])
 
 
 class _CountOps(TorchDispatchMode):
