@@ -270,7 +270,7 @@ class _NegativeSampling(torch.autograd.Function):
         (b, dim), (groups, k) = (len(target), inp.shape[1]), noise.shape
         size = -(-b // groups)  # examples per group (the last group is padded with zero vectors)
         if context.dim() == 1:
-            v, valid, count = inp.index_select(0, context), None, None  # (B, D)
+            v, valid = inp.index_select(0, context), None  # (B, D)
         else:
             valid = context >= 0  # (B, C)
             rows = inp.index_select(0, context.clamp_min(0).view(-1)).view(b, -1, dim)  # (B, C, D)
@@ -282,13 +282,13 @@ class _NegativeSampling(torch.autograd.Function):
         pos = (v * u).sum(-1)  # (B,)
         # A contiguous (G, D, K) operand: bmm on the transposed view was 2.5x slower for these small matrices.
         neg = torch.bmm(v_groups, n.transpose(1, 2).contiguous()).view(groups * size, k)[:b]  # (B, K)
-        ctx.save_for_backward(v_groups, u, n, pos, neg, context, target, noise, valid, count)
+        ctx.save_for_backward(v_groups, u, n, pos, neg, context, target, noise, valid)
         ctx.shapes = inp.shape, out.shape
         return nn.functional.softplus(-pos) + nn.functional.softplus(neg).sum(-1)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None, None, None]:
-        v_groups, u, n, pos, neg, context, target, noise, valid, count = ctx.saved_tensors
+        v_groups, u, n, pos, neg, context, target, noise, valid = ctx.saved_tensors
         (groups, size, dim), b = v_groups.shape, len(target)
         v = v_groups.view(-1, dim)[:b]
         g_pos = (torch.sigmoid(pos) - 1) * grad  # d loss / d <v, u>: (B,)
