@@ -8,7 +8,8 @@ tensors, beside the exact bytes autograd saved for backward (``saved_tensors_hoo
 round with the default allocator holds every config's model (same initial weights) and steps them in turn, so a
 slow spell of a shared machine hits all configs alike; the median over all rounds.
 
-Usage: python benchmarks/recompute.py [--depth 16] [--rounds 3] [--steps 5] [--batch 8] [--keep-last 3] [--save attention,down_proj]
+Usage: python benchmarks/recompute.py [--depth 16] [--rounds 3] [--steps 5] [--batch 8] [--keep-last 3]
+    [--save attention,down_proj]
 """
 
 from __future__ import annotations
@@ -185,8 +186,11 @@ def main() -> None:
         for k, (peak, saved, step, c) in zip(configs, stats)
     ]
     shape = ", ".join(f"{k} {v}" for k, v in SHAPE.items())
-    flags = (f" --batch {args.batch}" if args.batch != 8 else "") + (f" --keep-last {args.keep_last}" if args.keep_last != "3" else "") + (
-        f" --save '{args.save}'" if args.save != "attention,down_proj" else "")
+    flags = "".join([
+        f" --batch {args.batch}" if args.batch != 8 else "",
+        f" --keep-last {args.keep_last}" if args.keep_last != "3" else "",
+        f" --save '{args.save}'" if args.save != "attention,down_proj" else "",
+    ])
     body = "\n".join(
         [
             "## Recompute (gradient checkpointing, kexue.fm/archives/7367)",
