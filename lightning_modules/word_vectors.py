@@ -22,7 +22,13 @@ import torch
 from torch import Tensor, nn
 
 from kexue.corpus import gensim_test_file, ppmi
-from kexue.losses import cbow_negative_sampling, glove_weight, simpler_glove_loss, skipgram_negative_sampling
+from kexue.losses import (  # noqa: F401  (negative_sampling_loss: re-exported from its old home)
+    cbow_negative_sampling,
+    glove_weight,
+    negative_sampling_loss,
+    simpler_glove_loss,
+    skipgram_negative_sampling,
+)
 from kexue.vectors import (
     analogy_accuracy,
     nearest_neighbours,
