@@ -50,7 +50,7 @@ def tfidf_baseline() -> tuple[dict[str, float], float]:
     from sklearn.metrics import f1_score
     from sklearn.multiclass import OneVsRestClassifier
 
-    from kexue.data import fixed_split
+    from kexue.data.datamodule import fixed_split
     from kexue.datamodules.multilabel import MultilabelDataModule
 
     start = time.perf_counter()

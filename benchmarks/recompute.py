@@ -1,5 +1,5 @@
 """Recompute (kexue.fm/archives/7367): peak memory and step time of a deep Transformer encoder, with and without
-``kexue.callbacks.Recompute`` wrapping each layer (the code path of ``--config recompute``), and with its
+``kexue.tricks.Recompute`` wrapping each layer (the code path of ``--config recompute``), and with its
 ``keep_last`` leaving the last k layers un-checkpointed.
 
 Memory: each config in its own fresh subprocess per round, the peak RSS during one training step (the kernel's
@@ -64,7 +64,7 @@ def make(depth: int, config: Config) -> tuple[nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(0)
     model = build(depth).train()
     if config is not None:
-        from kexue.callbacks import wrap_recompute
+        from kexue.tricks import wrap_recompute
 
         wrap_recompute(model, "layers.*", *config)
     return model, torch.optim.SGD(model.parameters(), lr=1e-3)
@@ -199,7 +199,7 @@ def main() -> None:
             f"{flags}` on {machine()}.",
             f"Model: `nn.TransformerEncoder`, {args.depth} layers ({shape}, dropout 0), one SGD step on a "
             '`(batch, seq, d_model)` input with `zero_grad(set_to_none=True)`; `recompute` = '
-            '`kexue.callbacks.wrap_recompute(model, "layers.*", keep_last, save)`, what `--config recompute` '
+            '`kexue.tricks.wrap_recompute(model, "layers.*", keep_last, save)`, what `--config recompute` '
             "(`Recompute`'s `keep_last` and `save`) does to a task's encoder. Peak = peak RSS during the step minus RSS before it, with "
             f"`MALLOC_MMAP_THRESHOLD_=131072` so freed tensors leave RSS (median of {args.rounds} fresh processes), "
             f"gradients included ({grads:.1f} MiB, allocated during the step); saved = bytes autograd keeps for "

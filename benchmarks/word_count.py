@@ -14,8 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 from _report import machine, write_section
-from kexue.corpus import count_words, get_tokenizer, package_file, stream_lines
-from kexue.embedded_corpora import embedded_corpus
+from kexue.data.embedded import embedded_corpus
+from kexue.text.corpus import count_words, get_tokenizer, package_file, stream_lines
 
 
 def english_text(directory: Path) -> Path:
@@ -87,7 +87,7 @@ def main() -> None:
         )
     lines.append("")
     lines.append("Counts are identical to the single `Counter` (asserted).")
-    write_section("word-count", "## Parallel word counting (kexue.corpus.count_words)\n\n" + "\n".join(lines))
+    write_section("word-count", "## Parallel word counting (kexue.text.corpus.count_words)\n\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":

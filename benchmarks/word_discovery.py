@@ -23,7 +23,7 @@ from _report import machine, write_section
 from kexue.datamodules.word_discovery import WordDiscoveryDataModule
 from kexue.metrics import bmes_spans, span_f1
 from kexue.text import bmes_tags
-from kexue.word_discovery import WordDiscoveryConfig, discover_words, segment, top_words
+from kexue.text.word_discovery import WordDiscoveryConfig, discover_words, segment, top_words
 
 
 def score(segmenter: Callable[[str], list[str]], examples: list, tags: list[str]) -> tuple[float, float, float]:

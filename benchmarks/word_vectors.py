@@ -3,7 +3,7 @@ dimension and window, in one run: wordsim353 / simlex999 Spearman, analogy accur
 
 Every kexue row is a real `kexue run TASK` (default config: the embedded English corpus), timed wall-clock
 including start-up and data loading; its exported vectors.txt is scored here with the same functions
-(kexue.vectors) as gensim's vectors. gensim is timed from the token lists (vocabulary building + training).
+(kexue.text.vectors) as gensim's vectors. gensim is timed from the token lists (vocabulary building + training).
 Chinese: nearest neighbours of fixed words from `kexue run TASK --data.corpus zh`.
 
 Usage: python benchmarks/word_vectors.py [--epochs N] [--zh-tasks svd_vectors ...]
@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 from _report import machine, write_section
-from kexue.corpus import gensim_test_file
-from kexue.embedded_corpora import embedded_corpus
-from kexue.vectors import analogy_accuracy, load_word2vec_format, read_analogies, read_word_pairs, word_similarity
+from kexue.data.embedded import embedded_corpus
+from kexue.text.corpus import gensim_test_file
+from kexue.text.vectors import analogy_accuracy, load_word2vec_format, read_analogies, read_word_pairs, word_similarity
 
 WORDSIM, SIMLEX = (
     read_word_pairs(gensim_test_file("wordsim353.tsv")),

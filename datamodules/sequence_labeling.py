@@ -18,8 +18,9 @@ from typing import Literal
 
 import torch
 
-from kexue.data import SplitDataModule
-from kexue.text import bio_tags, bmes_tags, read_char_tag_lines, read_segmented_lines
+from kexue.data.datamodule import SplitDataModule
+from kexue.data.readers import read_char_tag_lines, read_segmented_lines
+from kexue.text import bio_tags, bmes_tags
 
 Example = tuple[str, list[int]]  # (sentence, tag index per character)
 ENTITY_TYPES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}

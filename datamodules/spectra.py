@@ -1,7 +1,7 @@
 """Spectra / 1-D sequence data: chemotools coffee, the UCR sets shipped in sktime, LAMOST-style files.
 
 Post: 基于Conv1D的光谱分类模型(一维序列分类) (https://kexue.fm/archives/5505). The readers live in
-:mod:`kexue.spectra`; they raise :class:`kexue.errors.UsageError` naming file and line for bad rows.
+:mod:`kexue.data.spectra`; they raise :class:`kexue.errors.UsageError` naming file and line for bad rows.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from kexue.errors import UsageError
-from kexue.spectra import (  # noqa: F401  (re-exported: the readers' old home)
+from kexue.data.spectra import (  # noqa: F401  (re-exported: the readers' old home)
     FITS_SUFFIXES,
     UCR_DATASETS,
     coffee,
@@ -26,6 +25,7 @@ from kexue.spectra import (  # noqa: F401  (re-exported: the readers' old home)
     ucr_dataset,
     ucr_root,
 )
+from kexue.errors import UsageError
 
 
 class SpectraDataModule(L.LightningDataModule):

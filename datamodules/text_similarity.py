@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from kexue.data.readers import utf8_lines
 from kexue.errors import UsageError
-from kexue.text import utf8_lines
 
 _WORD = re.compile(r"[^\W\d_]+")  # runs of letters: digits and punctuation split words
 
@@ -113,9 +113,9 @@ def lee_svd_vectors(dim: int = 100, window: int = 5, min_count: int = 2) -> tupl
 
     Counts within ``window`` words, positive PMI with the context distribution raised to 0.75 (Levy et al.
     2015), truncated SVD ``W = U sqrt(S)`` by a seeded randomised range finder. Counting and PPMI are
-    :mod:`kexue.corpus`'s, as in the ``svd_vectors`` task; only this small SVD is local.
+    :mod:`kexue.text.corpus`'s, as in the ``svd_vectors`` task; only this small SVD is local.
     """
-    from kexue.corpus import cooccurrence, ppmi
+    from kexue.text.corpus import cooccurrence, ppmi
 
     text = (_gensim_test_data() / "lee_background.cor").read_text(encoding="latin-1").splitlines()
     docs = [word_tokens(t) for t in text + lee_corpus()[0] if t.strip()]

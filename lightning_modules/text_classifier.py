@@ -14,9 +14,9 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from kexue.figures import confusion_matrix_figure, log_figure
 from kexue.losses import classification_loss
 from kexue.nn import ConvEncoder, MeanEmbeddingEncoder, RecurrentEncoder
+from kexue.platform.figures import confusion_matrix_figure, log_figure
 from kexue.text import char_ngrams, hash_tokens, pad_sequences
 
 

@@ -1,7 +1,7 @@
 """Task ``word_discovery``: a lexicon found in raw text without supervision, then segmentation with it.
 
 No gradients: the "training" epoch streams the raw corpus through ``training_step`` (each batch is
-kept), and at the epoch's end :func:`kexue.word_discovery.discover_words` builds the lexicon from all of
+kept), and at the epoch's end :func:`kexue.text.word_discovery.discover_words` builds the lexicon from all of
 it. Validation and test segment gold-segmented sentences by the most probable split over the lexicon and
 log word P/R/F1 (the scorer of task ``cws``). The lexicon travels in the checkpoint and is exported as a
 jieba user dictionary (``lexicon.txt`` in the run directory).
@@ -22,7 +22,7 @@ from torch import Tensor
 
 from kexue.metrics import SpanF1
 from kexue.text import bmes_tags
-from kexue.word_discovery import WordDiscoveryConfig, discover_words, export_lexicon, segment, top_words
+from kexue.text.word_discovery import WordDiscoveryConfig, discover_words, export_lexicon, segment, top_words
 
 Batch = tuple[list[str], Tensor]
 

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from kexue.corpus import gensim_test_file, ppmi
 from kexue.losses import (  # noqa: F401  (negative_sampling_loss: re-exported from its old home)
     cbow_negative_sampling,
     glove_weight,
@@ -29,7 +28,8 @@ from kexue.losses import (  # noqa: F401  (negative_sampling_loss: re-exported f
     simpler_glove_loss,
     skipgram_negative_sampling,
 )
-from kexue.vectors import (
+from kexue.text.corpus import gensim_test_file, ppmi
+from kexue.text.vectors import (
     analogy_accuracy,
     nearest_neighbours,
     read_analogies,

@@ -1,7 +1,7 @@
 """The bad-input catalogue: every row is something a user can type or point at, the exit status (2) and
 the one line they see. No row may end in a traceback.
 
-Rows run in-process through ``kexue.cli.main`` (the subprocess path is covered in test_cli.py); an
+Rows run in-process through ``kexue.platform.cli.main`` (the subprocess path is covered in test_cli.py); an
 exception escaping ``main`` fails the row. ``benchmarks/bad_inputs.py`` runs the same table in subprocesses
 and counts the rows for BENCHMARKS.md.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kexue.cli import main
+from kexue.platform.cli import main
 
 from .test_registry import GOOD, install_fake_dist
 

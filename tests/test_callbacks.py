@@ -1,4 +1,4 @@
-"""kexue.callbacks on tiny models, plus the issue's integration run of composed presets through the CLI."""
+"""kexue.tricks on tiny models, plus the issue's integration run of composed presets through the CLI."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader, TensorDataset
 
-from kexue.callbacks import CaptureIntermediates, OrthogonalInit, Recompute, SwapActivation, wrap_recompute
 from kexue.errors import UsageError
+from kexue.tricks import CaptureIntermediates, OrthogonalInit, Recompute, SwapActivation, wrap_recompute
 
 from .conftest import kexue
 
@@ -255,14 +255,16 @@ def test_callback_presets_append_to_the_tasks_callbacks() -> None:
         "lightning.pytorch.callbacks.ModelCheckpoint",
         "lightning.pytorch.callbacks.EarlyStopping",
         "lightning.pytorch.callbacks.EMAWeightAveraging",
-        "kexue.callbacks.Recompute",
+        "kexue.tricks.Recompute",
     ], callbacks
 
 
 def test_bad_module_pattern_is_one_line_error(capsys: pytest.CaptureFixture) -> None:
-    from kexue.cli import main  # in-process: the same one-line path as the command, without a fresh interpreter
+    from kexue.platform.cli import (
+        main,  # in-process: the same one-line path as the command, without a fresh interpreter
+    )
 
-    args = ["--trainer.callbacks+=kexue.callbacks.Recompute", "--trainer.callbacks.modules=decoder.*"]
+    args = ["--trainer.callbacks+=kexue.tricks.Recompute", "--trainer.callbacks.modules=decoder.*"]
     assert main(["fit", "sentiment", *args, "--trainer.fast_dev_run=1", "--logger", "none"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("kexue: error: no submodule matches") and "decoder.*" in last, last

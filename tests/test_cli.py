@@ -27,7 +27,7 @@ def test_tasks_table_and_pattern() -> None:
 
 
 def test_tasks_does_not_import_torch() -> None:
-    code = "import sys; from kexue.cli import main; main(['tasks']); print('torch' in sys.modules, 'lightning' in sys.modules)"
+    code = "import sys; from kexue.platform.cli import main; main(['tasks']); print('torch' in sys.modules, 'lightning' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip().splitlines()[-1] == "False False", proc.stdout + proc.stderr
 
@@ -50,7 +50,7 @@ def test_print_config_shows_every_knob() -> None:
     out = proc.stdout
     for knob in ("trainer:", "accumulate_grad_batches:", "gradient_clip_val:", "strategy:", "precision: bf16-mixed",
                  "encoder: cnn", "margin: 0.6", "loss: ce", "train_path:", "split_seed:", "ckpt_path:",
-                 "optimizer:", "class_path: kexue.loggers.WandbLogger", "seed_everything: 42"):
+                 "optimizer:", "class_path: kexue.platform.loggers.WandbLogger", "seed_everything: 42"):
         assert knob in out, knob
 
 
@@ -96,7 +96,7 @@ def test_user_files_replace_embedded_splits(tmp_path: Path) -> None:
 
 def test_runs_never_overwrite_each_other(tmp_path: Path) -> None:
     # In-process (the CLI's own entry function): the subprocess start-up of four runs cost ~1 min of suite time.
-    from kexue.cli import main
+    from kexue.platform.cli import main
 
     short = ["--trainer.max_steps=1", "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]
     for _ in range(2):

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexue.corpus import (
+from kexue.errors import UsageError
+from kexue.text.corpus import (
     Vocab,
     chinese_chars,
     cooccurrence,
@@ -21,7 +22,6 @@ from kexue.corpus import (
     stream_lines,
     window_pairs,
 )
-from kexue.errors import UsageError
 
 SENTENCES = [["a", "b", "c", "a", "d"], ["b", "a"], ["c"], ["d", "d", "a", "b", "c", "e"]]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kexue.cli import main
+from kexue.platform.cli import main
 from kexue.registry import list_tasks
 
 TASKS = [entry.name for entry in list_tasks() if entry.status == "ok"]

@@ -83,7 +83,7 @@ def test_sigterm_and_ctrl_c_save_a_checkpoint_and_exit_cleanly(tmp_path: Path, s
 
 KILL_DURING_WRITE = """
 import os, signal, sys, torch
-import kexue.reliability as reliability
+import kexue.platform.reliability as reliability
 
 io, path = reliability.AtomicCheckpointIO(), sys.argv[1]
 io.save_checkpoint({"state_dict": {"w": torch.zeros(4)}, "n": 1}, path)  # the good one
@@ -109,7 +109,7 @@ def test_a_kill_while_writing_a_checkpoint_leaves_the_previous_one_whole(tmp_pat
 
 
 def test_the_cli_writes_checkpoints_atomically(tmp_path: Path) -> None:
-    from kexue.cli import main
+    from kexue.platform.cli import main
 
     assert main(["fit", "sentiment", "--trainer.max_steps=2", "--trainer.limit_val_batches=1", "--logger", "none",
                  "--trainer.callbacks+=kexue.tests.helpers.RecordCheckpointIO"]) == 0

@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kexue.cli import main
 from kexue.datamodules.multilabel import LABEL_TAGS, MultilabelDataModule, read_multilabel_lines
 from kexue.errors import UsageError
 from kexue.lightning_modules.multilabel_classifier import MultilabelClassifier
@@ -18,6 +17,7 @@ from kexue.losses import (
     multilabel_categorical_crossentropy,
     sparse_multilabel_categorical_crossentropy,
 )
+from kexue.platform.cli import main
 
 from .conftest import assert_one_line_error, kexue
 

@@ -281,7 +281,7 @@ def test_gradient_accumulation_equals_one_big_batch() -> None:
 
 
 def _cli(args: list[str]):
-    from kexue.lightning_cli import KexueCLI
+    from kexue.platform.lightning_cli import KexueCLI
     from kexue.registry import get_task
 
     return KexueCLI(get_task(args[0]), "fit", ["--trainer.logger=false", *args[1:]])
@@ -315,7 +315,9 @@ def test_cli_optimizer_keeps_the_crf_learning_rate_group() -> None:
 
 
 def test_cli_scheduler_without_optimizer_is_one_line_error(capsys: pytest.CaptureFixture) -> None:
-    from kexue.cli import main  # in-process: the same one-line path as the command, without a fresh interpreter
+    from kexue.platform.cli import (
+        main,  # in-process: the same one-line path as the command, without a fresh interpreter
+    )
 
     assert main(["fit", "sentiment", "--config", "warmup", "--logger", "none"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("kexue: error: --lr_scheduler needs --optimizer")

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from kexue.data import EpochSeededSampler
+from kexue.data.datamodule import EpochSeededSampler
 
 from .conftest import kexue
 

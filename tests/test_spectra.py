@@ -9,11 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kexue.datamodules.spectra import SpectraDataModule
-from kexue.errors import UsageError
-from kexue.lightning_modules.spectra_classifier import SpectraClassifier, augment_spectra
-from kexue.nn import ResidualBlock1d, ResidualConv1dClassifier, normalize_spectra
-from kexue.spectra import (
+from kexue.data.spectra import (
     coffee,
     read_fits_folder,
     read_flux_csv,
@@ -23,6 +19,10 @@ from kexue.spectra import (
     ucr_dataset,
     ucr_root,
 )
+from kexue.datamodules.spectra import SpectraDataModule
+from kexue.errors import UsageError
+from kexue.lightning_modules.spectra_classifier import SpectraClassifier, augment_spectra
+from kexue.nn import ResidualBlock1d, ResidualConv1dClassifier, normalize_spectra
 from tests.conftest import assert_one_line_error, kexue
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -198,7 +198,7 @@ def test_recommended_ucr_configs_build() -> None:
     import yaml
     from lightning import Trainer
 
-    from kexue.spectra import UCR_DATASETS
+    from kexue.data.spectra import UCR_DATASETS
 
     paths = sorted((Path(__file__).parent.parent / "conf").glob("spectra_*.yaml"))
     assert {p.stem for p in paths} >= {"spectra_acsf1", "spectra_arrowhead"}

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from kexue.data.readers import read_labelled_lines, read_text_lines
 from kexue.errors import UsageError
 from kexue.nn import ConvEncoder, MeanEmbeddingEncoder, RecurrentEncoder
-from kexue.text import char_ngrams, hash_tokens, pad_sequences, read_labelled_lines, read_text_lines
+from kexue.text import char_ngrams, hash_tokens, pad_sequences
 
 
 def write(tmp_path: Path, content: bytes) -> Path:

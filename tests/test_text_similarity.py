@@ -9,10 +9,10 @@ import pytest
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from kexue.cli import main
 from kexue.datamodules.text_similarity import lee_corpus, lee_pairs, read_pairs, read_word2vec_text
 from kexue.distances import cosine_of_means, word_mover_distance, word_rotator_distance
 from kexue.errors import UsageError
+from kexue.platform.cli import main
 
 from .conftest import assert_one_line_error, kexue
 

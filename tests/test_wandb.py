@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kexue.loggers import wandb_credentials_found
+from kexue.platform.loggers import wandb_credentials_found
 
 from .conftest import kexue
 

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from kexue.cli import main
 from kexue.errors import UsageError
-from kexue.word_discovery import (
+from kexue.platform.cli import main
+from kexue.text.word_discovery import (
     WordDiscoveryConfig,
     cohesive_ngrams,
     count_ngrams,

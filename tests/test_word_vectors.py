@@ -11,7 +11,6 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from kexue.cli import main
 from kexue.errors import UsageError
 from kexue.losses import (
     cbow_negative_sampling,
@@ -20,7 +19,8 @@ from kexue.losses import (
     simpler_glove_loss,
     skipgram_negative_sampling,
 )
-from kexue.vectors import (
+from kexue.platform.cli import main
+from kexue.text.vectors import (
     WordSimilaritySpearman,
     analogy_accuracy,
     load_word2vec_format,

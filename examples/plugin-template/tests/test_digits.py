@@ -1,6 +1,6 @@
 """The plugin's own test: its task runs through kexue's CLI."""
 
-from kexue.cli import main
+from kexue.platform.cli import main
 
 
 def test_fast_dev_run(tmp_path, monkeypatch):

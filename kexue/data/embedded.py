@@ -18,7 +18,7 @@ from typing import Iterator, Literal
 
 import numpy as np
 
-from kexue.corpus import (
+from kexue.text.corpus import (
     Vocab,
     encode,
     english_tokens,

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
+from kexue.data.readers import read_text_lines
 from kexue.errors import UsageError
-from kexue.text import read_text_lines
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """The Lightning side of ``kexue fit|validate|test|predict|run TASK``: a LightningCLI per task.
 
-Kept apart from :mod:`kexue.cli` so that ``kexue tasks`` never imports torch or Lightning.
+Kept apart from :mod:`kexue.platform.cli` so that ``kexue tasks`` never imports torch or Lightning.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from kexue.errors import UsageError
-from kexue.loggers import fresh_run_dir
-from kexue.registry import Task
-from kexue.reliability import (
+from kexue.platform.loggers import fresh_run_dir
+from kexue.platform.reliability import (
     AtomicCheckpointIO,
     CheckpointOnInterrupt,
     LastCheckpoint,
@@ -31,8 +30,9 @@ from kexue.reliability import (
     StopOnNonFiniteLoss,
     check_checkpoint_task,
 )
+from kexue.registry import Task
 
-DEFAULT_LOGGER = {"class_path": "kexue.loggers.WandbLogger", "init_args": {"save_dir": "runs"}}
+DEFAULT_LOGGER = {"class_path": "kexue.platform.loggers.WandbLogger", "init_args": {"save_dir": "runs"}}
 
 
 class LoggedSaveConfigCallback(SaveConfigCallback):
@@ -186,7 +186,7 @@ class KexueCLI(LightningCLI):
         return LightningCLI.configure_optimizers(lightning_module, optimizer, lr_scheduler)
 
     def instantiate_trainer(self, **kwargs: object) -> Trainer:
-        """The configured Trainer plus kexue's safety callbacks (see :mod:`kexue.reliability`)."""
+        """The configured Trainer plus kexue's safety callbacks (see :mod:`kexue.platform.reliability`)."""
         trainer = super().instantiate_trainer(**kwargs)
         cfg, callbacks = self.config, trainer.callbacks
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # the default: make it atomic

@@ -1,7 +1,7 @@
 """The ``kexue`` command (also ``python -m kexue``).
 
 ``kexue tasks [PATTERN]`` lists the registered tasks; ``kexue run|fit|validate|test|predict TASK
-[options]`` runs one through Lightning (see :mod:`kexue.lightning_cli`). Every mistake in what the
+[options]`` runs one through Lightning (see :mod:`kexue.platform.lightning_cli`). Every mistake in what the
 user typed or pointed at is one ``kexue: error: ...`` line on stderr and exit status 2.
 
 This module imports nothing heavy: torch and Lightning are imported only to run a task.
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"`kexue {command}` needs a TASK name first (see `kexue tasks`)")
         task = get_task(rest[0])
         options = expand_presets(rest[1:])
-        from kexue.lightning_cli import run_task  # heavy: torch + Lightning
+        from kexue.platform.lightning_cli import run_task  # heavy: torch + Lightning
 
         return run_task(command, task, options)
     except (UsageError, RegistryError) as err:

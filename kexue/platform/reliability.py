@@ -1,7 +1,7 @@
 """Callbacks that keep a run's work safe: stop on a non-finite loss, checkpoint on Ctrl-C/SIGTERM, make a
 resumed run replay exactly, and refuse checkpoints from another task.
 
-:mod:`kexue.lightning_cli` adds them to every task (``--checkpoint_every_n_steps``, ``--stop_on_nan``), so
+:mod:`kexue.platform.lightning_cli` adds them to every task (``--checkpoint_every_n_steps``, ``--stop_on_nan``), so
 plugins get them without code. Checkpoints are written by :class:`AtomicCheckpointIO`: a temporary file in
 the target's own directory, renamed over the target only once complete.
 """

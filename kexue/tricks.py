@@ -1,7 +1,7 @@
 """Training tricks as Lightning callbacks that change a model from outside, so they work for any task.
 
 Each one is switched on from config, e.g. ``kexue run TASK --config recompute`` (``conf/callbacks/*.yaml``
-append to ``trainer.callbacks``) or ``--trainer.callbacks+=kexue.callbacks.OrthogonalInit``. They pick
+append to ``trainer.callbacks``) or ``--trainer.callbacks+=kexue.tricks.OrthogonalInit``. They pick
 submodules by name with fnmatch patterns over ``model.named_modules()`` (``encoder.convs.*``).
 
 Posts: 节省显存的重计算技巧也有了Keras版了 (https://kexue.fm/archives/7367) for :class:`Recompute`;
@@ -286,7 +286,7 @@ class CaptureIntermediates(L.Callback):
     At each ``every_n_epochs``-th validation the first batch's output of each matched module is kept
     (``captured[name]``, on CPU) and drawn as a heatmap of its first sample: a ``(B, T, D)`` output shows
     ``(T, D)``, a ``(B, H, T, T)`` attention shows head 0; W&B gets it as ``intermediate/<name>`` (and the run
-    dir as PNG, see :func:`kexue.figures.log_figure`).
+    dir as PNG, see :func:`kexue.platform.figures.log_figure`).
 
     Args:
         modules: fnmatch pattern(s) of the modules to capture.
@@ -324,7 +324,7 @@ class CaptureIntermediates(L.Callback):
         self._handles = []
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from kexue.figures import log_figure
+        from kexue.platform.figures import log_figure
 
         for name, value in self.captured.items():
             log_figure(trainer, f"intermediate/{name or 'model'}", heatmap_figure(value, name))
