@@ -15,7 +15,8 @@ from pathlib import Path
 
 from _report import machine, write_section
 from kexue.data.embedded import embedded_corpus
-from kexue.text.corpus import count_words, get_tokenizer, package_file, stream_lines
+from kexue.data.packages import package_file
+from kexue.text.corpus import count_words, get_tokenizer, stream_lines
 
 
 def english_text(directory: Path) -> Path:

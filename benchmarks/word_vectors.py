@@ -23,7 +23,7 @@ import torch
 
 from _report import machine, write_section
 from kexue.data.embedded import embedded_corpus
-from kexue.text.corpus import gensim_test_file
+from kexue.data.packages import gensim_test_file
 from kexue.text.vectors import analogy_accuracy, load_word2vec_format, read_analogies, read_word_pairs, word_similarity
 
 WORDSIM, SIMLEX = (

@@ -43,6 +43,12 @@ class Task:
         metric: the headline metric the task reports (e.g. ``"test/acc"``).
         links: ``(source, target)`` config keys whose values are copied on parse, e.g.
             ``("data.labels", "model.labels")`` so the model is sized by the data's label set.
+        data_links: ``(source, target)`` pairs applied when the classes are instantiated: ``source`` is
+            ``"data.<attribute>"`` of the built DataModule (a property may read the data to compute it: a
+            vocabulary size, a label count, a number of groups), ``target`` a model argument such as
+            ``"model.num_classes"``. This is how sizes known only after the data is read reach the model; a
+            model never reads ``trainer.datamodule``. On ``validate``/``test``/``predict`` with a
+            checkpoint the model's arguments come from the checkpoint instead, and these links are skipped.
         api_version: the plugin API this task was written against (see ``PLUGIN_API_VERSION``).
     """
 
@@ -54,6 +60,7 @@ class Task:
     post: str = ""
     metric: str = ""
     links: tuple[tuple[str, str], ...] = ()
+    data_links: tuple[tuple[str, str], ...] = ()
     api_version: int = PLUGIN_API_VERSION
 
     def module_class(self) -> type:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from kexue.data.packages import gensim_test_file
 from kexue.losses import (  # noqa: F401  (negative_sampling_loss: re-exported from its old home)
     cbow_negative_sampling,
     glove_weight,
@@ -28,7 +29,7 @@ from kexue.losses import (  # noqa: F401  (negative_sampling_loss: re-exported f
     simpler_glove_loss,
     skipgram_negative_sampling,
 )
-from kexue.text.corpus import gensim_test_file, ppmi
+from kexue.text.corpus import ppmi
 from kexue.text.vectors import (
     analogy_accuracy,
     nearest_neighbours,

