@@ -50,3 +50,11 @@ def confusion_matrix_figure(matrix: torch.Tensor, labels: Sequence[str], title: 
             ax.text(j, i, f"{m[i, j]:g}", ha="center", va="center", color="black" if m[i, j] < m.max() / 2 else "white")
     ax.set_title(title)
     return fig
+
+
+def log_confusion_matrix(trainer: Any, key: str, metric: Any, labels: Sequence[str]) -> str | None:
+    """Compute (synced across ranks) and reset a torchmetrics confusion-matrix ``metric``, and log its figure
+    under ``key`` with :func:`log_figure`; returns what :func:`log_figure` returns."""
+    matrix = metric.compute()  # (C, C)
+    metric.reset()
+    return log_figure(trainer, key, confusion_matrix_figure(matrix, labels))
