@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import scipy.sparse
 import torch
 from torch import Tensor
 from torchmetrics import Metric
@@ -63,6 +64,34 @@ def load_word2vec_format(path: str | PathLike) -> tuple[list[str], np.ndarray]:
     if len(words) != count:
         raise UsageError(f"header says {count} words, found {len(words)}", path)
     return words, rows
+
+
+def svd_word_vectors(
+    matrix: scipy.sparse.spmatrix, dim: int, eig_power: float = 0.5, niter: int = 4, seed: int = 0
+) -> np.ndarray:
+    """Word vectors ``U_k S_k^eig_power`` ``(V, dim)`` of a word-context matrix ``(V, C)`` (e.g. PPMI) by a seeded
+    randomised truncated SVD (SVD分解(三): 连Word2Vec都只不过是个SVD?, https://kexue.fm/archives/4208).
+
+    The range of ``matrix`` is found from ``dim + 10`` Gaussian probes refined by ``niter`` power iterations
+    (re-orthogonalised each half step, so small singular values do not drown in rounding), then the exact SVD
+    of the small projected matrix gives the leading ``k = min(dim, V, C)`` triplets. ``eig_power`` 0.5 is the
+    symmetric split of the singular values between words and contexts, 1 gives ``U S``. Same ``seed``, same
+    vectors; each column's sign is fixed so its largest-magnitude entry is positive.
+    """
+    if dim < 1 or niter < 0:
+        raise ValueError(f"dim must be >= 1 and niter >= 0, got {dim}, {niter}")
+    a = scipy.sparse.csr_matrix(matrix, dtype=np.float64)  # (V, C)
+    k = min(dim, *a.shape)
+    probes = min(k + 10, *a.shape)
+    rng = np.random.default_rng(seed)
+    q = np.linalg.qr(a @ rng.standard_normal((a.shape[1], probes)))[0]  # (V, p): approximate range of the matrix
+    for _ in range(niter):
+        q = np.linalg.qr(a @ np.linalg.qr(a.T @ q)[0])[0]  # (V, p)
+    u_small, s, _ = np.linalg.svd(np.asarray((a.T @ q).T), full_matrices=False)  # (p, p), (p,)
+    u = q @ u_small[:, :k]  # (V, k)
+    signs = np.sign(u[np.abs(u).argmax(axis=0), np.arange(k)])  # (k,)
+    u *= np.where(signs == 0, 1.0, signs)
+    return (u * s[:k] ** eig_power).astype(np.float32)  # (V, k)
 
 
 def normalize(vectors: Tensor) -> Tensor:
@@ -189,5 +218,6 @@ __all__ = [
     "read_analogies",
     "read_word_pairs",
     "save_word2vec_format",
+    "svd_word_vectors",
     "word_similarity",
 ]
