@@ -67,42 +67,103 @@ def span_f1(correct: float, predicted: float, gold: float) -> tuple[float, float
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-class SpanF1(Metric):
+def first_occurrences(ids: Tensor) -> Tensor:
+    """Positions ``(U,)`` of the first occurrence of each distinct example id in ``ids`` ``(N,)``, in ascending
+    id order: what a metric keeps of the examples gathered from DDP ranks.
+
+    ``DistributedSampler`` pads the last batches with repeated examples so that every rank gets as many; their
+    ids repeat, and keeping one row per id (sorted by id = dataset order) gives back the one-process set.
+    """
+    if ids.ndim != 1:
+        raise ValueError(f"expected example ids of shape (N,), got {tuple(ids.shape)}")
+    uniq, inverse = torch.unique(ids, return_inverse=True)  # (U,) ascending, (N,)
+    positions = torch.arange(len(ids), device=ids.device)  # (N,)
+    first = torch.full((len(uniq),), len(ids), dtype=torch.long, device=ids.device)  # (U,)
+    return first.scatter_reduce(0, inverse, positions, reduce="amin")  # (U,)
+
+
+class ExampleMetric(Metric):
+    """A torchmetrics ``Metric`` whose list states hold one row per example, plus optional example ids so that
+    examples repeated by ``DistributedSampler``'s padding count once (issue 15; shared by the metrics below).
+
+    Subclasses register their per-example list states with :meth:`add_rows` and call :meth:`rows` in
+    ``compute``; ``update(..., ids=None)`` passes the ``(B,)`` dataset indices of the batch's examples (always,
+    or never, within one epoch).
+    """
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.row_states: list[str] = []
+        self.add_state("ids", default=[], dist_reduce_fx="cat")
+
+    def add_rows(self, *names: str) -> None:
+        """Register list states ``names`` holding one row (first dimension) per example, gathered by ``cat``."""
+        for name in names:
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+        self.row_states.extend(names)
+
+    def add_ids(self, ids: Tensor | None, count: int) -> None:
+        """Record the example ids ``(B,)`` of an update of ``count`` examples (``None``: no ids this run)."""
+        if ids is None:
+            return
+        if ids.shape != (count,):
+            raise ValueError(f"ids must be one example index per row, shape ({count},), got {tuple(ids.shape)}")
+        self.ids.append(ids.detach().long().reshape(-1))
+
+    def rows(self) -> list[Tensor]:
+        """The row states, concatenated over updates (and ranks), one row per distinct example id."""
+        from torchmetrics.utilities import dim_zero_cat
+
+        tensors = [dim_zero_cat(getattr(self, name)) if len(getattr(self, name)) else torch.zeros(0)
+                   for name in self.row_states]
+        ids = self.ids if isinstance(self.ids, Tensor) else (torch.cat(self.ids) if self.ids else None)
+        if ids is None or not len(ids):
+            return tensors
+        if len(ids) != len(tensors[0]):
+            raise ValueError(f"{type(self).__name__}: {len(ids)} ids for {len(tensors[0])} examples: pass ids "
+                             "with every update or with none")
+        keep = first_occurrences(ids)  # (U,)
+        return [t[keep] for t in tensors]
+
+
+class SpanF1(ExampleMetric):
     """Span precision / recall / F1 over batches of tag ids (https://kexue.fm/archives/5542).
 
     Args:
         tags: tag names in id order; ``I-`` tags select the BIO reading (entity F1), else B/M/E/S
             (word F1 for unlabelled ``B, M, E, S``).
 
-    ``update(preds, target)``: ``(B, T)`` integer tag ids, ``-1`` (or any negative) past each sequence's
-    end. ``compute()`` -> ``(3,)`` tensor ``[precision, recall, f1]``; the counts are summed across ranks.
+    ``update(preds, target, ids=None)``: ``(B, T)`` integer tag ids, ``-1`` (or any negative) past each
+    sequence's end; ``ids`` ``(B,)`` the sentences' dataset indices, so that a sentence repeated by DDP padding
+    counts once. ``compute()`` -> ``(3,)`` tensor ``[precision, recall, f1]`` of the counts summed over the
+    distinct sentences of all ranks.
     """
-
-    full_state_update = False
 
     def __init__(self, tags: Sequence[str], **kwargs) -> None:
         super().__init__(**kwargs)
         self.tags = list(tags)
         self.spans = bio_spans if any(t.startswith("I-") for t in self.tags) else bmes_spans
-        for name in ("correct", "predicted", "gold"):
-            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_rows("counts")  # (N, 3): correct, predicted, gold spans per sentence
 
-    def update(self, preds: Tensor, target: Tensor) -> None:
+    def update(self, preds: Tensor, target: Tensor, ids: Tensor | None = None) -> None:
         if preds.shape != target.shape:
             raise ValueError(f"preds and target must have the same shape (B, T), "
                              f"got {tuple(preds.shape)} and {tuple(target.shape)}")
-        correct = predicted = gold = 0
+        counts = []
         for p_row, t_row in zip(preds.tolist(), target.tolist()):
             n = sum(1 for t in t_row if t >= 0)
             p_spans = self.spans([self.tags[i] for i in p_row[:n]])
             t_spans = self.spans([self.tags[i] for i in t_row[:n]])
-            correct, predicted, gold = correct + len(p_spans & t_spans), predicted + len(p_spans), gold + len(t_spans)
-        self.correct += correct
-        self.predicted += predicted
-        self.gold += gold
+            counts.append((len(p_spans & t_spans), len(p_spans), len(t_spans)))
+        self.counts.append(torch.tensor(counts, dtype=torch.float64, device=self.device).reshape(-1, 3))  # (B, 3)
+        self.add_ids(ids, len(counts))
 
     def compute(self) -> Tensor:
-        return torch.tensor(span_f1(self.correct.item(), self.predicted.item(), self.gold.item()))
+        (counts,) = self.rows()
+        correct, predicted, gold = counts.reshape(-1, 3).sum(0).tolist()
+        return torch.tensor(span_f1(correct, predicted, gold))
 
 
 # --- Retrieval top-k accuracy (基于GRU和AM-Softmax的句子相似度模型, https://kexue.fm/archives/5743) ---
@@ -153,30 +214,28 @@ def retrieval_topk_accuracy(
     return hits / queries if queries else hits
 
 
-class RetrievalTopK(Metric):
+class RetrievalTopK(ExampleMetric):
     """:func:`retrieval_topk_accuracy` over every vector seen (kexue.fm/archives/5743).
 
-    ``update(vectors (B, D), groups (B,))`` keeps the vectors; ``compute()`` ranks all of them against
-    each other (gathered across ranks) -> ``(len(ks),)`` hit rates. Group ids must be unique per group
-    across the whole evaluation set.
+    ``update(vectors (B, D), groups (B,), ids=None)`` keeps the vectors; ``ids`` ``(B,)`` are the sentences'
+    dataset indices, so that a sentence repeated by DDP padding is one sentence (it neither counts twice as a
+    query nor retrieves its own copy). ``compute()`` ranks all distinct sentences (gathered across ranks)
+    against each other -> ``(len(ks),)`` hit rates. Group ids must be unique per group across the whole
+    evaluation set.
     """
-
-    full_state_update = False
 
     def __init__(self, ks: Sequence[int] = (1, 5, 10), **kwargs) -> None:
         super().__init__(**kwargs)
         self.ks = tuple(ks)
-        self.add_state("vectors", default=[], dist_reduce_fx="cat")
-        self.add_state("groups", default=[], dist_reduce_fx="cat")
+        self.add_rows("vectors", "groups")
 
-    def update(self, vectors: Tensor, groups: Tensor) -> None:
-        self.vectors.append(vectors.detach().float())
-        self.groups.append(groups.detach())
+    def update(self, vectors: Tensor, groups: Tensor, ids: Tensor | None = None) -> None:
+        self.vectors.append(vectors.detach().float())  # (B, D)
+        self.groups.append(groups.detach())  # (B,)
+        self.add_ids(ids, len(vectors))
 
     def compute(self) -> Tensor:
-        from torchmetrics.utilities import dim_zero_cat
-
-        return retrieval_topk_accuracy(dim_zero_cat(self.vectors), dim_zero_cat(self.groups), self.ks)
+        return retrieval_topk_accuracy(*self.rows(), self.ks)
 
 
 def similarity_correlation(preds: Tensor, target: Tensor) -> Tensor:
@@ -194,25 +253,31 @@ def similarity_correlation(preds: Tensor, target: Tensor) -> Tensor:
     return torch.stack([pearson_corrcoef(preds, target), spearman_corrcoef(preds, target)])
 
 
-class SimilarityCorrelation(Metric):
+class SimilarityCorrelation(ExampleMetric):
     """:func:`similarity_correlation` over every pair seen, gathered across ranks (kexue.fm/archives/7388).
 
-    ``update(preds (B,), target (B,))``: a similarity (higher = more alike; pass ``-distance``) and the
-    human score of each pair. ``compute()`` -> ``(2,)`` tensor ``[pearson, spearman]``.
+    ``update(preds (B,), target (B,), ids=None)``: a similarity (higher = more alike; pass ``-distance``) and
+    the human score of each pair; ``ids`` ``(B,)`` the pairs' dataset indices, so that a pair repeated by DDP
+    padding counts once. ``compute()`` -> ``(2,)`` tensor ``[pearson, spearman]``.
     """
-
-    full_state_update = False
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.add_state("preds", default=[], dist_reduce_fx="cat")
-        self.add_state("target", default=[], dist_reduce_fx="cat")
+        self.add_rows("preds", "target")
 
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        self.preds.append(preds.detach().double().reshape(-1))
-        self.target.append(target.detach().double().reshape(-1))
+    def update(self, preds: Tensor, target: Tensor, ids: Tensor | None = None) -> None:
+        self.preds.append(preds.detach().double().reshape(-1))  # (B,)
+        self.target.append(target.detach().double().reshape(-1))  # (B,)
+        self.add_ids(ids, len(self.preds[-1]))
 
     def compute(self) -> Tensor:
-        from torchmetrics.utilities import dim_zero_cat
+        return similarity_correlation(*self.rows())
 
-        return similarity_correlation(dim_zero_cat(self.preds), dim_zero_cat(self.target))
+
+class SpearmanCorrelation(SimilarityCorrelation):
+    """The Spearman half of :class:`SimilarityCorrelation`: a ``()`` tensor, the word-similarity score of
+    SVD分解(三) (https://kexue.fm/archives/4208) when ``preds`` are cosines of word vectors (``(P,)``) and
+    ``target`` human ratings (``(P,)``)."""
+
+    def compute(self) -> Tensor:
+        return super().compute()[1]
