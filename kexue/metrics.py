@@ -281,3 +281,19 @@ class SpearmanCorrelation(SimilarityCorrelation):
 
     def compute(self) -> Tensor:
         return super().compute()[1]
+
+
+# --- Logging span scores (简明条件随机场CRF介绍, https://kexue.fm/archives/5542) ---
+
+
+def log_span_f1(module: torch.nn.Module, metric: SpanF1, stage: str) -> None:
+    """Log ``{stage}/precision``, ``{stage}/recall`` and ``{stage}/f1`` of ``metric`` on the LightningModule
+    ``module``, then reset it.
+
+    Call it at the end of a validation or test epoch: :meth:`SpanF1.compute` sums the counts across ranks,
+    so every rank logs the same three scalars (``f1`` of the validation epoch also goes to the progress bar).
+    """
+    precision, recall, f1 = metric.compute().tolist()
+    metric.reset()
+    module.log_dict({f"{stage}/precision": precision, f"{stage}/recall": recall, f"{stage}/f1": f1},
+                    prog_bar=stage == "val")
