@@ -1,4 +1,5 @@
-"""Losses from the kexue.fm posts, each as a function (the math) and a thin ``nn.Module``.
+"""Losses from the kexue.fm posts, each as a function (the math) and a thin ``nn.Module``; all reduce
+per-sample values with :func:`reduce_loss` (so do :mod:`kexue.nn.crf` and :mod:`kexue.nn.memm`).
 
 - :func:`threshold_cross_entropy`: 文本情感分类（四）：更好的损失函数 (https://kexue.fm/archives/4293).
 - :func:`am_softmax_loss` (and :func:`softmax_loss`, its ablation): 基于GRU和AM-Softmax的句子相似度模型
@@ -17,15 +18,33 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+REDUCTIONS = ("none", "sum", "mean", "token_mean")
 
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
+
+def reduce_loss(values: Tensor, reduction: str, mask: Tensor | None = None) -> Tensor:
+    """Reduce per-sample values ``(B, ...)``: the one reduction of every loss here and of the CRF/MEMM.
+
+    Args:
+        values: per-sample losses (or log-likelihoods) ``(B, ...)``.
+        reduction: ``"none"`` (``values`` as they are), ``"sum"``, ``"mean"`` (over all entries), or, with a
+            ``mask``, ``"token_mean"``: the sum divided by the number of true entries of ``mask``, the
+            per-token average of sequence scores (as pytorch-crf; 简明条件随机场CRF介绍,
+            https://kexue.fm/archives/5542).
+        mask: ``(B, T)`` bool of the real steps of each sequence, needed only by ``"token_mean"``.
+
+    Raises:
+        ValueError: naming the reductions allowed (``"token_mean"`` only with a ``mask``).
+    """
     if reduction == "none":
-        return loss
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        return values
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "token_mean" and mask is not None:
+        return values.sum() / mask.sum()
+    allowed = REDUCTIONS if mask is not None else REDUCTIONS[:3]
+    raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
 
 
 def threshold_cross_entropy(logits: Tensor, target: Tensor, margin: float = 0.6, reduction: str = "mean") -> Tensor:
@@ -53,7 +72,7 @@ def threshold_cross_entropy(logits: Tensor, target: Tensor, margin: float = 0.6,
     log_p_true = log_p.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B,)
     # θ(ŷ_y - m) is a step: no gradient flows through the mask itself, only through -log ŷ_y.
     keep = (log_p_true.detach().exp() <= margin).to(log_p.dtype)  # (B,)
-    return _reduce(-log_p_true * keep, reduction)  # (B,) before reduction
+    return reduce_loss(-log_p_true * keep, reduction)  # (B,) before reduction
 
 
 class ThresholdCrossEntropy(nn.Module):
@@ -79,7 +98,7 @@ def classification_loss(name: str, margin: float = 0.6) -> nn.Module:
     raise ValueError(f"unknown loss {name!r}: expected 'ce' or 'threshold'")
 
 
-__all__ = ["threshold_cross_entropy", "ThresholdCrossEntropy", "classification_loss"]
+__all__ = ["reduce_loss", "threshold_cross_entropy", "ThresholdCrossEntropy", "classification_loss"]
 
 
 # --- AM-Softmax (基于GRU和AM-Softmax的句子相似度模型, https://kexue.fm/archives/5743) ---
@@ -187,7 +206,7 @@ def multilabel_categorical_crossentropy(logits: Tensor, target: Tensor, reductio
     # F.pad prepends the 0 of "1 + Σ": (..., C) -> (..., 1 + C).
     neg = F.pad(logits.masked_fill(positive, float("-inf")), (1, 0)).logsumexp(-1)  # (...)
     pos = F.pad((-logits).masked_fill(~positive, float("-inf")), (1, 0)).logsumexp(-1)  # (...)
-    return _reduce(neg + pos, reduction)
+    return reduce_loss(neg + pos, reduction)
 
 
 def sparse_multilabel_categorical_crossentropy(logits: Tensor, positives: Tensor, reduction: str = "mean") -> Tensor:

@@ -104,7 +104,7 @@ def test_log_likelihood_matches_brute_force(kind: str, num_tags: int) -> None:
     torch.testing.assert_close(model(emissions, tags, mask, reduction="sum"), expected.sum())
     torch.testing.assert_close(model(emissions, tags, mask, reduction="mean"), expected.mean())
     torch.testing.assert_close(model(emissions, tags, mask, reduction="token_mean"), expected.sum() / sum(LENGTHS))
-    torch.testing.assert_close(model(emissions, tags, mask), expected.mean())  # default "mean"
+    torch.testing.assert_close(model(emissions, tags, mask), expected.sum())  # default "sum", as pytorch-crf
     full = tags[:1]  # T = 4, no mask given
     torch.testing.assert_close(model(emissions[:1], full, reduction="none"), expected[:1])
 
@@ -207,6 +207,22 @@ def test_agrees_with_pytorch_crf(batch_first: bool, start_end_scores: bool) -> N
     assert [row[row >= 0].tolist() for row in decoded] == theirs.decode(emissions, mask)
 
 
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_swapping_in_pytorch_crf_with_the_same_state_dict_keeps_the_default_loss(batch_first: bool) -> None:
+    torchcrf = pytest.importorskip("torchcrf")
+    K, lengths = 5, [6, 2, 6, 1, 4]
+    ours = make("crf", K, batch_first, seed=7)
+    theirs = torchcrf.CRF(K, batch_first=batch_first).double()
+    theirs.load_state_dict(ours.state_dict())  # same parameter names and shapes
+    emissions, tags, mask = batch(K, lengths, seed=8)
+    tags = tags.clamp(min=0)
+    if not batch_first:
+        emissions, tags, mask = emissions.transpose(0, 1), tags.t(), mask.t()
+    loss = -ours(emissions, tags, mask)  # default arguments on both sides
+    torch.testing.assert_close(loss, -theirs(emissions, tags, mask))
+    torch.testing.assert_close(loss, -ours(emissions, tags, mask, reduction="none").sum())
+
+
 # ---- validation -------------------------------------------------------------------------------------
 
 E, Y, M = torch.randn(2, 3, 4), torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.bool)
@@ -288,11 +304,12 @@ def test_bio_constraints() -> None:
 def test_param_groups_give_the_transitions_a_larger_learning_rate() -> None:
     torch.manual_seed(0)
     encoder, crf = torch.nn.Linear(3, 4), ConditionalRandomField(4, transition_lr_multiplier=100.0)
-    groups = crf.param_groups(1e-3)
-    assert [g["lr"] for g in groups] == [0.1]
+    groups = crf.param_groups()
+    assert [g["lr_multiplier"] for g in groups] == [100.0]
     assert {id(p) for g in groups for p in g["params"]} == {id(p) for p in crf.parameters()}
-    assert len(ConditionalRandomField(4, start_end_scores=False).param_groups(1.0)[0]["params"]) == 1
-    optimizer = torch.optim.Adam([{"params": encoder.parameters()}, *groups], lr=1e-3)
+    assert len(ConditionalRandomField(4, start_end_scores=False).param_groups()[0]["params"]) == 1
+    scaled = [{"params": g["params"], "lr": 1e-3 * g["lr_multiplier"]} for g in groups]  # what an optimizer gets
+    optimizer = torch.optim.Adam([{"params": encoder.parameters()}, *scaled], lr=1e-3)
     before = [p.detach().clone() for p in (encoder.weight, crf.transitions)]
     (-crf(encoder(torch.randn(2, 5, 3)), torch.randint(4, (2, 5)))).backward()
     optimizer.step()

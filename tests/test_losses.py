@@ -1,4 +1,4 @@
-"""kexue.losses against naive per-sample loops (the formula of kexue.fm/archives/4293)."""
+"""kexue.losses against naive per-sample loops (the formula of kexue.fm/archives/4293), and the one reduction."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kexue.losses import ThresholdCrossEntropy, classification_loss, threshold_cross_entropy
+from kexue.losses import ThresholdCrossEntropy, classification_loss, reduce_loss, threshold_cross_entropy
 
 
 def naive_threshold_loss(logits: torch.Tensor, target: torch.Tensor, margin: float) -> float:
@@ -56,3 +56,16 @@ def test_bad_arguments() -> None:
         threshold_cross_entropy(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), reduction="avg")
     with pytest.raises(ValueError, match="unknown loss"):
         classification_loss("hinge")
+
+
+def test_reduce_loss_reductions_and_token_mean() -> None:
+    values = torch.tensor([1.0, 2.0, 6.0])
+    mask = torch.tensor([[True, True, False], [True, False, False], [True, True, True]])  # 6 real steps
+    assert reduce_loss(values, "none") is values
+    assert reduce_loss(values, "sum").item() == 9.0
+    assert reduce_loss(values, "mean").item() == 3.0
+    assert reduce_loss(values, "token_mean", mask).item() == 1.5  # 9 / 6 tokens
+    with pytest.raises(ValueError, match=r"reduction must be one of \('none', 'sum', 'mean'\), got 'token_mean'"):
+        reduce_loss(values, "token_mean")  # a per-token mean needs the mask
+    with pytest.raises(ValueError, match=r"one of \('none', 'sum', 'mean', 'token_mean'\), got 'avg'"):
+        reduce_loss(values, "avg", mask)

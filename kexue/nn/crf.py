@@ -5,11 +5,12 @@ A path ``y`` of tags over ``x`` scores ``s(y) = start[y_0] + sum_t emission_t[y_
 ``log Z`` from the forward (logsumexp) recursion and the best path from Viterbi.
 
 The contract follows pytorch-crf so one can be swapped for the other: ``forward`` returns the
-log-likelihood (negate it for a loss), ``decode`` the best paths; the parameter names ``transitions``,
-``start_transitions`` and ``end_transitions`` are the same too. Unlike pytorch-crf, ``decode`` returns one
-``LongTensor`` padded with ``-1`` and accepts :class:`TransitionConstraints` (e.g. :func:`bmes_constraints`).
+log-likelihood (negate it for a loss) with the same default reduction (``"sum"``), ``decode`` the best paths;
+the parameter names ``transitions``, ``start_transitions`` and ``end_transitions`` are the same too, so a
+state dict loads into either. Unlike pytorch-crf, ``decode`` returns one ``LongTensor`` padded with ``-1``
+and accepts :class:`TransitionConstraints` (e.g. :func:`bmes_constraints`).
 
-Also here, shared with :mod:`kexue.nn.memm`: input validation, the reductions, batched Viterbi.
+Also here, shared with :mod:`kexue.nn.memm`: input validation and batched Viterbi.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-REDUCTIONS = ("none", "sum", "mean", "token_mean")
+from kexue.losses import reduce_loss
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,20 +146,6 @@ def validate(num_tags: int, batch_first: bool, emissions: Tensor, tags: Tensor |
     return emissions.masked_fill(~mask.unsqueeze(2), 0), tags, mask
 
 
-def reduce(llh: Tensor, mask: Tensor, reduction: str) -> Tensor:
-    """``llh (B,)`` -> ``(B,)`` for "none", else a scalar: "sum", "mean" (over the batch), "token_mean"
-    (sum over the number of unmasked steps of ``mask (B, T)``)."""
-    if reduction == "none":
-        return llh
-    if reduction == "sum":
-        return llh.sum()
-    if reduction == "mean":
-        return llh.mean()
-    if reduction == "token_mean":
-        return llh.sum() / mask.sum()
-    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-
-
 def check_constraints(constraints: TransitionConstraints | None, num_tags: int) -> None:
     if constraints is not None and constraints.num_tags != num_tags:
         raise ValueError(f"constraints are for {constraints.num_tags} tags, the model has num_tags={num_tags}")
@@ -239,19 +226,20 @@ class ConditionalRandomField(nn.Module):
                 f"start_end_scores={self.start_transitions is not None}, "
                 f"transition_lr_multiplier={self.transition_lr_multiplier}")
 
-    def param_groups(self, base_lr: float) -> list[dict]:
-        """Optimizer group of this module's parameters at ``base_lr * transition_lr_multiplier``.
+    def param_groups(self) -> list[dict]:
+        """One optimizer group of this module's parameters with ``lr_multiplier = transition_lr_multiplier``.
 
         Su's CRF layer has an ``lr_multiplier`` because at the small learning rate that fine-tunes a
         pretrained encoder the transition matrix barely moves (你的CRF层的学习率可能不够大,
         https://kexue.fm/archives/7196). Here it is a plain optimizer group, so it means the same for SGD
-        and Adam. Put every other parameter in its own group::
+        and Adam: put every other parameter in a group of its own and scale the learning rates with
+        :func:`kexue.optim.scaled_param_groups`::
 
             crf_ids = {id(p) for p in model.crf.parameters()}
             rest = [p for p in model.parameters() if id(p) not in crf_ids]
-            torch.optim.AdamW([{"params": rest}, *model.crf.param_groups(lr)], lr=lr)
+            torch.optim.AdamW(scaled_param_groups([{"params": rest}, *model.crf.param_groups()], lr), lr=lr)
         """
-        return [{"params": list(self.parameters()), "lr": base_lr * self.transition_lr_multiplier}]
+        return [{"params": list(self.parameters()), "lr_multiplier": self.transition_lr_multiplier}]
 
     def _start_end(self, like: Tensor) -> tuple[Tensor, Tensor]:
         if self.start_transitions is None:
@@ -260,11 +248,15 @@ class ConditionalRandomField(nn.Module):
         return self.start_transitions, self.end_transitions
 
     def forward(self, emissions: Tensor, tags: Tensor, mask: Tensor | None = None,
-                reduction: str = "mean") -> Tensor:
-        """Log-likelihood ``log P(tags | emissions)``: ``(B,)`` for reduction "none", else a scalar."""
+                reduction: str = "sum") -> Tensor:
+        """Log-likelihood ``log P(tags | emissions)``: ``(B,)`` for reduction "none", else a scalar.
+
+        ``reduction`` is "sum" by default, as in pytorch-crf (so a swap keeps the loss's scale), or "mean"
+        (over the batch), "token_mean" (over the unmasked steps) or "none"; see :func:`kexue.losses.reduce_loss`.
+        """
         emissions, tags, mask = validate(self.num_tags, self.batch_first, emissions, tags, mask)
         llh = self._path_score(emissions, tags, mask) - self._log_partition(emissions, mask)  # (B,)
-        return reduce(llh, mask, reduction)
+        return reduce_loss(llh, reduction, mask)
 
     def _path_score(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
         """``s(y)`` of the given tags, vectorised over time -> ``(B,)``."""

@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from kexue.nn.crf import TransitionConstraints, check_constraints, last_step, reduce, validate, viterbi
+from kexue.losses import reduce_loss
+from kexue.nn.crf import TransitionConstraints, check_constraints, last_step, validate, viterbi
 
 
 class MaximumEntropyMarkovModel(nn.Module):
@@ -51,14 +52,14 @@ class MaximumEntropyMarkovModel(nn.Module):
         return f"num_tags={self.num_tags}, batch_first={self.batch_first}, bidirectional={self.bidirectional}"
 
     def forward(self, emissions: Tensor, tags: Tensor, mask: Tensor | None = None,
-                reduction: str = "mean") -> Tensor:
+                reduction: str = "sum") -> Tensor:
         """Log-likelihood ``log P(tags | emissions)`` (the mean of both directions' if bidirectional):
-        ``(B,)`` for reduction "none", else a scalar."""
+        ``(B,)`` for reduction "none", else a scalar; reductions as the CRF's (default "sum")."""
         emissions, tags, mask = validate(self.num_tags, self.batch_first, emissions, tags, mask)
         llh = self._forward_llh(emissions, tags, mask)  # (B,)
         if self.bidirectional:
             llh = (llh + self._backward_llh(emissions, tags, mask)) / 2  # (B,)
-        return reduce(llh, mask, reduction)
+        return reduce_loss(llh, reduction, mask)
 
     def _forward_llh(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
         """Left to right: only the row ``T[y_{t-1}]`` of each step is needed, so this is ``O(B T K)``."""
