@@ -93,8 +93,8 @@ def tfidf_baseline(max_groups: int | None) -> tuple[list[float], float, str]:
         f"{name} {len(data.groups[name]):,} groups / {len(data.splits[name]):,} sentences"
         for name in ("train", "val", "test")
     )
-    train = [s for s, _ in data.splits["train"]]
-    texts, groups = zip(*data.splits["test"])
+    train = [s for s, *_ in data.splits["train"]]
+    texts, groups, _ = zip(*data.splits["test"])
     vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True, dtype=np.float32).fit(train)
     sparse = vectorizer.transform(texts).tocsc()  # (N, V), rows unit-norm
     used = np.flatnonzero(sparse.getnnz(axis=0))  # only the n-grams the test sentences contain: same cosines
