@@ -115,17 +115,30 @@ class TaskEntry:
         return self.task
 
 
+def import_object(ref: str) -> Any:
+    """The object named by ``"package.module:attr.path"`` or ``"package.module.Attr"``.
+
+    Raises ``ImportError`` or ``AttributeError`` (callers turn them into their own one-line errors).
+    """
+    if ":" in ref:
+        module_name, _, attr = ref.partition(":")
+    else:
+        module_name, _, attr = ref.rpartition(".")
+        if not module_name:
+            raise ImportError(f"{ref!r} is not a dotted path (e.g. torch.optim.AdamW)")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split(".") if attr else []:
+        obj = getattr(obj, part)
+    return obj
+
+
 def _resolve(ref: str | type, what: str) -> type:
     if not isinstance(ref, str):
         return ref
-    module_name, _, attr = ref.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split(".") if attr else []:
-            obj = getattr(obj, part)
+        return import_object(ref)
     except (ImportError, AttributeError) as err:
         raise RegistryError(f"{what} {ref!r} cannot be imported: {_one_line(err)}") from err
-    return obj
 
 
 def _one_line(err: BaseException) -> str:
@@ -142,13 +155,13 @@ def _load_entry(ep: md.EntryPoint) -> TaskEntry:
     entry = TaskEntry(name=ep.name, dist=_dist_label(ep))
     try:
         task = ep.load()
-    except Exception as err:  # a plugin may fail in any way; it must not take the others down
+    except (Exception, SystemExit) as err:  # a plugin may fail in any way (even sys.exit); never the others
         entry.status, entry.error = "broken", _one_line(err)
         return entry
     if callable(task) and not isinstance(task, Task):
         try:
             task = task()
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             entry.status, entry.error = "broken", _one_line(err)
             return entry
     if not isinstance(task, Task):

@@ -95,6 +95,11 @@ class SplitDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         hp = self.hparams
+        if stage == "predict" and hp.predict_path:  # raw lines only: no need to read the corpus
+            if "predict" not in self.splits:
+                texts = read_text_lines(hp.predict_path, keep_blank=True)
+                self.splits["predict"] = [(t, self.predict_target) for t in texts]
+            return
         if not {"train", "val", "test"} <= self.splits.keys():
             paths = {"train": hp.train_path, "val": hp.val_path, "test": hp.test_path}
             embedded = None
@@ -108,8 +113,7 @@ class SplitDataModule(L.LightningDataModule):
                         path or "the embedded corpus",
                     )
         if stage == "predict" and "predict" not in self.splits:
-            texts = read_text_lines(hp.predict_path) if hp.predict_path else [t for t, _ in self.splits["test"]]
-            self.splits["predict"] = [(t, self.predict_target) for t in texts]
+            self.splits["predict"] = [(t, self.predict_target) for t, _ in self.splits["test"]]
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         hp, data = self.hparams, self.splits[name]

@@ -38,15 +38,16 @@ def read_labelled_lines(path: str | PathLike, labels: Sequence[str]) -> list[tup
     return rows
 
 
-def read_text_lines(path: str | PathLike) -> list[str]:
-    """Non-blank lines of a UTF-8 text file (for ``predict``), stripped."""
+def read_text_lines(path: str | PathLike, keep_blank: bool = False) -> list[str]:
+    """Lines of a UTF-8 text file, stripped; blank ones dropped unless ``keep_blank`` (``predict`` keeps them,
+    so that output line ``i`` always answers input line ``i``). A file with no text is a UsageError."""
     path = Path(path)
     if not path.is_file():
         raise UsageError("file not found", path)
-    lines = [line.strip() for line in utf8_lines(path) if line.strip()]
-    if not lines:
+    lines = [line.strip() for line in utf8_lines(path)]
+    if not any(lines):
         raise UsageError("no text lines in file", path)
-    return lines
+    return lines if keep_blank else [line for line in lines if line]
 
 
 def utf8_lines(path: str | PathLike) -> Iterable[str]:

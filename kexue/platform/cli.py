@@ -9,6 +9,7 @@ This module imports nothing heavy: torch and Lightning are imported only to run 
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -35,6 +36,7 @@ options (all commands that take a TASK):
   --trainer.* --model.* --data.* any Trainer, model or data argument
   --ckpt_path PATH               checkpoint to resume from or evaluate
   --print_config                 print the resolved config and exit
+  --debug                        print tracebacks too (same as KEXUE_DEBUG=1)
   --help                         every option of TASK, with defaults
 """
 
@@ -109,6 +111,9 @@ def cmd_tasks(args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kexue`` command; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:  # tracebacks as well as the one-line errors
+        args.remove("--debug")
+        os.environ["KEXUE_DEBUG"] = "1"
     command = ""
     try:
         if not args or args[0] in ("-h", "--help", "help"):
@@ -149,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             print("kexue: interrupted", file=sys.stderr)
             return 130
         raise
+    except Exception as err:  # the boundary: whatever broke while reading the user's input is one line
+        from kexue.platform.boundary import report
+
+        return report(err, None, None)
 
 
 if __name__ == "__main__":

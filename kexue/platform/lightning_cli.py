@@ -10,17 +10,22 @@ import difflib
 import re
 import sys
 import warnings
+from functools import partial
 from pathlib import Path
+from types import MethodType
 from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch.optim import Optimizer
 
 from kexue.errors import UsageError
+from kexue.optim import configure_optimizers
+from kexue.platform.boundary import Phase, report
 from kexue.platform.loggers import fresh_run_dir
 from kexue.platform.reliability import (
     AtomicCheckpointIO,
@@ -48,11 +53,17 @@ class LoggedSaveConfigCallback(SaveConfigCallback):
 class KexueCLI(LightningCLI):
     """LightningCLI for one registered task; the command (fit, test...) is run by :func:`run_task`.
 
-    Every Trainer argument is exposed as ``--trainer.*``; ``--ckpt_path`` is added for all commands.
+    Every Trainer argument is exposed as ``--trainer.*``; ``--ckpt_path`` and the reliability options are added
+    for all commands; ``--optimizer`` / ``--lr_scheduler`` build on the model's ``parameter_groups()``
+    (:func:`kexue.optim.configure_optimizers`). Each run gets a fresh directory under
+    ``--trainer.default_root_dir`` (default ``runs/TASK``): its config, checkpoints, figures and logs.
     """
 
     def __init__(self, task: Task, command: str, args: list[str]) -> None:
         self.task, self.command = task, command
+        self.from_checkpoint = command in ("validate", "test", "predict") and any(
+            a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in args)
+        self.run_dir: str | None = None
         config = task.config_path()
         super().__init__(
             model_class=task.module_class(),
@@ -63,22 +74,31 @@ class KexueCLI(LightningCLI):
                 "prog": f"kexue {command} {task.name}",
                 "default_config_files": [str(config)] if config else [],
                 "exit_on_error": False,
+                "allow_abbrev": False,  # --trainer.max_epoch must be an error, never a guess
             },
+            auto_configure_optimizers=False,  # kexue's --optimizer keeps the model's parameter groups
             args=args,
             run=False,
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--ckpt_path", type=str | None, default=None,
-                            help="Checkpoint to resume `fit` from or to evaluate; `last` = the newest last.ckpt of "
-                                 "this task under runs/.")
+                            help="Checkpoint to resume `fit` from or to evaluate; `last` = the newest last.ckpt or "
+                                 "interrupted.ckpt of this task under the root directory.")
+        parser.add_argument("--untrained", type=bool, default=False,
+                            help="validate/test/predict without a checkpoint, with freshly initialised weights.")
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=100,
                             help="Save last.ckpt every N optimizer steps and after each validation (0: only "
                                  "then); a kill loses at most the steps since then.")
         parser.add_argument("--stop_on_nan", type=bool, default=True,
                             help="Stop with a one-line error at the first non-finite loss or gradient.")
+        parser.add_optimizer_args((Optimizer,))
+        parser.add_lr_scheduler_args(LRSchedulerTypeTuple)
         for source, target in self.task.links:
             parser.link_arguments(source, target)
+        if not self.from_checkpoint:  # otherwise the checkpoint fixes the model's sizes
+            for source, target in self.task.data_links:
+                parser.link_arguments(source, target, apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         try:
@@ -89,101 +109,69 @@ class KexueCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config
+        root = cfg.trainer.default_root_dir or f"runs/{self.task.name}"
+        check_options(cfg)
         if cfg.ckpt_path == "last":
-            cfg.ckpt_path = self._newest_last_checkpoint(cfg.trainer.default_root_dir)
-        if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file() and cfg.ckpt_path != "best":
+            cfg.ckpt_path = newest_checkpoint(root, self.task.name)
+        elif cfg.ckpt_path == "best":
+            raise UsageError("--ckpt_path best: give a checkpoint file (`kexue run` tests its best checkpoint "
+                             "itself) or `last`")
+        elif cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
             raise UsageError("checkpoint not found", cfg.ckpt_path)
-        if cfg.ckpt_path and Path(cfg.ckpt_path).is_file():
-            checkpoint = self._read_checkpoint(cfg.ckpt_path)
-            if self.command != "fit":
-                self._model_config_from_checkpoint(checkpoint)
-        if cfg.checkpoint_every_n_steps < 0:
-            raise UsageError(f"--checkpoint_every_n_steps must be >= 0, got {cfg.checkpoint_every_n_steps}")
+        if self.command in ("validate", "test", "predict") and not cfg.ckpt_path and not cfg.untrained:
+            raise UsageError(f"`kexue {self.command}` needs --ckpt_path (a checkpoint file, or `last`); "
+                             "--untrained true evaluates freshly initialised weights")
+        if cfg.ckpt_path:
+            checkpoint = read_checkpoint(cfg.ckpt_path, self.task.name)
+            if self.command in ("validate", "test", "predict"):
+                self._config_from_checkpoint(checkpoint)
+        if cfg.lr_scheduler and not cfg.optimizer:
+            raise UsageError("--lr_scheduler needs --optimizer (or an optimizer preset, e.g. --config adafactor)")
+        self.run_dir = fresh_run_dir(root)
+        cfg.trainer.default_root_dir = self.run_dir
         self._name_loggers()
 
-    def _newest_last_checkpoint(self, root: str) -> str:
-        found = sorted(Path(root).glob("**/last*.ckpt"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise UsageError(f"--ckpt_path last: no last.ckpt of task '{self.task.name}' under {root}/")
-        return str(found[-1])
-
-    def _read_checkpoint(self, path: str) -> dict:
-        """The checkpoint as a dict, loaded with ``weights_only=True`` (never runs pickled code)."""
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # truncated zip, not a checkpoint, unsafe pickle: all one message
-            raise UsageError(f"cannot read checkpoint (truncated, corrupt or unsafe?): {_one_line(err)[:160]}",
-                             path) from err
-        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-            raise UsageError("not a Lightning checkpoint (no state_dict)", path)
-        check_checkpoint_task(checkpoint.get("kexue", {}).get("task"), self.task.name, path)
-        return checkpoint
-
-    def _model_config_from_checkpoint(self, checkpoint: dict) -> None:
-        """A checkpoint fixes the architecture: take the model's hyperparameters from it."""
-        hparams = checkpoint.get("hyper_parameters", {})
-        for key, value in hparams.items():
+    def _config_from_checkpoint(self, checkpoint: dict) -> None:
+        """A checkpoint fixes the architecture and the featurisation: the model's hyperparameters and the
+        DataModule's ``featurization`` arguments come from it."""
+        for key, value in checkpoint.get("hyper_parameters", {}).items():
             if key in self.config.model:
                 self.config.model[key] = value
+        data_hparams = checkpoint.get("datamodule_hyper_parameters", {})
+        for key in getattr(self.datamodule_class, "featurization", ()):
+            if key in data_hparams and key in self.config.data:
+                self.config.data[key] = data_hparams[key]
 
     def _name_loggers(self) -> None:
         trainer = self.config.trainer
         if self.command == "predict":  # stdout carries the predictions; keep the bar out of it
             trainer.enable_progress_bar = False
-        if trainer.logger in (False, None) and trainer.default_root_dir == f"runs/{self.task.name}":
-            # No logger to version the run: give it a fresh directory so config.yaml never collides.
-            trainer.default_root_dir = fresh_run_dir(trainer.default_root_dir)
         loggers = trainer.logger
         for logger in loggers if isinstance(loggers, list) else [loggers]:
             init = getattr(logger, "init_args", None)
             if init is None:
                 continue
+            if "save_dir" in init:  # every logger writes into the run's own directory
+                init.save_dir = self.run_dir
             if logger.class_path.endswith("WandbLogger"):
                 init.group = init.get("group") or self.task.name
                 init.job_type = init.get("job_type") or self.command
                 init.tags = init.get("tags") or [self.task.name]
-                if init.get("save_dir") == "runs":
-                    init.save_dir = f"runs/{self.task.name}"
-            elif "name" in init and init.name is None:
-                init.name = self.task.name
+            elif logger.class_path.endswith("CSVLogger"):
+                init.name, init.version = "", ""
 
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
-        except (ValueError, TypeError) as err:
+        except Exception as err:
+            if self.from_checkpoint:
+                raise UsageError(f"checkpoint does not fit this kexue's '{self.task.name}' model ({_one_line(err)}); "
+                                 "it was probably written by an older kexue: retrain", self.config.ckpt_path) from err
             raise UsageError(f"bad configuration: {_one_line(err)}") from err
-
-    def _add_configure_optimizers_method_to_model(self, subcommand: str | None) -> None:
-        """``--optimizer`` gets the model's ``parameter_groups()`` when it has them (e.g. the CRF transitions'
-        larger learning rate), with each group's ``lr_multiplier`` applied to the chosen learning rate."""
-        if self._get(self.config_init, "lr_scheduler") and not self._get(self.config_init, "optimizer"):
-            # LightningCLI would silently ignore it: the model's own configure_optimizers knows nothing of it.
-            raise UsageError("--lr_scheduler needs --optimizer (or an optimizer preset, e.g. --config adafactor)")
-        groups = getattr(self.model, "parameter_groups", None)
-        groups = groups() if callable(groups) else None
-        if groups is not None:  # LightningCLI builds --optimizer from model.parameters(): hand it the groups
-            self.model.parameters = lambda recurse=True: groups
-        try:
-            super()._add_configure_optimizers_method_to_model(subcommand)
-        except (ValueError, TypeError) as err:
-            raise UsageError(f"bad optimizer configuration: {_one_line(err)}") from err
-        finally:
-            if groups is not None:
-                del self.model.parameters
-        configure = getattr(self.model.configure_optimizers, "__func__", None)
-        built = getattr(configure, "keywords", {})  # the partial LightningCLI installs, if --optimizer was given
-        if "optimizer" in built:
-            from kexue.optim import apply_lr_multipliers
-
-            apply_lr_multipliers(built["optimizer"], built.get("lr_scheduler"))
-
-    @staticmethod
-    def configure_optimizers(lightning_module: LightningModule, optimizer: Any, lr_scheduler: Any = None) -> Any:
-        """As LightningCLI's, but a scheduler with ``interval = "step"`` (kexue.optim.PiecewiseLinearLR) steps
-        every optimizer step instead of every epoch."""
-        if lr_scheduler is not None and getattr(lr_scheduler, "interval", None) == "step":
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": lr_scheduler, "interval": "step"}}
-        return LightningCLI.configure_optimizers(lightning_module, optimizer, lr_scheduler)
+        if self.config.optimizer:
+            fn = partial(configure_optimizers, optimizer=self.config_init.optimizer,
+                         lr_scheduler=self.config_init.lr_scheduler)
+            self.model.configure_optimizers = MethodType(fn, self.model)  # as LightningCLI does with its own
 
     def instantiate_trainer(self, **kwargs: object) -> Trainer:
         """The configured Trainer plus kexue's safety callbacks (see :mod:`kexue.platform.reliability`)."""
@@ -191,8 +179,12 @@ class KexueCLI(LightningCLI):
         cfg, callbacks = self.config, trainer.callbacks
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # the default: make it atomic
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        self._default_checkpoint(trainer)
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+                callback.dirpath = str(Path(self.run_dir, "checkpoints"))
         first_checkpoint = next((i for i, c in enumerate(callbacks) if isinstance(c, ModelCheckpoint)), len(callbacks))
-        extra: list[Callback] = [ResumableState(self.task.name)]
+        extra: list[Callback] = [ResumableState(self.task.name), Phase()]
         if cfg.stop_on_nan:
             extra.append(StopOnNonFiniteLoss())
         callbacks[first_checkpoint:first_checkpoint] = extra  # checkpoint callbacks stay last, as Lightning wants
@@ -201,6 +193,76 @@ class KexueCLI(LightningCLI):
             callbacks.append(LastCheckpoint(cfg.checkpoint_every_n_steps))
             callbacks.append(CheckpointOnInterrupt())
         return trainer
+
+    def _default_checkpoint(self, trainer: Trainer) -> None:
+        """A task whose YAML sets no ModelCheckpoint still gets its best checkpoint kept and tested: monitor the
+        ``val/`` twin of ``Task.metric`` (``min`` for losses and errors, else ``max``)."""
+        callback = trainer.checkpoint_callback
+        if not self.task.metric or not isinstance(callback, ModelCheckpoint) or callback.monitor is not None:
+            return
+        if type(callback) is not ModelCheckpoint or trainer.fast_dev_run:
+            return
+        name = self.task.metric.split("/", 1)[-1]
+        lower = any(word in name for word in ("loss", "nll", "error", "perplexity", "mse", "bpd"))
+        best = ModelCheckpoint(monitor=f"val/{name}", mode="min" if lower else "max", filename="best-{epoch}",
+                               auto_insert_metric_name=False)
+        trainer.callbacks[trainer.callbacks.index(callback)] = best
+
+
+def check_options(cfg: Any) -> None:
+    """UsageError naming the option for values Lightning, torch or a DataLoader would reject with a traceback."""
+    checks = [
+        ("data.batch_size", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+        ("data.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+        ("model.lr", lambda v: v >= 0, ">= 0"),
+        ("model.weight_decay", lambda v: v >= 0, ">= 0"),
+        ("model.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+        ("data.num_buckets", lambda v: v >= 2, ">= 2"),
+        ("data.max_length", lambda v: v >= 1, ">= 1"),
+        ("trainer.accumulate_grad_batches", lambda v: v >= 1, "an integer >= 1"),
+        ("trainer.max_epochs", lambda v: v >= -1, ">= -1 (-1: no limit)"),
+        ("trainer.max_steps", lambda v: v >= -1, ">= -1 (-1: no limit)"),
+        ("trainer.gradient_clip_val", lambda v: v >= 0, ">= 0"),
+        ("trainer.check_val_every_n_epoch", lambda v: v >= 1, ">= 1"),
+        ("checkpoint_every_n_steps", lambda v: v >= 0, ">= 0"),
+    ]
+    for key, ok, expected in checks:
+        value = cfg.get(key)
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            good = ok(value)
+        except TypeError:
+            continue  # a type jsonargparse accepted and we do not know: leave it to the task
+        if not good:
+            raise UsageError(f"--{key} must be {expected}, got {value}")
+    accelerator = str(cfg.get("trainer.accelerator") or "auto")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--trainer.accelerator {accelerator}: no CUDA GPU is visible on this machine "
+                         "(use cpu or auto)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("--trainer.accelerator mps: no Apple GPU on this machine (use cpu or auto)")
+
+
+def newest_checkpoint(root: str, task: str) -> str:
+    """The newest ``last*.ckpt`` or ``interrupted*.ckpt`` under ``root`` (what ``--ckpt_path last`` means)."""
+    found = [p for pattern in ("**/last*.ckpt", "**/interrupted*.ckpt") for p in Path(root).glob(pattern)]
+    if not found:
+        raise UsageError(f"--ckpt_path last: no last.ckpt or interrupted.ckpt of task '{task}' under {root}/")
+    return str(max(found, key=lambda p: p.stat().st_mtime))
+
+
+def read_checkpoint(path: str, task: str) -> dict:
+    """The checkpoint as a dict, loaded with ``weights_only=True`` (never runs pickled code)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, not a checkpoint, unsafe pickle: all one message
+        raise UsageError(f"cannot read checkpoint (truncated, corrupt or unsafe?): {_one_line(err)[:160]}",
+                         path) from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UsageError("not a Lightning checkpoint (no state_dict)", path)
+    check_checkpoint_task(checkpoint.get("kexue", {}).get("task"), task, path)
+    return checkpoint
 
 
 def _suggestion(message: str, parser: LightningArgumentParser) -> str:
@@ -218,37 +280,71 @@ def _one_line(err: BaseException) -> str:
     return text if len(text) <= 400 else text[:400] + " ..."
 
 
+class PredictionPrinter(BasePredictionWriter):
+    """Prints ``predict_step``'s strings once, in input order, one line per input line, under any number of
+    processes: each rank's predictions and their dataset indices are gathered on rank 0, which drops the
+    repeats a distributed sampler pads with."""
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="epoch")
+
+    def write_on_epoch_end(self, trainer: Trainer, pl_module: LightningModule, predictions: Any,
+                           batch_indices: Any) -> None:
+        pairs = [
+            (index, item)
+            for batch, indices in zip(predictions, batch_indices[0] if batch_indices else [])
+            for index, item in zip(indices, batch if isinstance(batch, (list, tuple)) else [batch])
+        ]
+        if trainer.world_size > 1:
+            gathered: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(gathered, pairs)
+            pairs = [pair for part in gathered for pair in part]
+        if trainer.is_global_zero:
+            for _, item in sorted(dict(pairs).items()):
+                print(item, flush=True)
+
+
 def run_task(command: str, task: Task, args: list[str]) -> int:
-    """Build the task's CLI from ``args`` and run ``command``; return the exit status."""
+    """Build the task's CLI from ``args`` and run ``command``; return the exit status. Everything runs inside
+    the error boundary (:mod:`kexue.platform.boundary`)."""
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    cli = phase = None
     try:
-        cli = KexueCLI(task, command, args)
-    except argparse.ArgumentError as err:
-        raise UsageError(f"{_one_line(err)} (see `kexue {command} {task.name} --help`)") from err
+        try:
+            cli = KexueCLI(task, command, args)
+        except argparse.ArgumentError as err:
+            raise UsageError(f"{_one_line(err)} (see `kexue {command} {task.name} --help`)") from err
+        phase = next(c for c in cli.trainer.callbacks if isinstance(c, Phase))
+        return _run(cli, command)
+    except (KeyboardInterrupt, SystemExit):
+        raise  # the CLI maps Ctrl-C and SIGTERM to 130 / 143
+    except BaseException as err:
+        return report(err, phase, cli.run_dir if cli is not None else None)
+
+
+def _run(cli: KexueCLI, command: str) -> int:
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     ckpt = cli.config.ckpt_path
     if command in ("fit", "run"):
         trainer.fit(model, datamodule=data, ckpt_path=ckpt)
     if command == "run":
         best = getattr(trainer.checkpoint_callback, "best_model_path", "")
-        results = trainer.test(model, datamodule=data, ckpt_path="best" if best else None)
+        results = trainer.test(model, datamodule=data, ckpt_path=best or None)
         if best:
             print(f"best checkpoint: {best}")
     elif command in ("validate", "test"):
         results = getattr(trainer, command)(model, datamodule=data, ckpt_path=ckpt)
     elif command == "predict":
-        batches = trainer.predict(model, datamodule=data, ckpt_path=ckpt) or []
-        for batch in batches:
-            for item in batch if isinstance(batch, (list, tuple)) else [batch]:
-                print(item)
+        trainer.callbacks.append(PredictionPrinter())
+        trainer.predict(model, datamodule=data, ckpt_path=ckpt, return_predictions=False)
     _close_loggers(trainer)
     if command in ("run", "validate", "test"):
         for name, value in sorted({k: v for r in results for k, v in r.items()}.items()):
             print(f"{name} {value:.4f}")
     # A task may end its output with lines of its own (e.g. the path of exported vectors).
-    report = getattr(model, "report_lines", None)
-    if callable(report) and trainer.is_global_zero:
-        for line in report(command):
+    lines = getattr(model, "report_lines", None)
+    if callable(lines) and trainer.is_global_zero:
+        for line in lines(command):
             print(line)
     return 0
 
@@ -266,4 +362,4 @@ def _close_loggers(trainer: Trainer) -> None:
             print(f"CSV logs in {logger.log_dir}", file=sys.stderr)
 
 
-__all__ = ["KexueCLI", "run_task"]
+__all__ = ["KexueCLI", "PredictionPrinter", "check_options", "newest_checkpoint", "read_checkpoint", "run_task"]

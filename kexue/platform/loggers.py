@@ -43,13 +43,15 @@ class WandbLogger(_LightningWandbLogger):
 
     - ``mode=None`` picks ``$WANDB_MODE`` if set, else ``"online"`` when credentials are found and
       ``"offline"`` otherwise, so a run never stops to ask for a login.
-    - Each run gets its own directory ``<save_dir>/<YYYYmmdd-HHMMSS>``; the resolved config,
-      figures and checkpoints of the run land there, and no earlier run is overwritten.
+    - ``save_dir`` is the run's own directory: the CLI gives each run a fresh one
+      (:func:`fresh_run_dir`), so no earlier run is overwritten.
+    - Online, one line says at once that W&B is being contacted, and a run that cannot reach it falls back
+      within ``init_timeout`` seconds (default 20) instead of stalling.
     - If W&B cannot start (bad key, no network, a broken install), training goes on: a one-line warning
       says so and metrics and hyperparameters go to ``metrics.csv``/``hparams.yaml`` in the run directory.
 
     Args:
-        save_dir: root under which each run makes its own directory.
+        save_dir: the run's directory.
         project: W&B project.
         name: run name (W&B picks one when None).
         group: W&B group (kexue's CLI fills in the task name when None).
@@ -57,6 +59,7 @@ class WandbLogger(_LightningWandbLogger):
         job_type: W&B job type (the CLI sets ``fit``, ``test``...).
         mode: ``"online"``, ``"offline"``, ``"disabled"`` or None (automatic, see above).
         log_model: upload checkpoints as W&B artifacts (not possible offline).
+        init_timeout: seconds an online run waits for W&B before falling back to CSV.
         kwargs: passed on to ``wandb.init``.
     """
 
@@ -70,13 +73,19 @@ class WandbLogger(_LightningWandbLogger):
         job_type: str | None = None,
         mode: str | None = None,
         log_model: bool = False,
+        init_timeout: float = 20.0,
         **kwargs: Any,
     ) -> None:
         self.mode = mode or os.environ.get("WANDB_MODE") or ("online" if wandb_credentials_found() else "offline")
         self._fallback: _CsvRun | None = None
+        if self.mode == "online" and "settings" not in kwargs:
+            import wandb
+
+            kwargs["settings"] = wandb.Settings(init_timeout=init_timeout)
+        self.init_timeout = init_timeout
         super().__init__(
             name=name,
-            save_dir=fresh_run_dir(save_dir),
+            save_dir=save_dir,
             project=project,
             log_model=log_model and self.mode == "online",
             group=group,
@@ -92,6 +101,9 @@ class WandbLogger(_LightningWandbLogger):
         """The W&B run, or after W&B failed to start, a stand-in that writes to CSV."""
         if self._fallback is not None:
             return self._fallback
+        if self._experiment is None and self.mode == "online":
+            print(f"kexue: connecting to W&B (online; falls back to CSV after {self.init_timeout:g} s)",
+                  file=sys.stderr, flush=True)
         try:
             return _LightningWandbLogger.experiment.fget(self)
         except Exception as err:  # wandb raises many kinds (CommError, UsageError, AuthenticationError...)

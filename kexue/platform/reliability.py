@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from kexue.errors import UsageError
@@ -75,16 +75,22 @@ class StopOnNonFiniteLoss(Callback):
         )
 
 
-class CheckpointOnInterrupt(OnExceptionCheckpoint):
-    """Lightning's :class:`OnExceptionCheckpoint` saving ``interrupted.ckpt`` next to the run's other
-    checkpoints on Ctrl-C or SIGTERM (Lightning turns SIGTERM into ``SIGTERMException``).
+class CheckpointOnInterrupt(Callback):
+    """Saves ``interrupted.ckpt`` next to the run's other checkpoints on Ctrl-C or SIGTERM (Lightning turns
+    SIGTERM into ``SIGTERMException``).
 
-    Not on a non-finite loss: those weights are not worth resuming from.
+    Not Lightning's ``OnExceptionCheckpoint``: with one of those present, Lightning turns ``fit(ckpt_path=None)``
+    into ``"last"`` and a new run silently resumes an old one; a kexue run resumes only when asked. Not on a
+    non-finite loss either: those weights are not worth resuming from.
     """
 
     def __init__(self, filename: str = "interrupted") -> None:
-        super().__init__(dirpath=".", filename=filename)
+        self.filename, self.dirpath = filename, Path(".")
         self._ctrl_c, self._previous_handler = False, None
+
+    @property
+    def ckpt_path(self) -> str:
+        return str(self.dirpath / f"{self.filename}.ckpt")
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         main = trainer.checkpoint_callback
@@ -113,7 +119,7 @@ class CheckpointOnInterrupt(OnExceptionCheckpoint):
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if isinstance(exception, (KeyboardInterrupt, SystemExit)) and trainer.state.fn == "fit":
-            super().on_exception(trainer, pl_module, exception)
+            trainer.save_checkpoint(self.ckpt_path)
             print(f"checkpoint saved on interrupt: {self.ckpt_path}", flush=True)
 
 

@@ -1,27 +1,7 @@
-"""Optimizers and optimizer wrappers that compose from config, for any task.
-
-Posts: AdaFactor优化器浅析 (https://kexue.fm/archives/7302) for :class:`AdaFactor`; 6个派生优化器的简单介绍及其实现
-(https://kexue.fm/archives/7094) for the wrappers :class:`DecoupledWeightDecay`, :class:`LayerAdaptation`,
-:class:`Lookahead`, :class:`LazyUpdates` and the scheduler :class:`PiecewiseLinearLR`. Gradient accumulation
-(用时间换取效果, https://kexue.fm/archives/6794) is Lightning's ``--trainer.accumulate_grad_batches``.
-
-A wrapper takes the optimizer it wraps as a spec, so wrappers nest and any torch optimizer fits inside::
-
-    kexue run sentiment --optimizer kexue.optim.Lookahead --optimizer.optimizer kexue.optim.AdaFactor
-
-or in YAML (``conf/optim/lookahead.yaml``)::
-
-    optimizer:
-      class_path: kexue.optim.Lookahead
-      init_args: {k: 5, alpha: 0.5, optimizer: {class_path: torch.optim.AdamW, init_args: {lr: 0.001}}}
-
-The wrapper and the wrapped optimizer share their ``param_groups`` (the same dicts), so LR schedulers and
-Lightning's LR monitor see one set of groups; ``state_dict`` holds both optimizers' states.
-"""
+"""Optimizers, optimizer wrappers and the step-wise LR schedule of :mod:`kexue.optim` (see its docstring)."""
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -31,16 +11,16 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from kexue.registry import import_object
+
 Params = Iterable[Tensor] | Iterable[dict[str, Any]]
 OptimizerSpec = Callable[[Iterable], Optimizer] | Mapping[str, Any] | str
 
 
-def _import(path: str) -> Any:
-    module, _, name = path.rpartition(".")
-    if not module:
-        raise ValueError(f"optimizer class_path must be dotted (e.g. torch.optim.AdamW), got {path!r}")
+def import_class(path: str) -> Any:
+    """The optimizer or scheduler class at the dotted ``path``; ``ValueError`` (a one-line CLI error) if absent."""
     try:
-        return getattr(importlib.import_module(module), name)
+        return import_object(path)
     except (ImportError, AttributeError) as err:
         raise ValueError(f"cannot import optimizer {path!r}: {err}") from err
 
@@ -55,7 +35,7 @@ def build_optimizer(params: Params, spec: OptimizerSpec) -> Optimizer:
     if isinstance(spec, Mapping):
         if "class_path" not in spec:
             raise ValueError(f"optimizer spec needs a class_path, got {dict(spec)!r}")
-        return _import(spec["class_path"])(params, **dict(spec.get("init_args") or {}))
+        return import_class(spec["class_path"])(params, **dict(spec.get("init_args") or {}))
     if callable(spec):
         return spec(params)
     raise ValueError(f"cannot build an optimizer from {spec!r}")
@@ -377,35 +357,3 @@ class PiecewiseLinearLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         return [base * self.multiplier(self.last_epoch) for base in self.base_lrs]
-
-
-def apply_lr_multipliers(optimizer: Optimizer, scheduler: LRScheduler | None = None) -> None:
-    """Scale each param group's ``lr`` by its ``lr_multiplier`` key (set by a model's ``parameter_groups``), once.
-
-    Used by the CLI after building ``--optimizer`` and ``--lr_scheduler``, so a group such as the CRF
-    transitions' keeps its multiple of whatever learning rate the user chose.
-    """
-    for i, group in enumerate(optimizer.param_groups):
-        multiplier = group.get("lr_multiplier", 1.0)
-        if multiplier == 1.0 or group.get("lr_multiplier_applied"):
-            continue
-        group["lr"] *= multiplier
-        group["lr_multiplier_applied"] = True
-        if "initial_lr" in group:
-            group["initial_lr"] *= multiplier
-        if scheduler is not None and hasattr(scheduler, "base_lrs"):
-            scheduler.base_lrs[i] *= multiplier
-            scheduler._last_lr[i] *= multiplier
-
-
-__all__ = [
-    "AdaFactor",
-    "DecoupledWeightDecay",
-    "LayerAdaptation",
-    "LazyUpdates",
-    "Lookahead",
-    "OptimizerWrapper",
-    "PiecewiseLinearLR",
-    "apply_lr_multipliers",
-    "build_optimizer",
-]

@@ -1,0 +1,117 @@
+"""The CLI's one error boundary: every exception of a ``kexue`` command becomes one line and an exit status.
+
+What the user gave us is turned into objects and data first (options, configs, files, checkpoints); an
+exception there, of any type, is the user's input failing, so it is ``kexue: error: <what>: <why>`` and exit 2,
+naming the option or file:line where the exception knows it. Once the model has received its first batch, an
+exception that is not a :class:`~kexue.errors.UsageError` is a bug in the code: one line, exit 1, and the
+traceback saved in the run's ``error.log``. ``KEXUE_DEBUG=1`` (or ``--debug``) prints tracebacks as well.
+
+A plugin needs no code for any of this: the boundary wraps its classes like the built-in ones, and its own
+messages go through :class:`kexue.errors.UsageError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from kexue.errors import UsageError
+
+DISK_ERRORS = {errno.EROFS: "read-only", errno.EACCES: "not writable", errno.EPERM: "not writable",
+               errno.ENOSPC: "full", errno.EDQUOT: "over quota"}
+
+
+class Phase(Callback):
+    """Tracks how far a command got, for the boundary's message: user input is still being turned into objects
+    and data until the first batch of any loop (sanity check included) reaches the model."""
+
+    def __init__(self, what: str = "cannot build the model or data") -> None:
+        self.what, self.running = what, False
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # After the DataModule's setup (it runs first); the checkpoint is restored next.
+        self.what = "cannot load the checkpoint" if trainer.ckpt_path else "cannot prepare the data"
+
+    def _stage_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.what = "cannot prepare the data"  # dataloaders are built next
+
+    on_fit_start = on_validation_start = on_test_start = on_predict_start = on_sanity_check_start = _stage_start
+
+    def _batch_start(self, *args: Any) -> None:
+        self.running = True
+
+    on_train_batch_start = on_validation_batch_start = on_test_batch_start = on_predict_batch_start = _batch_start
+
+
+def one_line(err: BaseException, limit: int = 400) -> str:
+    """``Type: message`` squeezed onto one line and cut at ``limit`` characters."""
+    text = " ".join(str(err).split())
+    text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def disk_error(err: BaseException) -> str | None:
+    """The one-line message for a write that failed because the folder is read-only, full or not ours."""
+    for cause in _chain(err):
+        if isinstance(cause, OSError) and cause.errno in DISK_ERRORS:
+            where = cause.filename or "the output folder"
+            folder = Path(where).parent if Path(str(where)).suffix else Path(str(where))
+            return f"cannot write to {folder}: {DISK_ERRORS[cause.errno]} ({cause.strerror})"
+    return None
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while err is not None and err not in seen:
+        seen.append(err)
+        err = err.__cause__ or err.__context__
+    return seen
+
+
+def debug() -> bool:
+    """True when tracebacks are wanted (``KEXUE_DEBUG=1``)."""
+    return os.environ.get("KEXUE_DEBUG", "") not in ("", "0", "false")
+
+
+def report(err: BaseException, phase: Phase | None, run_dir: str | None) -> int:
+    """Print the one line for ``err`` (raised during a command) and return the exit status."""
+    if debug():
+        traceback.print_exception(err)
+    usage = next((e for e in _chain(err) if isinstance(e, UsageError)), None)
+    if usage is not None:
+        print(f"kexue: error: {usage}", file=sys.stderr)
+        return 2
+    disk = disk_error(err)
+    if disk is not None:
+        print(f"kexue: error: {disk}", file=sys.stderr)
+        return 2
+    if phase is None or not phase.running:
+        what = phase.what if phase is not None else "cannot build the model or data"
+        print(f"kexue: error: {what}: {one_line(err)}", file=sys.stderr)
+        return 2
+    saved = save_traceback(err, run_dir)
+    where = f"traceback in {saved}" if saved else "run with KEXUE_DEBUG=1 for the traceback"
+    print(f"kexue: error: {one_line(err)} (an error in the code, not in your input; {where})", file=sys.stderr)
+    return 1
+
+
+def save_traceback(err: BaseException, run_dir: str | None) -> str | None:
+    """Write the full traceback to ``<run_dir>/error.log``; its path, or None if it cannot be written."""
+    if not run_dir:
+        return None
+    path = Path(run_dir) / "error.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(err)), encoding="utf-8")
+    except OSError:
+        return None
+    return str(path)
+
+
+__all__ = ["Phase", "debug", "disk_error", "one_line", "report", "save_traceback"]
