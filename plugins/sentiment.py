@@ -10,5 +10,5 @@ TASK = Task(
     config="kexue.conf:sentiment.yaml",
     post="https://kexue.fm/archives/4293",
     metric="test/acc",
-    links=(("data.labels", "model.labels"),),
+    links=(("data.labels", "model.labels"), ("data.num_buckets", "model.encoder.init_args.num_embeddings")),
 )

@@ -4,7 +4,8 @@
   (https://kexue.fm/archives/4233), fastText-style when fed char 1-2-gram ids.
 - :class:`ConvEncoder`: a small multi-width CNN with masked max- or mean-over-time pooling.
 - :class:`RecurrentEncoder`: a bidirectional GRU/LSTM with masked max-, mean- or last-state pooling.
-- :class:`CharTokenEncoder`: per-character vectors ``(B, T, D)`` for sequence labelling (no pooling).
+- :class:`CharTokenEncoder` (:class:`CharConvEncoder`, :class:`CharRecurrentEncoder`): per-character vectors
+  ``(B, T, D)`` for sequence labelling (no pooling).
 """
 
 from __future__ import annotations
@@ -16,18 +17,44 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def init_embedding_(embedding: nn.Embedding, std: float | None) -> None:
+    """Re-draw ``embedding``'s rows from ``N(0, std^2)`` in place, padding row kept at zero; ``None`` keeps PyTorch's
+    ``N(0, 1)``.
+
+    A small ``std`` matters for the averaged n-gram model of SVD分解(三) (https://kexue.fm/archives/4233): with
+    ``N(0, 1)`` rows the mean of a short text's few n-grams starts as a large random vector that the head fits and
+    the data must then undo, and the model overfits before it generalises (BENCHMARKS.md, section sentiment).
+    """
+    if std is None:
+        return
+    if std < 0:
+        raise ValueError(f"embed_init_std must be >= 0, got {std}")
+    with torch.no_grad():
+        nn.init.normal_(embedding.weight, std=std)  # (V, E)
+        if embedding.padding_idx is not None:
+            embedding.weight[embedding.padding_idx].zero_()
+
+
 class MeanEmbeddingEncoder(nn.Module):
-    """Mean of the embeddings of the non-padding ids.
+    """Mean of the embeddings of the non-padding ids: ``(B, T)`` ids -> ``(B, D)``.
+
+    The "average the word vectors" text vector of SVD分解(三) (https://kexue.fm/archives/4233), fastText-style when
+    fed hashed char n-gram ids.
 
     Args:
         num_embeddings: vocabulary or hash-bucket count (id 0 is padding).
         embed_dim: output size ``D``.
         dropout: dropout on the mean vector.
+        embed_init_std: normal initialisation scale of the embedding rows (:func:`init_embedding_`); ``None``
+            keeps PyTorch's ``N(0, 1)``.
     """
 
-    def __init__(self, num_embeddings: int, embed_dim: int = 64, dropout: float = 0.0) -> None:
+    def __init__(
+        self, num_embeddings: int, embed_dim: int = 64, dropout: float = 0.0, embed_init_std: float | None = None
+    ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(num_embeddings, embed_dim, padding_idx=0)
+        init_embedding_(self.embedding, embed_init_std)
         self.dropout = nn.Dropout(dropout)
         self.output_dim = embed_dim
 
@@ -38,7 +65,12 @@ class MeanEmbeddingEncoder(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-    """Embedding, parallel 1-D convolutions of several widths, ReLU, max over time (padding masked).
+    """Embedding, parallel 1-D convolutions of several widths, ReLU, pooling over time (padding masked):
+    ``(B, T)`` ids -> ``(B, D)``.
+
+    The sentiment task's alternative to the averaged n-grams (its loss post: https://kexue.fm/archives/4293).
+    Inputs shorter than the widest kernel are padded with id 0 inside :meth:`forward`, so callers need no minimum
+    length.
 
     Args:
         num_embeddings: vocabulary or hash-bucket count (id 0 is padding).
@@ -49,6 +81,7 @@ class ConvEncoder(nn.Module):
         pool: ``"max"`` or ``"mean"`` over the unpadded steps. Max detects whether a pattern occurs;
             mean measures how much of the text it covers, which suits long reviews that mix praise
             and complaint.
+        embed_init_std: normal initialisation scale of the embedding rows (:func:`init_embedding_`).
     """
 
     def __init__(
@@ -59,17 +92,24 @@ class ConvEncoder(nn.Module):
         kernel_sizes: Sequence[int] = (2, 3, 4),
         dropout: float = 0.3,
         pool: str = "max",
+        embed_init_std: float | None = None,
     ) -> None:
         super().__init__()
         if pool not in ("max", "mean"):
             raise ValueError(f"pool must be 'max' or 'mean', got {pool!r}")
+        if not kernel_sizes or min(kernel_sizes) < 1:
+            raise ValueError(f"kernel_sizes must be one or more widths >= 1, got {list(kernel_sizes)}")
         self.pool = pool
         self.embedding = nn.Embedding(num_embeddings, embed_dim, padding_idx=0)
+        init_embedding_(self.embedding, embed_init_std)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, hidden_dim, k, padding=k // 2) for k in kernel_sizes)
+        self.min_length = max(kernel_sizes)
         self.dropout = nn.Dropout(dropout)
         self.output_dim = hidden_dim * len(kernel_sizes)
 
     def forward(self, ids: Tensor) -> Tensor:
+        if ids.shape[1] < self.min_length:
+            ids = F.pad(ids, (0, self.min_length - ids.shape[1]))  # (B, T') with T' = widest kernel; 0 = padding
         T = ids.shape[1]
         pad = (ids == 0).unsqueeze(1)  # (B, 1, T)
         count = (~pad).sum(-1).clamp(min=1)  # (B, 1)
@@ -95,6 +135,7 @@ class RecurrentEncoder(nn.Module):
             directions (the sentence vector of 基于GRU和AM-Softmax的句子相似度模型, kexue.fm/archives/5743).
         skip: pool over ``[RNN state; embedding]`` per step, so the vector keeps the bag of embeddings beside
             the context the RNN adds (not with ``"last"``).
+        embed_init_std: normal initialisation scale of the embedding rows (:func:`init_embedding_`).
 
     ``forward(ids)``: ``(B, T)`` ids, or ``(B, T, G)`` with ``G`` hashed features per step whose embeddings are
     summed (padding: feature 0 is id 0) -> ``(B, D)``.
@@ -109,11 +150,15 @@ class RecurrentEncoder(nn.Module):
         dropout: float = 0.3,
         pooling: str = "max",
         skip: bool = False,
+        embed_init_std: float | None = None,
     ) -> None:
         super().__init__()
         if pooling not in ("max", "mean", "last") or (skip and pooling == "last"):
             raise ValueError(f"pooling must be 'max', 'mean' or 'last' (not with skip), got {pooling!r}")
+        if cell not in ("gru", "lstm"):
+            raise ValueError(f"cell must be 'gru' or 'lstm', got {cell!r}")
         self.embedding = nn.Embedding(num_embeddings, embed_dim, padding_idx=0)
+        init_embedding_(self.embedding, embed_init_std)
         rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell]
         self.rnn = rnn(embed_dim, hidden_dim, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(dropout)
@@ -141,50 +186,97 @@ class RecurrentEncoder(nn.Module):
 
 
 class CharTokenEncoder(nn.Module):
-    """Per-character vectors: concatenated feature embeddings, then a BiLSTM or a stack of 1-D convolutions.
+    """Per-character vectors for sequence labelling: ``ids (B, T, G)``, ``mask (B, T)`` -> ``(B, T, D)``.
+
+    The base of :class:`CharConvEncoder` and :class:`CharRecurrentEncoder`: each character comes with ``G``
+    hashed feature ids (its own id and, for ``G = 3``, the bigrams ending and starting at it, as
+    :func:`kexue.text.char_features` makes them); their embeddings are concatenated into a ``(B, T, G * E)``
+    input, which a subclass turns into context vectors in :meth:`contextualize`. The tagger of
+    简明条件随机场CRF介绍 (https://kexue.fm/archives/5542) and CRF用过了,不妨再了解下更快的MEMM?
+    (https://kexue.fm/archives/7213) puts its emission layer on top.
 
     Args:
-        num_buckets: embedding rows (hash buckets; id 0 is padding).
+        num_embeddings: embedding rows (hash buckets; id 0 is padding).
         num_features: ``G``, hashed features per character.
-        embed_dim: size of each feature embedding.
-        hidden_dim: LSTM size per direction, or CNN channels; output ``D = 2 * hidden_dim`` (lstm) or
-            ``hidden_dim`` (cnn).
-        encoder: ``"lstm"`` or ``"cnn"`` (``num_layers`` convolutions of width ``kernel_size``).
-        kernel_size: CNN width (odd, so each output is centred on its character).
-        num_layers: CNN layers.
-        dropout: dropout on the embeddings and the outputs.
+        embed_dim: ``E``, size of each feature embedding.
+        dropout: dropout on the embeddings and on the outputs.
 
-    ``forward(ids (B, T, G), mask (B, T) bool) -> (B, T, D)``.
+    Subclasses set ``output_dim`` (``D``). Padded steps (``mask`` false) may hold anything; callers ignore them.
     """
 
-    def __init__(self, num_buckets: int, num_features: int, embed_dim: int, hidden_dim: int,
-                 encoder: str = "lstm", kernel_size: int = 3, num_layers: int = 2, dropout: float = 0.2) -> None:
+    output_dim: int
+
+    def __init__(self, num_embeddings: int = 2**16, num_features: int = 3, embed_dim: int = 32,
+                 dropout: float = 0.2) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(num_buckets, embed_dim, padding_idx=0)
-        in_dim = num_features * embed_dim
-        self.kind = encoder
-        if encoder == "lstm":
-            self.rnn = nn.LSTM(in_dim, hidden_dim, batch_first=True, bidirectional=True)
-            self.output_dim = 2 * hidden_dim
-        elif encoder == "cnn":
-            dims = [in_dim] + [hidden_dim] * num_layers
-            self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2)
-                                       for a, b in zip(dims, dims[1:]))
-            self.output_dim = hidden_dim
-        else:
-            raise ValueError(f"unknown encoder {encoder!r}: expected 'lstm' or 'cnn'")
+        if num_embeddings < 2 or num_features < 1 or embed_dim < 1:
+            raise ValueError(f"need num_embeddings >= 2, num_features >= 1, embed_dim >= 1, got {num_embeddings}, "
+                             f"{num_features}, {embed_dim}")
+        self.num_features = num_features
+        self.embedding = nn.Embedding(num_embeddings, embed_dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, ids: Tensor, mask: Tensor) -> Tensor:
         B, T, G = ids.shape
+        if G != self.num_features:
+            raise ValueError(f"ids must be (B, T, num_features={self.num_features}), got {tuple(ids.shape)}")
         x = self.dropout(self.embedding(ids).view(B, T, -1))  # (B, T, G*E)
-        if self.kind == "lstm":
-            lengths = mask.sum(1).clamp(min=1).cpu()  # (B,)
-            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-            h, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=T)  # (B, T, 2H)
-        else:
-            h = x.transpose(1, 2)  # (B, G*E, T)
-            for conv in self.convs:
-                h = F.relu(conv(h)).masked_fill(~mask[:, None, :], 0.0)  # (B, H, T); padding stays 0
-            h = h.transpose(1, 2)  # (B, T, H)
-        return self.dropout(h)
+        return self.dropout(self.contextualize(x, mask))  # (B, T, D)
+
+    def contextualize(self, x: Tensor, mask: Tensor) -> Tensor:
+        """``x (B, T, G*E)``, ``mask (B, T)`` -> ``(B, T, D)``."""
+        raise NotImplementedError
+
+
+class CharConvEncoder(CharTokenEncoder):
+    """A stack of 1-D convolutions over the character embeddings, ReLU after each (padding zeroed between
+    layers so it never leaks into real characters): ``ids (B, T, G)``, ``mask (B, T)`` -> ``(B, T, hidden_dim)``.
+
+    The fast default encoder of tasks ``cws`` and ``ner`` (https://kexue.fm/archives/5542).
+
+    Args:
+        num_embeddings, num_features, embed_dim, dropout: as :class:`CharTokenEncoder`.
+        hidden_dim: channels of every layer, ``D``.
+        num_layers: convolutions (each widens the context by ``kernel_size - 1`` characters).
+        kernel_size: width, odd so that each output is centred on its character.
+    """
+
+    def __init__(self, num_embeddings: int = 2**16, num_features: int = 3, embed_dim: int = 32,
+                 hidden_dim: int = 128, num_layers: int = 2, kernel_size: int = 3, dropout: float = 0.2) -> None:
+        super().__init__(num_embeddings, num_features, embed_dim, dropout)
+        if kernel_size < 1 or kernel_size % 2 == 0 or num_layers < 1:
+            raise ValueError(f"need an odd kernel_size and num_layers >= 1, got {kernel_size}, {num_layers}")
+        dims = [num_features * embed_dim] + [hidden_dim] * num_layers
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2)
+                                   for a, b in zip(dims, dims[1:]))
+        self.output_dim = hidden_dim
+
+    def contextualize(self, x: Tensor, mask: Tensor) -> Tensor:
+        h = x.transpose(1, 2)  # (B, G*E, T)
+        for conv in self.convs:
+            h = F.relu(conv(h)).masked_fill(~mask[:, None, :], 0.0)  # (B, H, T); padding stays 0
+        return h.transpose(1, 2)  # (B, T, H)
+
+
+class CharRecurrentEncoder(CharTokenEncoder):
+    """A bidirectional LSTM over the unpadded characters: ``ids (B, T, G)``, ``mask (B, T)`` ->
+    ``(B, T, 2 * hidden_dim)``. The BiLSTM tagger of https://kexue.fm/archives/5542 (about 3x slower per batch
+    than :class:`CharConvEncoder` on CPU).
+
+    Args:
+        num_embeddings, num_features, embed_dim, dropout: as :class:`CharTokenEncoder`.
+        hidden_dim: LSTM size per direction; ``D = 2 * hidden_dim``.
+        num_layers: stacked LSTM layers.
+    """
+
+    def __init__(self, num_embeddings: int = 2**16, num_features: int = 3, embed_dim: int = 32,
+                 hidden_dim: int = 128, num_layers: int = 1, dropout: float = 0.2) -> None:
+        super().__init__(num_embeddings, num_features, embed_dim, dropout)
+        self.rnn = nn.LSTM(num_features * embed_dim, hidden_dim, num_layers, batch_first=True, bidirectional=True)
+        self.output_dim = 2 * hidden_dim
+
+    def contextualize(self, x: Tensor, mask: Tensor) -> Tensor:
+        lengths = mask.sum(1).clamp(min=1).cpu()  # (B,)
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        h, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
+        return h  # (B, T, 2H)

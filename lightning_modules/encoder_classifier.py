@@ -1,0 +1,103 @@
+"""The text-classification family's LightningModule base: an encoder component, a linear head, one score per label.
+
+Shared by :class:`~kexue.lightning_modules.text_classifier.TextClassifier` (one label per text, posts
+https://kexue.fm/archives/4293 and /4233) and :class:`~kexue.lightning_modules.multilabel_classifier.
+MultilabelClassifier` (any number, https://kexue.fm/archives/7359). Batches come from the family's DataModules
+(:mod:`kexue.datamodules.hashed_text`): ``{"ids": (B, T), "labels": targets}``, or ``{"ids", "texts"}`` to predict.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+
+
+def own_component(component: nn.Module) -> nn.Module:
+    """``component``, or a fresh module when it is a jsonargparse ``lazy_instance`` default.
+
+    A ``lazy_instance`` default in a signature is ONE object shared by every call that leaves the argument out;
+    two models built in Python would share (and co-train) its weights. The CLI never hands one over (it builds
+    the component from its ``class_path``/``init_args``); this rebuilds it from the same two in Python.
+    """
+    init_data = getattr(component, "lazy_get_init_data", None)
+    if init_data is None:
+        return component
+    data = init_data()
+    module, _, name = data.class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    init_args = data.get("init_args")
+    return cls(**(init_args.as_dict() if init_args is not None else {}))
+
+
+class EncoderClassifier(L.LightningModule):
+    """``encoder`` (``(B, T)`` ids -> ``(B, D)``, with an ``output_dim`` attribute) then ``Linear(D, C)``: ``(B, C)``
+    scores, one per label. Subclasses set ``loss_fn`` and implement :meth:`stage_metrics` and :meth:`describe`.
+
+    Args:
+        encoder: the text encoder component (e.g. :class:`kexue.nn.MeanEmbeddingEncoder`).
+        labels: label names in index order (``C = len(labels)``).
+        lr: AdamW learning rate (``--optimizer`` on the CLI replaces the whole optimizer).
+        weight_decay: AdamW weight decay.
+    """
+
+    loss_fn: nn.Module
+
+    def __init__(self, encoder: nn.Module, labels: list[str], lr: float, weight_decay: float) -> None:
+        super().__init__()
+        if len(set(labels)) != len(labels) or len(labels) < 2:
+            raise ValueError(f"model.labels must be at least two distinct names, got {labels}")
+        if lr < 0 or weight_decay < 0:
+            raise ValueError(f"model.lr and model.weight_decay must be >= 0, got {lr} and {weight_decay}")
+        self.encoder = own_component(encoder)
+        if not isinstance(getattr(self.encoder, "output_dim", None), int):
+            raise ValueError(f"model.encoder {type(self.encoder).__name__} has no integer output_dim")
+        self.head = nn.Linear(self.encoder.output_dim, len(labels))
+        self.label_names, self.lr, self.weight_decay = list(labels), lr, weight_decay
+
+    def set_metrics(self, metrics: MetricCollection) -> None:
+        """Keep one copy of ``metrics`` per stage, logged as ``val/<name>`` and ``test/<name>``."""
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    def stage_metrics(self, scores: Tensor, target: Tensor, stage: str) -> MetricCollection:
+        """Update the ``stage``'s metrics with a batch's scores ``(B, C)`` and targets; return the collection."""
+        raise NotImplementedError
+
+    def describe(self, scores: Tensor) -> list[str]:
+        """One printable prediction per row of scores ``(B, C)``."""
+        raise NotImplementedError
+
+    def forward(self, ids: Tensor) -> Tensor:
+        """Scores ``(B, C)`` of the texts' ids ``(B, T)`` (0 = padding)."""
+        return self.head(self.encoder(ids))  # (B, C)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss = self.loss_fn(self(batch["ids"]), batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["ids"]))
+        return loss
+
+    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
+        scores, target = self(batch["ids"]), batch["labels"]  # (B, C), (B,) or (B, C)
+        self.log(f"{stage}/loss", self.loss_fn(scores, target), batch_size=len(target), sync_dist=True)
+        self.log_dict(self.stage_metrics(scores, target, stage), prog_bar=stage == "val", batch_size=len(target))
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> list[str]:
+        """One line per input text (:meth:`describe`); a blank text gets an empty line, so outputs stay aligned."""
+        lines = self.describe(self(batch["ids"]))
+        return [line if text.strip() else "" for line, text in zip(lines, batch["texts"])]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+__all__ = ["EncoderClassifier", "own_component"]
