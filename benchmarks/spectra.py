@@ -51,8 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LOAD_AT_START = os.getloadavg()[0]
 UCR_ARGS = {
     "ACSF1": ["--config", "conf/spectra_acsf1.yaml"],  # 100 epochs, batch 16
-    "OSULeaf": ["--trainer.max_epochs=100", "--model.pool_size=2", "--data.batch_size=16"],
-    "GunPoint": ["--trainer.max_epochs=60", "--model.pool_size=2"],
+    "OSULeaf": ["--trainer.max_epochs=100", "--model.encoder.pool_size=2", "--data.batch_size=16"],
+    "GunPoint": ["--trainer.max_epochs=60", "--model.encoder.pool_size=2"],
     "ArrowHead": ["--config", "conf/spectra_arrowhead.yaml"],  # 100 epochs, pool 2, batch 8
 }
 
@@ -94,10 +94,7 @@ def test_probabilities(checkpoint: str, x: np.ndarray, names: list[str]) -> np.n
 
     from kexue.lightning_modules.spectra_classifier import SpectraClassifier
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    hparams = {k: v for k, v in state["hyper_parameters"].items() if not k.startswith("_")}  # "_instantiator"
-    model = SpectraClassifier(**hparams)
-    model.load_state_dict(state["state_dict"])
+    model = SpectraClassifier.load_from_checkpoint(checkpoint, map_location="cpu")  # the encoder from its config
     model.eval()
     with torch.no_grad():
         prob = model(torch.as_tensor(x, dtype=torch.float32)).softmax(-1).numpy()  # (N, C) in the model's order

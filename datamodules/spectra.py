@@ -7,28 +7,39 @@ Post: 基于Conv1D的光谱分类模型(一维序列分类) (https://kexue.fm/ar
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Sequence
 
-import lightning as L
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from kexue.data.spectra import (  # noqa: F401  (re-exported: the readers' old home)
-    FITS_SUFFIXES,
-    UCR_DATASETS,
-    coffee,
-    read_fits_folder,
-    read_flux_csv,
-    read_label_index,
-    read_ts,
-    stratified_folds,
-    ucr_dataset,
-    ucr_root,
-)
+from kexue.data.datamodule import SplitDataModule
+from kexue.data.spectra import coffee, read_fits_folder, read_flux_csv, read_label_index, stratified_folds, ucr_dataset
 from kexue.errors import UsageError
+from kexue.platform.figures import log_figure
+
+Arrays = tuple[np.ndarray, np.ndarray]  # (x (N, L) spectra, y (N,) class indices)
 
 
-class SpectraDataModule(L.LightningDataModule):
+def spectra_figure(x: Tensor, y: Tensor, labels: Sequence[str], per_class: int = 3) -> Any:
+    """A matplotlib figure, one panel per class with up to ``per_class`` of its spectra ``x: (N, L)`` (``y: (N,)``
+    class indices), kexue.fm/archives/5505's first look at the data."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(labels), 1, figsize=(8, 1.4 * len(labels) + 0.6), sharex=True, squeeze=False)
+    for c, (ax, name) in enumerate(zip(axes[:, 0], labels)):
+        for row in x[y == c][:per_class]:
+            ax.plot(row.cpu().numpy(), linewidth=0.7)
+        ax.set_ylabel(name, rotation=0, ha="right")
+    axes[-1, 0].set_xlabel("position (wavelength bin)")
+    return fig
+
+
+class SpectraDataModule(SplitDataModule):
     """Batches of ``(x: (B, L) float32 raw spectra, y: (B,) class indices)``; normalisation belongs to the model.
 
     Sources, by priority: ``flux_path`` (+ ``index_path``) for LAMOST-style data; ``dataset`` = a UCR
@@ -49,8 +60,12 @@ class SpectraDataModule(L.LightningDataModule):
         fold: the test fold.
         val_fraction: see above.
         split_seed: seed of folds and validation carve (not the training seed: the split never moves).
-        batch_size: spectra per batch.
+        batch_size: spectra per batch (coffee has 38 training spectra: 16 would give 2 optimizer steps an epoch).
         num_workers: DataLoader workers.
+
+    ``labels`` and ``class_counts`` read the data on first use; the task links them to the model. On ``fit`` the
+    DataModule logs a figure of a few training spectra per class (``data/spectra``). Only the four loaders come
+    from :class:`~kexue.data.datamodule.SplitDataModule`; ``predict`` classifies the test split.
     """
 
     def __init__(
@@ -63,10 +78,12 @@ class SpectraDataModule(L.LightningDataModule):
         fold: int = 0,
         val_fraction: float | None = None,
         split_seed: int = 0,
-        batch_size: int = 16,
+        batch_size: int = 8,
         num_workers: int = 0,
     ) -> None:
         super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         if num_folds < 2 or not 0 <= fold < num_folds:
             raise ValueError(f"data.fold must be in [0, data.num_folds) with num_folds >= 2, got {fold}, {num_folds}")
         if val_fraction is not None and not 0 <= val_fraction < 1:
@@ -74,39 +91,54 @@ class SpectraDataModule(L.LightningDataModule):
         if flux_path and not index_path:
             raise ValueError("data.flux_path needs data.index_path (the id,type label file)")
         self.save_hyperparameters()
-        self.splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.labels: list[str] = []
+        self.splits: dict[str, Arrays] = {}
+        self._read: tuple[list[str], Arrays, Arrays | None] | None = None
+        self._figure_logged = False
 
-    def _load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """``(X, y, X_test, y_test)``; the test pair is None when folds decide the test set."""
+    def _load(self) -> tuple[list[str], Arrays, Arrays | None]:
+        """``(labels, (X, y), (X_test, y_test))``, read once; the test pair is None when folds decide the test set."""
+        if self._read is not None:
+            return self._read
         hp = self.hparams
         if hp.flux_path:
             path = Path(hp.flux_path)
             ids, x = read_fits_folder(path) if path.is_dir() else read_flux_csv(path)
-            self.labels = list(hp.index_labels)
-            return x, np.array(read_label_index(hp.index_path, ids, path, self.labels)), None, None
-        if hp.dataset == "coffee":
+            labels = list(hp.index_labels)
+            self._read = labels, (x, np.array(read_label_index(hp.index_path, ids, path, labels))), None
+        elif hp.dataset == "coffee":
             x, names = coffee()
-            self.labels = sorted(set(names))
-            return x, np.array([self.labels.index(n) for n in names]), None, None
-        x, names, x_test, names_test = ucr_dataset(hp.dataset)
-        numeric = all(n.lstrip("-").isdigit() for n in names)  # UCR labels are mostly "1", "2", ...: sort as numbers
-        self.labels = sorted(set(names), key=lambda n: (int(n), n) if numeric else (0, n))
-        unknown = set(names_test) - set(self.labels)
-        if unknown:
-            raise UsageError(f"test labels {sorted(unknown)} never occur in the training file", hp.dataset)
-        to_idx = lambda ns: np.array([self.labels.index(n) for n in ns])  # noqa: E731
-        return x, to_idx(names), x_test, to_idx(names_test)
+            labels = sorted(set(names))
+            self._read = labels, (x, np.array([labels.index(n) for n in names])), None
+        else:
+            x, names, x_test, names_test = ucr_dataset(hp.dataset)
+            numeric = all(n.lstrip("-").isdigit() for n in names)  # UCR labels are mostly "1", "2", ...: as numbers
+            labels = sorted(set(names), key=lambda n: (int(n), n) if numeric else (0, n))
+            unknown = set(names_test) - set(labels)
+            if unknown:
+                raise UsageError(f"test labels {sorted(unknown)} never occur in the training file", hp.dataset)
+            to_idx = lambda ns: np.array([labels.index(n) for n in ns])  # noqa: E731
+            self._read = labels, (x, to_idx(names)), (x_test, to_idx(names_test))
+        return self._read
 
-    def setup(self, stage: str) -> None:
-        if self.splits:
-            return
+    @property
+    def labels(self) -> list[str]:
+        """Class names in index order (reads the data once): linked to ``model.labels``."""
+        return self._load()[0]
+
+    @property
+    def class_counts(self) -> list[int]:
+        """Training examples per class, ``C`` counts (splits the data once): linked to ``model.class_counts``."""
+        if not self.splits:
+            self._split()
+        return np.bincount(self.splits["train"][1], minlength=len(self.labels)).tolist()
+
+    def _split(self) -> None:
         hp = self.hparams
-        x, y, x_test, y_test = self._load()
-        official_split = x_test is not None  # a UCR set
-        if x_test is None:
+        _, (x, y), test = self._load()
+        official_split = test is not None  # a UCR set
+        if test is None:
             fold = stratified_folds(y, hp.num_folds, hp.split_seed)
-            x_test, y_test, x, y = x[fold == hp.fold], y[fold == hp.fold], x[fold != hp.fold], y[fold != hp.fold]
+            test, x, y = (x[fold == hp.fold], y[fold == hp.fold]), x[fold != hp.fold], y[fold != hp.fold]
         val_fraction = hp.val_fraction if hp.val_fraction is not None else (0.0 if official_split else 0.2)
         if val_fraction > 0:
             # Every k-th member of each class (k = 1/val_fraction) goes to validation: stratified, seeded.
@@ -114,31 +146,23 @@ class SpectraDataModule(L.LightningDataModule):
             train, val = (x[~is_val], y[~is_val]), (x[is_val], y[is_val])
         else:
             train = val = (x, y)
-        self.splits = {"train": train, "val": val, "test": (x_test, y_test)}
+        self.splits = {"train": train, "val": val, "test": test}
 
-    def class_counts(self) -> torch.Tensor:
-        """``(C,)`` training examples per class (for class weighting)."""
-        return torch.bincount(torch.as_tensor(self.splits["train"][1]), minlength=len(self.labels))
+    def setup(self, stage: str) -> None:
+        if not self.splits:
+            self._split()
+        if stage == "fit" and not self._figure_logged and self.trainer is not None:
+            x, y = (torch.as_tensor(a) for a in self.splits["train"])
+            log_figure(self.trainer, "data/spectra", spectra_figure(x, y, self.labels))
+            self._figure_logged = True
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        x, y = self.splits[name]
+        x, y = self.splits["test" if name == "predict" else name]
         data = TensorDataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long))
         return DataLoader(
             data,
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
             num_workers=self.hparams.num_workers,
-            drop_last=shuffle and len(x) > self.hparams.batch_size,
+            drop_last=shuffle and len(x) > self.hparams.batch_size,  # no training batch of one for BatchNorm
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")

@@ -6,17 +6,24 @@ classes, macro-F1 as the competition's metric.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+import copy
+from typing import Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from jsonargparse import lazy_instance
+from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from kexue.nn.conv1d import ResidualConv1dClassifier
-from kexue.platform.figures import confusion_matrix_figure, log_figure
+from kexue.nn.conv1d import ResidualConv1dEncoder
+from kexue.platform.figures import log_confusion_matrix
+
+DEFAULT_ENCODER = lazy_instance(
+    ResidualConv1dEncoder, channels=[32, 64, 64], kernel_sizes=[7, 5, 3], pool="max", pool_size=4, global_pool="avg",
+    normalization="zscore",
+)  # pool_size 4: long spectra (coffee 1,841 points, LAMOST ~2,600) 4x shorter per stage; copied per model
 
 
 def augment_spectra(x: Tensor, shift: float = 0.0, scale: float = 0.0, noise: float = 0.0) -> Tensor:
@@ -39,32 +46,18 @@ def augment_spectra(x: Tensor, shift: float = 0.0, scale: float = 0.0, noise: fl
     return x
 
 
-def spectra_figure(x: Tensor, y: Tensor, labels: Sequence[str], per_class: int = 3) -> Any:
-    """A matplotlib figure, one panel per class with up to ``per_class`` of its spectra ``x: (N, L)``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(labels), 1, figsize=(8, 1.4 * len(labels) + 0.6), sharex=True, squeeze=False)
-    for c, (ax, name) in enumerate(zip(axes[:, 0], labels)):
-        for row in x[y == c][:per_class]:
-            ax.plot(row.cpu().numpy(), linewidth=0.7)
-        ax.set_ylabel(name, rotation=0, ha="right")
-    axes[-1, 0].set_xlabel("position (wavelength bin)")
-    return fig
-
-
 class SpectraClassifier(L.LightningModule):
-    """Classify raw spectra; batches are ``(x: (B, L), y: (B,))``, see :class:`ResidualConv1dClassifier`.
+    """Classify raw spectra; batches are ``(x: (B, L), y: (B,))``: encoder -> dropout -> linear head.
 
     Args:
-        labels: class names; None: taken from the datamodule at setup (saved in the checkpoint).
-        channels, blocks_per_stage, kernel_sizes, stem_kernel, stem_stride, pool, pool_size, global_pool,
-            dropout, normalization: the network (:class:`kexue.nn.ResidualConv1dClassifier`).
+        labels: class names in index order (linked from ``data.labels``; saved in the checkpoint).
+        encoder: the network ``(B, L)`` raw spectra -> ``(B, D)`` with an ``output_dim`` attribute ``D``
+            (default :class:`kexue.nn.conv1d.ResidualConv1dEncoder`, the post's residual Conv1D).
+        class_counts: training examples per class (linked from ``data.class_counts``); used by ``"balanced"``.
+        dropout: dropout before the head.
         augment_shift, augment_scale, augment_noise: training-time :func:`augment_spectra`.
-        class_weight: ``"none"``, ``"balanced"`` (``n / (C * n_c)`` from the training counts, the
-            fix for LAMOST's star-heavy classes) or one weight per class.
+        class_weight: ``"none"``, ``"balanced"`` (``n / (C * n_c)`` from ``class_counts``, the fix for LAMOST's
+            star-heavy classes) or one weight per class.
         label_smoothing: of the cross-entropy.
         lr: peak AdamW learning rate of the one-cycle schedule.
         weight_decay: AdamW weight decay.
@@ -73,17 +66,10 @@ class SpectraClassifier(L.LightningModule):
 
     def __init__(
         self,
-        labels: list[str] | None = None,
-        channels: list[int] = [32, 64, 64],  # noqa: B006
-        blocks_per_stage: int = 1,
-        kernel_sizes: list[int] = [7, 5, 3],  # noqa: B006
-        stem_kernel: int = 0,
-        stem_stride: int = 1,
-        pool: Literal["max", "avg", "none"] = "max",
-        pool_size: int = 2,
-        global_pool: Literal["avg", "max", "avgmax"] = "avg",
+        labels: list[str],
+        encoder: nn.Module = DEFAULT_ENCODER,
+        class_counts: list[int] | None = None,
         dropout: float = 0.0,
-        normalization: Literal["zscore", "max", "none"] = "zscore",
         augment_shift: float = 0.1,
         augment_scale: float = 0.1,
         augment_noise: float = 0.02,
@@ -94,37 +80,14 @@ class SpectraClassifier(L.LightningModule):
         warmup: float = 0.1,
     ) -> None:
         super().__init__()
-        if isinstance(class_weight, str) and class_weight not in ("none", "balanced"):
-            raise ValueError(f"model.class_weight must be 'none', 'balanced' or a list, got {class_weight!r}")
-        self.save_hyperparameters()
-        self.net: ResidualConv1dClassifier | None = None
-        if labels is not None:
-            self._build(labels)
-
-    def _build(self, labels: list[str]) -> None:
-        hp = self.hparams
-        hp.labels = list(labels)
         C = len(labels)
-        self.net = ResidualConv1dClassifier(
-            C,
-            1,
-            hp.channels,
-            hp.blocks_per_stage,
-            hp.kernel_sizes,
-            hp.stem_kernel,
-            hp.stem_stride,
-            hp.pool,
-            hp.pool_size,
-            hp.global_pool,
-            hp.dropout,
-            hp.normalization,
-        )
-        weight = torch.ones(C)
-        if isinstance(hp.class_weight, (list, tuple)):
-            if len(hp.class_weight) != C:
-                raise ValueError(f"model.class_weight has {len(hp.class_weight)} weights for {C} classes")
-            weight = torch.tensor(hp.class_weight, dtype=torch.float32)
-        self.register_buffer("class_weight", weight)  # "balanced" is filled in from the data at setup
+        if C < 2:
+            raise ValueError(f"model.labels must name at least 2 classes, got {labels}")
+        self.save_hyperparameters()
+        self.encoder = copy.deepcopy(encoder) if encoder is DEFAULT_ENCODER else encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.encoder.output_dim, C)
+        self.register_buffer("class_weight", self._class_weight(class_weight, class_counts, C))
         metrics = MetricCollection(
             {"acc": MulticlassAccuracy(C, average="micro"), "f1": MulticlassF1Score(C, average="macro")}
         )
@@ -132,28 +95,26 @@ class SpectraClassifier(L.LightningModule):
         self.test_metrics = metrics.clone(prefix="test/")
         self.test_confusion = MulticlassConfusionMatrix(C)
 
-    def setup(self, stage: str) -> None:
-        data = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if data is None:
-            return
-        data.setup(stage)
-        if self.net is None:
-            self._build(data.labels)
-        elif list(self.hparams.labels) != list(data.labels):
-            raise ValueError(f"model.labels {self.hparams.labels} differ from the data's {data.labels}")
-        if stage == "fit" and self.hparams.class_weight == "balanced":
-            counts = data.class_counts().float()  # (C,)
-            self.class_weight.copy_(counts.sum() / (len(counts) * counts.clamp(min=1)))
-
-    def on_fit_start(self) -> None:
-        x, y = self.trainer.datamodule.splits["train"]
-        log_figure(
-            self.trainer, "data/spectra", spectra_figure(torch.as_tensor(x), torch.as_tensor(y), self.hparams.labels)
-        )
+    @staticmethod
+    def _class_weight(class_weight: str | list[float], counts: list[int] | None, C: int) -> Tensor:
+        """``(C,)`` cross-entropy weights: ones, ``n / (C * n_c)`` (``"balanced"``) or the given list."""
+        if isinstance(class_weight, str):
+            if class_weight == "none":
+                return torch.ones(C)
+            if class_weight != "balanced":
+                raise ValueError(f"model.class_weight must be 'none', 'balanced' or a list, got {class_weight!r}")
+            if counts is None or len(counts) != C:
+                raise ValueError(f"model.class_weight balanced needs model.class_counts for {C} classes "
+                                 f"(linked from the data), got {counts}")
+            n = torch.tensor(counts, dtype=torch.float32)  # (C,)
+            return n.sum() / (C * n.clamp(min=1))
+        if len(class_weight) != C:
+            raise ValueError(f"model.class_weight has {len(class_weight)} weights for {C} classes")
+        return torch.tensor(class_weight, dtype=torch.float32)
 
     def forward(self, x: Tensor) -> Tensor:
         """Class logits ``(B, C)`` of raw spectra ``x: (B, L)``."""
-        return self.net(x)
+        return self.head(self.dropout(self.encoder(x)))  # (B, C)
 
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
         return F.cross_entropy(logits, y, weight=self.class_weight, label_smoothing=self.hparams.label_smoothing)
@@ -181,9 +142,7 @@ class SpectraClassifier(L.LightningModule):
         self.test_confusion.update(self._evaluate(batch, "test"), batch[1])
 
     def on_test_epoch_end(self) -> None:
-        matrix = self.test_confusion.compute()  # (C, C), synced across ranks
-        self.test_confusion.reset()
-        log_figure(self.trainer, "test/confusion_matrix", confusion_matrix_figure(matrix, self.hparams.labels))
+        log_confusion_matrix(self.trainer, "test/confusion_matrix", self.test_confusion, self.hparams.labels)
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> list[str]:
         """One ``label<TAB>probability`` line per spectrum (``kexue predict`` prints them)."""

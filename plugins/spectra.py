@@ -10,4 +10,5 @@ TASK = Task(
     config="kexue.conf:spectra.yaml",
     post="https://kexue.fm/archives/5505",
     metric="test/acc",
+    data_links=(("data.labels", "model.labels"), ("data.class_counts", "model.class_counts")),
 )

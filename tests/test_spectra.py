@@ -23,6 +23,7 @@ from kexue.datamodules.spectra import SpectraDataModule
 from kexue.errors import UsageError
 from kexue.lightning_modules.spectra_classifier import SpectraClassifier, augment_spectra
 from kexue.nn import ResidualBlock1d, ResidualConv1dClassifier, normalize_spectra
+from kexue.nn.conv1d import ResidualConv1dEncoder
 from tests.conftest import assert_one_line_error, kexue
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -89,14 +90,26 @@ def test_balanced_class_weight_matches_sklearn() -> None:
     from sklearn.utils.class_weight import compute_class_weight
 
     data = SpectraDataModule(flux_path=str(FIXTURES / "lamost_flux.csv"), index_path=str(FIXTURES / "lamost_index.csv"))
+    assert data.labels == LABELS  # read on first use: what the task links to model.labels
     data.setup("fit")
-    y = np.concatenate([data.splits["train"][1], [0, 0, 0, 1]])  # imbalanced on purpose
-    data.splits["train"] = (np.zeros((len(y), 50), np.float32), y)
-    model = SpectraClassifier(class_weight="balanced")
-    model.trainer = type("T", (), {"datamodule": data})()  # just what setup() reads
-    model.setup("fit")
+    train_y = data.splits["train"][1]
+    assert data.class_counts == [int((train_y == c).sum()) for c in range(4)]
+    y = np.concatenate([train_y, [0, 0, 0, 1]])  # imbalanced on purpose
+    counts = [int((y == c).sum()) for c in range(4)]
+    model = SpectraClassifier(labels=LABELS, class_weight="balanced", class_counts=counts)
     ref = compute_class_weight("balanced", classes=np.arange(4), y=y)
     np.testing.assert_allclose(model.class_weight.numpy(), ref, rtol=1e-6)
+    with pytest.raises(ValueError, match="class_counts"):
+        SpectraClassifier(labels=LABELS, class_weight="balanced")
+
+
+def test_model_takes_its_encoder_as_a_component() -> None:
+    encoder = ResidualConv1dEncoder(channels=(4, 6), pool="avg", global_pool="avgmax")
+    model = SpectraClassifier(labels=["a", "b", "c"], encoder=encoder).eval()
+    assert model.encoder is encoder and model.head.in_features == 12
+    assert model(torch.randn(5, 40)).shape == (5, 3)
+    a, b = SpectraClassifier(labels=LABELS), SpectraClassifier(labels=LABELS)  # the default: one copy each
+    assert a.encoder is not b.encoder and a.encoder.output_dim == 64
 
 
 def test_read_ts_matches_handwritten_rows(tmp_path: Path) -> None:
@@ -193,12 +206,13 @@ def test_lamost_run_with_balanced_weights() -> None:
     assert {"data_spectra.png", "test_confusion_matrix.png"} <= figures, figures
 
 
-def test_recommended_ucr_configs_build() -> None:
-    """Every conf/spectra_<set>.yaml names a shipped UCR set and only valid model/data/trainer keys."""
+def test_recommended_ucr_configs_build(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every conf/spectra_<set>.yaml names a shipped UCR set and parses on top of the task's config (an unknown
+    key would be an error), and its settings are what runs."""
     import yaml
-    from lightning import Trainer
 
     from kexue.data.spectra import UCR_DATASETS
+    from kexue.platform.cli import main
 
     paths = sorted((Path(__file__).parent.parent / "conf").glob("spectra_*.yaml"))
     assert {p.stem for p in paths} >= {"spectra_acsf1", "spectra_arrowhead"}
@@ -206,6 +220,10 @@ def test_recommended_ucr_configs_build() -> None:
         cfg = yaml.safe_load(path.read_text())
         assert set(cfg) <= {"trainer", "model", "data"}, path
         assert cfg["data"]["dataset"] in UCR_DATASETS, path
-        SpectraClassifier(**cfg.get("model", {}))  # an unknown key raises TypeError
-        SpectraDataModule(**cfg["data"])
-        Trainer(**cfg.get("trainer", {}), logger=False, enable_checkpointing=False, enable_progress_bar=False)
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", "spectra", "--config", str(path), "--print_config"])
+        assert exit_info.value.code in (0, None), path
+        printed = yaml.safe_load(capsys.readouterr().out)
+        assert printed["data"]["dataset"] == cfg["data"]["dataset"], path
+        for key, value in cfg.get("model", {}).get("encoder", {}).get("init_args", {}).items():
+            assert printed["model"]["encoder"]["init_args"][key] == value, (path, key)

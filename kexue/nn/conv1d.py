@@ -6,8 +6,9 @@ the end, applied to LAMOST spectra (one flux value per wavelength bin).
 
 - :func:`normalize_spectra`: per-sequence normalisation (spectra differ in overall flux scale).
 - :class:`ResidualBlock1d`: two or more ``Conv1d -> BatchNorm -> ReLU`` with an identity (or 1x1) shortcut.
-- :class:`ResidualConv1dClassifier`: stem, stages of residual blocks with pooling between them,
-  global pooling, linear head: ``(B, L)`` or ``(B, C_in, L)`` to logits ``(B, K)``.
+- :class:`ResidualConv1dEncoder`: stem, stages of residual blocks with pooling between them, global
+  pooling: ``(B, L)`` or ``(B, C_in, L)`` to features ``(B, D)`` (the component a LightningModule takes);
+- :class:`ResidualConv1dClassifier`: that encoder plus a linear head, to logits ``(B, K)``.
 """
 
 from __future__ import annotations
@@ -85,17 +86,17 @@ class ResidualBlock1d(nn.Module):
         return F.relu(self.body(x) + self.shortcut(x))  # (B, C_out, L)
 
 
-class ResidualConv1dClassifier(nn.Module):
-    """Residual 1-D CNN classifier (kexue.fm/archives/5505), the post's Conv1D + residual design.
+class ResidualConv1dEncoder(nn.Module):
+    """Residual 1-D CNN (kexue.fm/archives/5505), the post's Conv1D + residual design, up to the pooled vector.
 
     ``stem`` conv -> ``len(channels)`` stages of ``blocks_per_stage`` :class:`ResidualBlock1d` each,
-    a ``pool_size`` max/avg pooling between stages (halving the length keeps long spectra cheap and
-    widens the receptive field) -> global pooling over the remaining length -> dropout -> linear.
+    a ``pool_size`` max/avg pooling between stages (shortening the length keeps long spectra cheap and
+    widens the receptive field) -> global pooling over the remaining length: ``(B, L)`` or ``(B, C_in, L)``
+    raw sequences to ``(B, D)`` features, ``D = output_dim``.
 
     Args:
-        num_classes: ``K``.
         in_channels: input channels (1 for a spectrum).
-        channels: output channels of each stage, e.g. ``(64, 128, 128)``.
+        channels: output channels of each stage, e.g. ``(32, 64, 64)``.
         blocks_per_stage: residual blocks per stage.
         kernel_sizes: convolution widths inside each block.
         stem_kernel: width of the first convolution (0: no stem, the first block reads the input).
@@ -104,13 +105,12 @@ class ResidualConv1dClassifier(nn.Module):
         pool: pooling between stages, ``"max"``, ``"avg"`` or ``"none"``.
         pool_size: kernel and stride of that pooling.
         global_pool: ``"avg"``, ``"max"`` or ``"avgmax"`` (both, concatenated) over the length.
-        dropout: dropout inside the blocks and before the head.
+        dropout: dropout inside the blocks.
         normalization: per-sequence :func:`normalize_spectra` mode applied in ``forward``.
     """
 
     def __init__(
         self,
-        num_classes: int,
         in_channels: int = 1,
         channels: Sequence[int] = (64, 128, 128),
         blocks_per_stage: int = 1,
@@ -124,10 +124,10 @@ class ResidualConv1dClassifier(nn.Module):
         normalization: Normalization = "zscore",
     ) -> None:
         super().__init__()
-        if not channels or min(channels) < 1 or blocks_per_stage < 1 or num_classes < 2:
+        if not channels or min(channels) < 1 or blocks_per_stage < 1 or pool_size < 1:
             raise ValueError(
-                f"need num_classes >= 2, non-empty positive channels and blocks_per_stage >= 1, "
-                f"got {num_classes}, {list(channels)}, {blocks_per_stage}"
+                f"need non-empty positive channels, blocks_per_stage >= 1 and pool_size >= 1, "
+                f"got {list(channels)}, {blocks_per_stage}, {pool_size}"
             )
         if pool not in ("max", "avg", "none") or global_pool not in ("avg", "max", "avgmax"):
             raise ValueError(f"pool must be max|avg|none and global_pool avg|max|avgmax, got {pool!r}, {global_pool!r}")
@@ -151,10 +151,8 @@ class ResidualConv1dClassifier(nn.Module):
                 width = out
         self.features = nn.Sequential(*layers)
         self.output_dim = width * (2 if global_pool == "avgmax" else 1)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.output_dim, num_classes)
 
-    def embed(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         """Pooled features ``(B, D)`` of ``x``: ``(B, L)`` or ``(B, C_in, L)`` raw sequences."""
         if x.dim() == 2:
             x = x.unsqueeze(1)  # (B, 1, L)
@@ -165,6 +163,30 @@ class ResidualConv1dClassifier(nn.Module):
             return h.amax(-1)  # (B, C)
         return torch.cat([h.mean(-1), h.amax(-1)], dim=-1)  # (B, 2C)
 
+
+class ResidualConv1dClassifier(nn.Module):
+    """:class:`ResidualConv1dEncoder` -> dropout -> linear: ``(B, L)`` or ``(B, C_in, L)`` to logits ``(B, K)``
+    (kexue.fm/archives/5505). ``num_classes`` is ``K`` (at least 2); the other arguments are the encoder's
+    (``dropout`` also before the head)."""
+
+    def __init__(self, num_classes: int, dropout: float = 0.0, **encoder_args) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"need num_classes >= 2, got {num_classes}")
+        self.encoder = ResidualConv1dEncoder(dropout=dropout, **encoder_args)
+        self.output_dim = self.encoder.output_dim
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.output_dim, num_classes)
+
+    @property
+    def features(self) -> nn.Sequential:
+        """The encoder's convolutional stages, ``(B, C_in, L) -> (B, C, L')``."""
+        return self.encoder.features
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Pooled features ``(B, D)`` of ``x``: ``(B, L)`` or ``(B, C_in, L)`` raw sequences."""
+        return self.encoder(x)
+
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(B, K)`` for ``x``: ``(B, L)`` or ``(B, C_in, L)``."""
-        return self.head(self.dropout(self.embed(x)))  # (B, K)
+        return self.head(self.dropout(self.encoder(x)))  # (B, K)
