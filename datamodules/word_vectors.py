@@ -11,45 +11,44 @@ Both are tokenised once and cached as numpy arrays under ``$KEXUE_CACHE`` (defau
 :mod:`kexue.data.embedded`.
 User corpora (``--data.paths``, UTF-8 text, one sentence or document a line) are streamed twice: counted
 (``--data.workers N`` processes, see :func:`kexue.text.corpus.count_words`), then encoded.
+
+What the models get from here (they never read this object): batches of tensors, and, through the task's
+``data_links``, the vocabulary (:attr:`WordVectorDataModule.vocab_size`, ``words``, ``counts``) and
+``language``, read from the corpus when the model is built. The co-occurrence matrix reaches
+``svd_vectors`` and ``simpler_glove`` as batches of its non-zero entries (the whole matrix as one batch
+with ``batch_size=None``): it is the data the models are fitted to, too big for a constructor argument and
+saved in no checkpoint.
+Posts: 更别致的词向量模型 (https://kexue.fm/archives/4667), SVD分解(三) (https://kexue.fm/archives/4208).
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Literal
+from typing import Literal
 
 import lightning as L
 import numpy as np
 import torch
-from scipy import sparse
-from torch.utils.data import BatchSampler, DataLoader, IterableDataset, RandomSampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from kexue.data.embedded import embedded_corpus, restrict
 from kexue.errors import UsageError
-from kexue.text.corpus import (
-    Vocab,
-    cooccurrence,
-    count_words,
-    encode,
-    get_tokenizer,
-    keep_probability,
-    sentence_ids,
-    stream_sentences,
-    window_pairs,
-)
+from kexue.text.corpus import Vocab, cooccurrence, count_words, encode, get_tokenizer, stream_sentences
 
 
 class WordVectorDataModule(L.LightningDataModule):
-    """An encoded corpus (``self.vocab``, ``self.ids``, ``self.offsets``) plus one-item val/test loaders:
-    the word-vector models are evaluated on word lists (wordsim353, simlex999, analogies), not batches.
+    """An encoded corpus (``self.vocab``, ``self.ids`` ``(N,)``, ``self.offsets`` ``(S + 1,)``) plus one-item
+    val/test loaders: the word-vector models are evaluated on word lists (wordsim353, simlex999, analogies).
 
     Args:
         corpus: embedded corpus, ``"en"`` or ``"zh"`` (ignored when ``paths`` is given).
-        paths: user text files, one sentence or document a line (streamed, never read whole).
+        paths: user text files, one sentence or document a line (streamed, never read whole); ``None``: the
+            embedded corpus. An empty list is refused (it would silently fall back to the embedded corpus).
         tokenizer: ``"auto"`` (english for ``en`` and user files, gold words + jieba for ``zh``),
             ``"english"``, ``"chars"``, ``"jieba"`` or ``"whitespace"``.
         min_count: words seen fewer times are dropped (word2vec's ``min_count``).
         max_vocab: keep at most this many most frequent words.
         workers: processes counting the words of user files.
+        window: largest distance of a context word (both sides).
     """
 
     def __init__(
@@ -60,17 +59,19 @@ class WordVectorDataModule(L.LightningDataModule):
         min_count: int = 5,
         max_vocab: int | None = None,
         workers: int = 1,
+        window: int = 5,
     ) -> None:
         super().__init__()
-        if min_count < 1:
-            raise ValueError(f"data.min_count must be >= 1, got {min_count}")
+        if paths is not None and not paths:
+            raise ValueError("data.paths is an empty list: give one or more files, or leave it out for data.corpus")
+        for name, value in (("min_count", min_count), ("workers", workers), ("window", window)):
+            if value < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {value}")
+        if max_vocab is not None and max_vocab < 1:
+            raise ValueError(f"data.max_vocab must be >= 1, got {max_vocab}")
         self.corpus, self.paths, self.tokenizer = corpus, paths, tokenizer
-        self.min_count, self.max_vocab, self.workers = min_count, max_vocab, workers
+        self.min_count, self.max_vocab, self.workers, self.window = min_count, max_vocab, workers, window
         self.vocab: Vocab | None = None
-
-    @property
-    def language(self) -> str:
-        return "en" if self.paths or self.corpus == "en" else "zh"
 
     def load(self) -> None:
         """Fill ``vocab``, ``ids``, ``offsets`` (once)."""
@@ -88,8 +89,34 @@ class WordVectorDataModule(L.LightningDataModule):
         if len(self.ids) < 2:
             raise UsageError("corpus too small: fewer than 2 in-vocabulary tokens")
 
-    def setup(self, stage: str) -> None:
+    # -- what the models are sized by (Task.data_links) -----------------------------------------------
+
+    @property
+    def language(self) -> str:
+        """``"en"`` or ``"zh"``: which probe words ``kexue run`` prints the neighbours of."""
+        return "en" if self.paths or self.corpus == "en" else "zh"
+
+    @property
+    def vocab_size(self) -> int:
+        """``V``, the number of words kept (reads the corpus on first use)."""
         self.load()
+        return len(self.vocab)
+
+    @property
+    def words(self) -> list[str]:
+        """The ``V`` words, most frequent first; a word's id is its position."""
+        self.load()
+        return list(self.vocab.words)
+
+    @property
+    def counts(self) -> list[int]:
+        """Corpus count of each of the ``V`` words (word2vec's noise distribution is built from them)."""
+        self.load()
+        return self.vocab.counts.tolist()
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":  # evaluation needs no corpus: the word lists are the model's
+            self.load()
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader([0], batch_size=1)
@@ -98,134 +125,55 @@ class WordVectorDataModule(L.LightningDataModule):
         return DataLoader([0], batch_size=1)
 
 
-class _PairBatches(IterableDataset):
-    """Fresh skip-gram pairs (or CBOW windows) every epoch: new subsampling draws, new window spans, new
-    order. Yields ready batches; ``(center (B,), context (B,))`` or ``(center (B,), contexts (B, 2W))``
-    with ``-1`` padding for CBOW."""
-
-    def __init__(self, dm: "SkipGramDataModule", seed: int) -> None:
-        self.dm, self.seed, self.epoch = dm, seed, 0
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        dm, rng = self.dm, np.random.default_rng((self.seed, self.epoch))
-        self.epoch += 1
-        keep = rng.random(len(dm.ids)) < dm.keep_prob[dm.ids]  # word2vec's subsampling, redrawn each epoch
-        ids, sent = dm.ids[keep], dm.sentences[keep]
-        spans = rng.integers(1, dm.window + 1, len(ids))  # word2vec's shrunk window, uniform in 1..W
-        center, context, _ = window_pairs(ids, sent, dm.window, spans)
-        if dm.mode == "cbow":
-            order = np.argsort(center, kind="stable")
-            center, context = center[order], context[order]
-            starts = np.flatnonzero(np.r_[True, center[1:] != center[:-1]])  # first pair of each center
-            rank = np.arange(len(center)) - np.repeat(starts, np.diff(np.r_[starts, len(center)]))
-            ctx = np.full((len(starts), 2 * dm.window), -1, dtype=np.int64)  # (C, 2W)
-            ctx[np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(center)])), rank] = ids[context]
-            targets, inputs = ids[center[starts]], ctx
-        else:
-            targets, inputs = ids[center], ids[context]
-        order = rng.permutation(len(targets))
-        b = dm.batch_size
-        for i in range(0, len(order), b):
-            idx = order[i : i + b]
-            yield torch.as_tensor(targets[idx], dtype=torch.long), torch.as_tensor(inputs[idx], dtype=torch.long)
-
-
-class SkipGramDataModule(WordVectorDataModule):
-    """Training pairs for word2vec with negative sampling (task ``word2vec``).
-
-    Args:
-        window: maximum distance of a context word (each center draws its own span in ``1..window``).
-        sample: subsampling threshold ``t`` (see :func:`kexue.text.corpus.keep_probability`); 0 keeps all.
-        batch_size: pairs (skip-gram) or windows (CBOW) per step.
-        mode: ``"skipgram"`` or ``"cbow"`` (linked from ``model.mode``).
-        seed: seed of the per-epoch subsampling and shuffling.
-        (other arguments: :class:`WordVectorDataModule`)
-    """
-
-    def __init__(
-        self,
-        corpus: Literal["en", "zh"] = "en",
-        paths: list[str] | None = None,
-        tokenizer: Literal["auto", "english", "chars", "jieba", "whitespace"] = "auto",
-        min_count: int = 5,
-        max_vocab: int | None = None,
-        workers: int = 1,
-        window: int = 5,
-        sample: float = 1e-3,
-        batch_size: int = 1024,
-        mode: Literal["skipgram", "cbow"] = "skipgram",
-        seed: int = 0,
-    ) -> None:
-        super().__init__(corpus, paths, tokenizer, min_count, max_vocab, workers)
-        if window < 1 or batch_size < 1:
-            raise ValueError(f"data.window and data.batch_size must be >= 1, got {window} and {batch_size}")
-        self.window, self.sample, self.batch_size, self.mode, self.seed = window, sample, batch_size, mode, seed
-
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        self.sentences = sentence_ids(self.offsets)
-        self.keep_prob = keep_probability(self.vocab.counts, self.sample)
-        if not hasattr(self, "_train"):
-            self._train = _PairBatches(self, self.seed)
-
-    def expected_batches(self) -> int:
-        """Expected batches per epoch (for the linear learning-rate decay): kept tokens x mean window pairs."""
-        kept = float(self.keep_prob[self.ids].sum())
-        per_center = 1.0 if self.mode == "cbow" else (self.window + 1)  # E[2 * span], span ~ U{1..W}
-        return max(1, int(kept * per_center / self.batch_size))
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self._train, batch_size=None)
-
-
 class CooccurrenceDataModule(WordVectorDataModule):
-    """The symmetric sparse co-occurrence matrix ``self.cooc`` ``(V, V)`` of the corpus (tasks
-    ``svd_vectors`` and ``simpler_glove``).
+    """The symmetric sparse co-occurrence matrix ``X`` ``(V, V)`` of the corpus, served as batches of its
+    non-zero entries (tasks ``svd_vectors`` and ``simpler_glove``).
 
-    Train batches are its non-zero entries ``(i (B,), j (B,), x_ij (B,))`` in random order; ``batch_size=0``
-    gives a single dummy batch (``svd_vectors`` factorises the whole matrix in one step).
+    A batch is ``(rows (B,), cols (B,), counts (B,), log_pmi (B,))``: entry ``x_ij``, and its pointwise mutual
+    information ``log(x_ij N / (n_i n_j))`` against the whole matrix (``N = sum(X)``, ``n_i`` row sums), which a
+    batch alone could not give. Entries come in random order; ``batch_size=None`` gives the whole matrix as
+    one batch, in row-major order (``svd_vectors`` factorises it in one step).
 
     Args:
-        window: co-occurrence window (both sides).
         weighting: ``"uniform"`` (1 per pair) or ``"harmonic"`` (``1/d``, GloVe).
-        batch_size: non-zeros per step.
+        batch_size: non-zeros per step; ``None``: all of them at once.
         (other arguments: :class:`WordVectorDataModule`)
     """
 
     def __init__(
-        self,
-        corpus: Literal["en", "zh"] = "en",
-        paths: list[str] | None = None,
-        tokenizer: Literal["auto", "english", "chars", "jieba", "whitespace"] = "auto",
-        min_count: int = 5,
-        max_vocab: int | None = None,
-        workers: int = 1,
-        window: int = 5,
-        weighting: Literal["uniform", "harmonic"] = "uniform",
-        batch_size: int = 4096,
+        self, weighting: Literal["uniform", "harmonic"] = "uniform", batch_size: int | None = 4096, **corpus_options
     ) -> None:
-        super().__init__(corpus, paths, tokenizer, min_count, max_vocab, workers)
-        if window < 1 or batch_size < 0:
-            raise ValueError(f"data.window must be >= 1 and data.batch_size >= 0, got {window}, {batch_size}")
-        self.window, self.weighting, self.batch_size = window, weighting, batch_size
-        self.cooc: sparse.csr_matrix | None = None
+        super().__init__(**corpus_options)
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1 (or null: the whole matrix at once), got {batch_size}")
+        self.weighting, self.batch_size = weighting, batch_size
+        self._entries: TensorDataset | None = None
+
+    def entries(self) -> TensorDataset:
+        """The non-zero entries of ``X`` as four ``(nnz,)`` tensors (see the class docstring), built once."""
+        if self._entries is None:
+            self.load()
+            cooc = cooccurrence(self.ids, self.offsets, len(self.vocab), self.window, self.weighting).tocoo()
+            if cooc.nnz == 0:
+                raise UsageError("no co-occurrences: every sentence has a single in-vocabulary word")
+            total, marginal = cooc.data.sum(), np.asarray(cooc.sum(axis=1)).ravel()  # (), (V,)
+            log_pmi = np.log(cooc.data) + np.log(total) - np.log(marginal[cooc.row]) - np.log(marginal[cooc.col])
+            self._entries = TensorDataset(
+                torch.as_tensor(cooc.row, dtype=torch.long),
+                torch.as_tensor(cooc.col, dtype=torch.long),
+                torch.as_tensor(cooc.data, dtype=torch.float32),
+                torch.as_tensor(log_pmi, dtype=torch.float32),
+            )
+        return self._entries
 
     def setup(self, stage: str) -> None:
-        super().setup(stage)
-        if self.cooc is None:
-            self.cooc = cooccurrence(self.ids, self.offsets, len(self.vocab), self.window, self.weighting)
-            if self.cooc.nnz == 0:
-                raise UsageError("no co-occurrences: every sentence has a single in-vocabulary word")
+        if stage == "fit":
+            self.entries()
 
     def train_dataloader(self) -> DataLoader:
-        if self.batch_size == 0:
-            return DataLoader([0], batch_size=1)
-        coo = self.cooc.tocoo()
-        data = TensorDataset(
-            torch.as_tensor(coo.row, dtype=torch.long),
-            torch.as_tensor(coo.col, dtype=torch.long),
-            torch.as_tensor(coo.data, dtype=torch.float32),
-        )
+        data = self.entries()
+        if self.batch_size is None:
+            return DataLoader([data.tensors], batch_size=None)
         # Index the tensors with whole batches of positions: per-item collation would cost 1000x more.
         batches = BatchSampler(RandomSampler(data), self.batch_size, drop_last=False)
         return DataLoader(data, sampler=batches, batch_size=None)

@@ -5,10 +5,15 @@ from kexue.registry import Task
 TASK = Task(
     name="svd_vectors",
     summary="PPMI + truncated SVD word vectors (gensim enwiki+lee sample), wordsim353/simlex/analogy",
-    module="kexue.lightning_modules.word_vectors:SVDVectors",
+    module="kexue.lightning_modules.svd_vectors:SVDVectors",
     datamodule="kexue.datamodules.word_vectors:CooccurrenceDataModule",
     config="kexue.conf:svd_vectors.yaml",
     post="https://kexue.fm/archives/4208",
     metric="test/wordsim353",
+    data_links=(
+        ("data.vocab_size", "model.vocab_size"),
+        ("data.words", "model.words"),
+        ("data.language", "model.language"),
+    ),
 )
-# One Lightning step factorises the whole matrix (max_epochs 1, data.batch_size 0 = one dummy batch).
+# The epoch's end factorises the whole matrix (max_epochs 1; data.batch_size null = the matrix as one batch).

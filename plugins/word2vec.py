@@ -5,11 +5,18 @@ from kexue.registry import Task
 TASK = Task(
     name="word2vec",
     summary="word2vec skip-gram/CBOW + negative sampling (gensim enwiki+lee sample), wordsim353/simlex/analogy",
-    module="kexue.lightning_modules.word_vectors:Word2Vec",
-    datamodule="kexue.datamodules.word_vectors:SkipGramDataModule",
+    module="kexue.lightning_modules.word2vec:Word2Vec",
+    datamodule="kexue.datamodules.skipgram:SkipGramDataModule",
     config="kexue.conf:word2vec.yaml",
     post="https://kexue.fm/archives/5617",
     metric="test/wordsim353",
     links=(("model.mode", "data.mode"),),
+    data_links=(
+        ("data.vocab_size", "model.vocab_size"),
+        ("data.words", "model.words"),
+        ("data.language", "model.language"),
+        ("data.counts", "model.counts"),
+        ("data.steps_per_epoch", "model.steps_per_epoch"),
+    ),
 )
 # `kexue run word2vec` writes vectors.txt (word2vec text format) in the run directory and prints its path last.

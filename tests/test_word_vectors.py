@@ -6,12 +6,19 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
 from scipy.stats import spearmanr
 
+from kexue.datamodules.skipgram import SkipGramDataModule
+from kexue.datamodules.word_vectors import CooccurrenceDataModule
 from kexue.errors import UsageError
+from kexue.lightning_modules.simpler_glove import SimplerGloVe
+from kexue.lightning_modules.svd_vectors import SVDVectors
+from kexue.lightning_modules.word2vec import Word2Vec
 from kexue.losses import (
     cbow_negative_sampling,
     glove_weight,
@@ -19,14 +26,15 @@ from kexue.losses import (
     simpler_glove_loss,
     skipgram_negative_sampling,
 )
+from kexue.metrics import SpearmanCorrelation
 from kexue.platform.cli import main
 from kexue.text.vectors import (
-    WordSimilaritySpearman,
     analogy_accuracy,
     load_word2vec_format,
     nearest_neighbours,
     pair_similarities,
     save_word2vec_format,
+    svd_word_vectors,
     word_similarity,
 )
 from tests.conftest import assert_one_line_error, kexue
@@ -160,7 +168,7 @@ def test_similarity_matches_scipy_and_metric_class() -> None:
     cos = [float(unit[int(a[1:])] @ unit[int(b[1:])]) for a, b, _ in pairs[:-1]]
     assert rho == pytest.approx(spearmanr(cos, [s for _, _, s in pairs[:-1]]).statistic, abs=1e-5)
     assert coverage == pytest.approx(12 / 13)
-    metric = WordSimilaritySpearman()
+    metric = SpearmanCorrelation()
     preds, target = pair_similarities(vectors, words, pairs)
     metric.update(preds[:5], target[:5])
     metric.update(preds[5:], target[5:])
@@ -241,3 +249,97 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert "leaves no vocabulary" in capsys.readouterr().err
     proc = kexue(*base, "--data.paths", f"[{tmp_path / 'missing.txt'}]", timeout=120)
     assert_one_line_error(proc, "missing.txt", "file not found")
+
+
+def test_svd_word_vectors_match_dense_svd_and_are_seeded() -> None:
+    rng = np.random.default_rng(3)
+    low_rank = (rng.normal(size=(60, 6)) * [9.0, 7.0, 5.0, 3.0, 2.0, 1.0]) @ rng.normal(size=(6, 40))  # (60, 40)
+    matrix = scipy.sparse.csr_matrix(low_rank + 1e-3 * rng.normal(size=(60, 40)))
+    u, s, _ = np.linalg.svd(matrix.toarray(), full_matrices=False)  # the reference: numpy's exact dense SVD
+    for power in (0.5, 1.0):
+        got = svd_word_vectors(matrix, 4, eig_power=power)
+        assert got.shape == (60, 4) and got.dtype == np.float32
+        want = u[:, :4] * s[:4] ** power
+        signs = np.sign((got * want).sum(axis=0))  # singular vectors are defined up to sign
+        np.testing.assert_allclose(got * signs, want, atol=1e-3 * s[0] ** power)
+    assert np.array_equal(svd_word_vectors(matrix, 4, seed=5), svd_word_vectors(matrix, 4, seed=5))
+    assert svd_word_vectors(matrix, 100).shape == (60, 40)  # the rank is capped by the matrix
+    with pytest.raises(ValueError, match="dim must be >= 1"):
+        svd_word_vectors(matrix, 0)
+
+
+def test_cooccurrence_batches_carry_the_whole_matrix_pmi(tmp_path: Path) -> None:
+    data = CooccurrenceDataModule(paths=[str(_tiny_corpus(tmp_path))], min_count=1, window=2, batch_size=None)
+    data.setup("fit")
+    batches = list(data.train_dataloader())
+    assert len(batches) == 1  # batch_size None: the whole matrix in one batch
+    rows, cols, counts, log_pmi = (t.numpy() for t in batches[0])
+    dense = np.zeros((data.vocab_size, data.vocab_size))
+    sentences = [line.split() for line in (tmp_path / "tiny.txt").read_text(encoding="utf-8").splitlines()]
+    index = {w: i for i, w in enumerate(data.words)}
+    for sentence in sentences:  # the reference: every ordered pair of positions 1..2 apart, counted by hand
+        for a in range(len(sentence)):
+            for b in range(len(sentence)):
+                if 1 <= abs(a - b) <= 2:
+                    dense[index[sentence[a]], index[sentence[b]]] += 1
+    np.testing.assert_allclose(counts, dense[rows, cols])
+    assert len(rows) == np.count_nonzero(dense)
+    total, marginal = dense.sum(), dense.sum(axis=1)
+    want = np.log(dense[rows, cols] / total / (marginal[rows] / total * marginal[cols] / total))
+    np.testing.assert_allclose(log_pmi, want, rtol=1e-5)
+
+
+def _fit_without_datamodule(model: L.LightningModule, loader: object, epochs: int = 1) -> None:
+    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(model, train_dataloaders=loader)  # no DataModule: a model reading it would fail here
+
+
+def test_models_train_on_batches_alone_and_svd_ignores_the_batch_size(tmp_path: Path) -> None:
+    corpus = str(_tiny_corpus(tmp_path))
+    sizes = {}
+    for batch_size in (None, 7):
+        data = CooccurrenceDataModule(paths=[corpus], min_count=1, batch_size=batch_size)
+        data.setup("fit")
+        model = SVDVectors(vocab_size=data.vocab_size, words=data.words, dim=3)
+        _fit_without_datamodule(model, data.train_dataloader())
+        sizes[batch_size] = model.vectors().clone()
+    # the epoch's end factorises the same matrix whatever the batches were: same seeded SVD, same vectors
+    torch.testing.assert_close(sizes[None], sizes[7], atol=1e-4, rtol=1e-4)
+    glove = SimplerGloVe(vocab_size=data.vocab_size, words=data.words, dim=4)
+    before = glove.vectors().detach().clone()
+    _fit_without_datamodule(glove, data.train_dataloader())
+    assert not torch.equal(before, glove.vectors().detach())
+    pairs = SkipGramDataModule(paths=[corpus], min_count=1, batch_size=32)
+    w2v = Word2Vec(vocab_size=pairs.vocab_size, words=pairs.words, counts=pairs.counts,
+                   steps_per_epoch=pairs.steps_per_epoch, dim=4)
+    want = torch.tensor(pairs.counts, dtype=torch.float64) ** 0.75
+    torch.testing.assert_close(w2v.noise.double(), want / want.sum(), rtol=1e-6, atol=0)
+    _fit_without_datamodule(w2v, pairs.train_dataloader())
+    assert torch.isfinite(w2v.vectors()).all()
+
+
+def test_checkpoint_alone_scores_and_exports_the_same_vectors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = _tiny_corpus(tmp_path)
+    common = ["--logger", "none", "--trainer.enable_progress_bar=false"]
+    args = ["run", "word2vec", *common, "--trainer.max_epochs", "1", "--data.paths", f"[{corpus}]",
+            "--data.min_count", "1", "--model.dim", "8", "--data.batch_size", "64"]
+    assert main(args) == 0
+    trained = capsys.readouterr().out.strip().splitlines()[-1]
+    ckpt = next(Path(trained).parent.rglob("last*.ckpt"))
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert checkpoint["hyper_parameters"]["vocab_size"] == 10
+    assert "words" not in checkpoint["hyper_parameters"] and len(checkpoint["vocabulary"]) == 10
+    # no corpus on this command line: the model's size, vocabulary and noise come from the checkpoint
+    assert main(["test", "word2vec", *common, "--ckpt_path", str(ckpt)]) == 0
+    exported = capsys.readouterr().out.strip().splitlines()[-1]
+    assert exported != trained
+    (words, vectors), (want_words, want_vectors) = load_word2vec_format(exported), load_word2vec_format(trained)
+    assert words == want_words and np.array_equal(vectors, want_vectors)
+
+
+def test_empty_paths_list_is_refused_in_one_line(tmp_path: Path) -> None:
+    proc = kexue("run", "svd_vectors", "--logger", "none", "--data.paths", "[]", cwd=tmp_path, timeout=300)
+    assert_one_line_error(proc, "data.paths is an empty list")

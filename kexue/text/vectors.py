@@ -6,7 +6,8 @@ scores over the pairs whose words are both in the vocabulary; analogy ``a : b ::
 to ``b - a + c`` by cosine (3CosAdd), excluding ``a``, ``b``, ``c``, among the ``restrict`` most frequent
 words, over the questions whose four words are all there. Words are lower-cased for lookup.
 
-Functional forms hold the math; :class:`WordSimilaritySpearman` is the torchmetrics state around them.
+The accumulating torchmetrics form of the similarity score is :class:`kexue.metrics.SpearmanCorrelation`
+(fed by :func:`pair_similarities`).
 Posts: SVD分解(三) (https://kexue.fm/archives/4208), 更别致的词向量模型 (https://kexue.fm/archives/4677).
 """
 
@@ -20,7 +21,6 @@ import numpy as np
 import scipy.sparse
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 from torchmetrics.functional.regression import spearman_corrcoef
 
 from kexue.errors import UsageError
@@ -187,29 +187,7 @@ def analogy_accuracy(
     return correct / len(found), len(found) / len(questions)
 
 
-class WordSimilaritySpearman(Metric):
-    """Spearman correlation of predicted similarities with human scores, accumulated over ``update`` calls
-    (``preds`` and ``target`` ``(P,)``). :func:`pair_similarities` gives the inputs for a vector table."""
-
-    full_state_update = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.add_state("preds", default=[], dist_reduce_fx="cat")
-        self.add_state("target", default=[], dist_reduce_fx="cat")
-
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        self.preds.append(preds.float())
-        self.target.append(target.float())
-
-    def compute(self) -> Tensor:
-        preds = torch.cat(self.preds) if isinstance(self.preds, list) else self.preds
-        target = torch.cat(self.target) if isinstance(self.target, list) else self.target
-        return spearman_corrcoef(preds, target) if len(preds) >= 3 else torch.tensor(0.0)
-
-
 __all__ = [
-    "WordSimilaritySpearman",
     "analogy_accuracy",
     "load_word2vec_format",
     "nearest_neighbours",

@@ -1,0 +1,83 @@
+"""PPMI + truncated SVD word vectors, no training loop (task ``svd_vectors``).
+
+Post: SVD分解(三): 连Word2Vec都只不过是个SVD? (https://kexue.fm/archives/4208). The co-occurrence matrix
+arrives as batches of its non-zero entries (by default all in one batch); the "training" epoch gathers them
+and its end factorises the matrix with :func:`kexue.text.vectors.svd_word_vectors`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from scipy import sparse
+from torch import Tensor
+
+from kexue.lightning_modules.word_vectors import WordVectorModule
+from kexue.text.corpus import ppmi
+from kexue.text.vectors import svd_word_vectors
+
+
+class SVDVectors(WordVectorModule):
+    """PPMI matrix + truncated SVD: ``PPMI = U S V^T`` (rank ``dim``), vectors ``U S^eig_power``.
+
+    It runs as Lightning steps (manual optimisation, no optimizer) so checkpointing, the test loop and the
+    CLI work as for the trained models. Batches: ``(rows (B,), cols (B,), counts (B,), log_pmi (B,))``
+    entries of the ``(V, V)`` co-occurrence matrix (``log_pmi`` unused: the PPMI here has its own shift and
+    smoothing); whatever the batch size, the factorisation sees every entry of the epoch.
+
+    Args:
+        vocab_size, words, language: see :class:`WordVectorModule` (linked from the data).
+        dim: vector size (SVD rank; at most ``V``).
+        shift: PMI shift ``log k`` (``k = 5`` is the SPPMI that SGNS with 5 negatives factorises).
+        alpha: context-distribution smoothing (0.75, as word2vec's noise distribution).
+        eig_power: exponent of the singular values in the vectors (0.5 symmetric, 1 = ``U S``).
+        niter: power iterations of the randomised SVD.
+        seed: seed of the randomised SVD's probes.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int | None = None,
+        words: Sequence[str] | None = None,
+        language: str = "en",
+        dim: int = 100,
+        shift: float = 1.0,
+        alpha: float = 0.75,
+        eig_power: float = 0.5,
+        niter: int = 4,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(vocab_size, words, language)
+        if dim < 1 or shift <= 0 or niter < 0:
+            raise ValueError(f"model.dim must be >= 1, model.shift > 0, model.niter >= 0, got {dim}, {shift}, {niter}")
+        self.save_hyperparameters(ignore=["words"])
+        self.automatic_optimization = False
+        self.register_buffer("embeddings", torch.zeros(vocab_size, min(dim, vocab_size)))  # (V, k)
+        self._entries: list[tuple[Tensor, Tensor, Tensor]] = []
+
+    def vectors(self) -> Tensor:
+        return self.embeddings
+
+    def on_train_epoch_start(self) -> None:
+        self._entries = []
+
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor, Tensor], batch_idx: int) -> None:
+        rows, cols, counts, _ = batch  # (B,) each
+        self._entries.append((rows.cpu(), cols.cpu(), counts.cpu()))
+
+    def on_train_epoch_end(self) -> None:
+        if not self._entries:  # no batch this epoch (e.g. --trainer.limit_train_batches 0)
+            return
+        hp, v = self.hparams, self.hparams.vocab_size
+        rows, cols, counts = (torch.cat(x).numpy() for x in zip(*self._entries))  # (nnz,) each
+        self._entries = []
+        matrix = ppmi(sparse.coo_matrix((counts.astype(np.float64), (rows, cols)), shape=(v, v)).tocsr(),
+                      shift=hp.shift, alpha=hp.alpha)  # (V, V)
+        vectors = svd_word_vectors(matrix, self.embeddings.shape[1], hp.eig_power, hp.niter, hp.seed)  # (V, k)
+        self.embeddings.copy_(torch.from_numpy(vectors))
+        self.log("train/ppmi_nnz", float(matrix.nnz))
+
+    def configure_optimizers(self) -> None:
+        return None
