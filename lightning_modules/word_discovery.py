@@ -2,9 +2,12 @@
 
 No gradients: the "training" epoch streams the raw corpus through ``training_step`` (each batch is
 kept), and at the epoch's end :func:`kexue.text.word_discovery.discover_words` builds the lexicon from all of
-it. Validation and test segment gold-segmented sentences by the most probable split over the lexicon and
+it. Training batches are raw strings, not tensors: the statistics are over character n-grams of the whole
+corpus (counts, cuts, neighbours), computed from the text itself, so there is nothing to featurise ahead.
+Validation and test segment gold-segmented sentences by the most probable split over the lexicon and
 log word P/R/F1 (the scorer of task ``cws``). The lexicon travels in the checkpoint and is exported as a
-jieba user dictionary (``lexicon.txt`` in the run directory).
+jieba user dictionary (``lexicon.txt`` in the run directory). Without a lexicon (``--untrained``) every
+character is a word.
 
 Posts: 最小熵原理(二):“当机立断”之词库构建 (https://kexue.fm/archives/5476), 基于最小熵原理的NLP库:
 nlp zero (https://kexue.fm/archives/5597), 新词发现的信息熵方法与实现 (https://kexue.fm/archives/3491).
@@ -20,15 +23,15 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from kexue.metrics import SpanF1
+from kexue.metrics import SpanF1, log_span_f1
 from kexue.text import bmes_tags
 from kexue.text.word_discovery import WordDiscoveryConfig, discover_words, export_lexicon, segment, top_words
 
-Batch = tuple[list[str], Tensor]
+Batch = dict[str, Any]  # {"texts": list[str], "tags": (B, T), "index": (B,)}; predict: no "tags"
 
 
 class WordDiscoverer(L.LightningModule):
-    """Builds a lexicon from the raw lines of the training epoch; segments ``(texts, tags (B, T))`` batches.
+    """Builds a lexicon from the raw lines of the training epoch; segments ``{"texts", "tags" (B, T)}`` batches.
 
     Args:
         tags: B/M/E/S tag names in id order (linked from the datamodule), to score against the gold tags.
@@ -82,12 +85,6 @@ class WordDiscoverer(L.LightningModule):
             return list(text)
         return segment(text, self.lexicon, self._total, self._max_len)
 
-    def _ensure_lexicon(self) -> None:
-        """``kexue test|predict`` without a checkpoint: build the lexicon from the datamodule's corpus."""
-        data = getattr(self.trainer, "datamodule", None)
-        if not self.lexicon and hasattr(data, "corpus"):
-            self.fit_lexicon(data.corpus())
-
     def on_train_epoch_start(self) -> None:
         self._corpus = []
 
@@ -130,35 +127,25 @@ class WordDiscoverer(L.LightningModule):
         return out
 
     def _evaluate(self, batch: Batch, metric: SpanF1) -> None:
-        texts, tags = batch
-        metric.update(self._tag_ids(texts, tags.shape[1]), tags.cpu())
-
-    def _log_f1(self, metric: SpanF1, stage: str) -> None:
-        p, r, f1 = metric.compute().tolist()
-        metric.reset()
-        self.log_dict({f"{stage}/precision": p, f"{stage}/recall": r, f"{stage}/f1": f1}, prog_bar=stage == "val")
+        tags = batch["tags"].cpu()  # (B, T)
+        index = batch.get("index")
+        metric.update(self._tag_ids(batch["texts"], tags.shape[1]), tags, None if index is None else index.cpu())
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, self.val_f1)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_f1(self.val_f1, "val")
-
-    def on_test_start(self) -> None:
-        self._ensure_lexicon()
+        log_span_f1(self, self.val_f1, "val")
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, self.test_f1)
 
     def on_test_epoch_end(self) -> None:
-        self._log_f1(self.test_f1, "test")
-
-    def on_predict_start(self) -> None:
-        self._ensure_lexicon()
+        log_span_f1(self, self.test_f1, "test")
 
     def predict_step(self, batch: Batch, batch_idx: int) -> list[str]:
         """One line per text: its words separated by spaces."""
-        return [" ".join(self.segment(text)) for text in batch[0]]
+        return [" ".join(self.segment(text)) for text in batch["texts"]]
 
     def report_lines(self, command: str) -> list[str]:
         """After ``kexue run|fit``: the most frequent discovered words, then the exported lexicon's path."""
