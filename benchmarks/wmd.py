@@ -110,25 +110,27 @@ def correlations() -> str:
     from kexue.datamodules.text_similarity import lee_pairs
     from kexue.lightning_modules.text_similarity import TextSimilarity
     from kexue.metrics import similarity_correlation
+    from kexue.text.token_vectors import LeeSvdVectors, MiniLMVectors
 
     pairs = lee_pairs()
     a, b = [p[0] for p in pairs], [p[1] for p in pairs]
     human = torch.tensor([p[2] for p in pairs], dtype=torch.float64)
     rows = []
-    for vectors in ("lee_svd", "minilm_static", "minilm_contextual"):
+    for make in (LeeSvdVectors, lambda: MiniLMVectors(contextual=False), lambda: MiniLMVectors(contextual=True)):
         for stop in (True, False):
+            vectors = make()
             model = TextSimilarity(vectors=vectors, stopwords=stop)
             start = time.perf_counter()
             try:
                 model.setup("test")
             except Exception as err:  # the bert extra may be missing
-                print(f"{vectors}: skipped ({err})", file=sys.stderr)
+                print(f"{vectors.name}: skipped ({err})", file=sys.stderr)
                 break
             sims = model(a, b)  # (1225, 3)
             seconds = time.perf_counter() - start
             cells = [similarity_correlation(sims[:, k], human).tolist() for k in range(3)]
             rows.append(
-                f"| {model.embed.name} | {'dropped' if stop else 'kept'} | "
+                f"| {model.vectors.name} | {'dropped' if stop else 'kept'} | "
                 + " | ".join(f"{p:.3f} / {s:.3f}" for p, s in cells)
                 + f" | {seconds:.0f} |"
             )
