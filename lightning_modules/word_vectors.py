@@ -65,7 +65,7 @@ class WordVectorModule(L.LightningModule):
         raise NotImplementedError
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["vocabulary"] = list(self.words)
+        checkpoint["vocabulary"] = [str(w) for w in self.words]  # plain str: checkpoints load with weights_only
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         words = checkpoint.get("vocabulary")

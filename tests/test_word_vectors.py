@@ -343,3 +343,11 @@ def test_checkpoint_alone_scores_and_exports_the_same_vectors(
 def test_empty_paths_list_is_refused_in_one_line(tmp_path: Path) -> None:
     proc = kexue("run", "svd_vectors", "--logger", "none", "--data.paths", "[]", cwd=tmp_path, timeout=300)
     assert_one_line_error(proc, "data.paths is an empty list")
+
+
+def test_vocabulary_in_the_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
+    model = SVDVectors(vocab_size=2, words=list(np.array(["a", "b"])), dim=1)  # numpy.str_, as a cached corpus gives
+    checkpoint: dict = {}
+    model.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "c.pt")
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["vocabulary"] == ["a", "b"]

@@ -74,7 +74,7 @@ def embedded_corpus(name: Literal["en", "zh"], tokenizer: str = "words") -> tupl
     path = cache_dir() / f"word_vectors-{name}-{tokenizer}-v{CACHE_VERSION}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
-            return Vocab(list(z["words"]), z["counts"]), z["ids"], z["offsets"]
+            return Vocab(z["words"].tolist(), z["counts"]), z["ids"], z["offsets"]  # str, not numpy.str_
     sentences = list(_english_sentences() if name == "en" else _chinese_sentences(tokenizer))
     counts: dict[str, int] = {}
     for sentence in sentences:
