@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from _report import machine, write_section
 from kexue.datamodules.sequence_labeling import EntityDataModule, SegmentationDataModule
 from kexue.lightning_modules.sequence_labeler import SequenceLabeler
+from kexue.nn.encoders import CharConvEncoder, CharRecurrentEncoder
 
 HEADS = ("crf", "memm", "softmax")
 
@@ -43,7 +44,9 @@ class EpochTimer(L.Callback):
 def run(task: str, head: str, args: argparse.Namespace) -> dict[str, float]:
     L.seed_everything(args.seed, verbose=False)
     data = SegmentationDataModule() if task == "cws" else EntityDataModule()
-    model = SequenceLabeler(tags=data.hparams.tags, head=head, encoder=args.encoder, hidden_dim=128, num_buckets=65536)
+    encoder = {"cnn": CharConvEncoder, "lstm": CharRecurrentEncoder}[args.encoder]
+    model = SequenceLabeler(encoder(num_embeddings=65536, num_features=data.num_features, hidden_dim=128),
+                            tags=data.hparams.tags, head=head)
     timer = EpochTimer()
     best = args.select == "best"
     callbacks: list[L.Callback] = [timer]
@@ -61,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--limit_train_batches", type=float, default=1.0)
-    parser.add_argument("--encoder", default="cnn")
+    parser.add_argument("--encoder", choices=("cnn", "lstm"), default="cnn")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--heads", default=",".join(HEADS), help="comma-separated subset of crf,memm,softmax")
     parser.add_argument("--tasks", default="cws,ner", help="comma-separated subset of cws,ner")
