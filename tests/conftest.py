@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -19,6 +20,12 @@ def _offline_and_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
+    # Library log handlers (Lightning, torch) keep the stderr of the test that first imported them, which
+    # pytest has closed by now: point them at this test's stderr (in-process CLI runs log through them).
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if type(handler) is logging.StreamHandler:
+                handler.stream = sys.stderr  # not setStream(): it flushes the closed one
 
 
 def kexue(*args: str, env: dict[str, str | None] | None = None, cwd: Path | None = None, timeout: int = 300):

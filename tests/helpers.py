@@ -23,3 +23,10 @@ class RecordCheckpointIO(Callback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         Path("checkpoint_io.txt").write_text(type(trainer.strategy.checkpoint_io).__name__)
+
+
+class FailInTraining(Callback):
+    """Raises a RuntimeError at the end of the first training batch: stands in for a bug in a model's code."""
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        raise RuntimeError("a bug in the training code")

@@ -8,7 +8,6 @@ and counts the rows for BENCHMARKS.md.
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -38,6 +37,10 @@ def make_files(root: Path) -> None:
     install_fake_dist(site, "broken_plugin", {"beta": "broken_mod:TASK"}, {"broken_mod": "import no_such_module\n"})
     install_fake_dist(site, "dup_one", {"gamma": "dup1:TASK"}, {"dup1": GOOD.format(name="gamma", api=1)})
     install_fake_dist(site, "dup_two", {"gamma": "dup2:TASK"}, {"dup2": GOOD.format(name="gamma", api=1)})
+    install_fake_dist(site, "exiting_plugin", {"epsilon": "exiting_mod:TASK"}, {"exiting_mod": "import sys\nsys.exit(3)\n"})
+    (root / "model_list.yaml").write_text("model: [1, 2]\n", encoding="utf-8")
+    torch.save({"state_dict": {}, "hyper_parameters": {"encoder": "mean", "labels": ["neg", "pos"]},
+                "kexue": {"task": "sentiment"}}, root / "old_format.ckpt")
     install_fake_dist(site, "future_plugin", {"delta": "future_mod:TASK"}, {"future_mod": GOOD.format(name="delta", api=99)})
 
 
@@ -62,16 +65,34 @@ ROWS: list[tuple[str, list[str], list[str]]] = [
      ["reviews_bad.tsv:2:", "no tab"]),
     ("empty data file", ["fit", "sentiment", "--data.train_path", "blank.tsv", *FAST], ["blank.tsv"]),
     ("empty split", ["fit", "sentiment", "--data.split", "[0.0,0.5,0.5]", *FAST], ["train split is empty"]),
-    ("predict file not UTF-8", ["predict", "sentiment", "--data.predict_path", "latin1.txt", *FAST],
+    ("predict file not UTF-8", ["predict", "sentiment", "--data.predict_path", "latin1.txt", "--untrained", "true", *FAST],
      ["latin1.txt:2:", "not UTF-8"]),
     ("missing checkpoint", ["test", "sentiment", "--ckpt_path", "nowhere.ckpt"], ["nowhere.ckpt", "checkpoint not found"]),
     ("garbage checkpoint", ["test", "sentiment", "--ckpt_path", "garbage.ckpt"], ["garbage.ckpt", "cannot read checkpoint"]),
     ("truncated checkpoint", ["test", "sentiment", "--ckpt_path", "truncated.ckpt"], ["truncated.ckpt", "cannot read checkpoint"]),
     ("checkpoint of another task", ["test", "sentiment", "--ckpt_path", "cws.ckpt"], ["cws.ckpt", "written by task 'cws'"]),
-    ("no last checkpoint", ["fit", "sentiment", "--ckpt_path", "last"], ["no last.ckpt of task 'sentiment'"]),
+    ("no last checkpoint", ["fit", "sentiment", "--ckpt_path", "last"], ["no last.ckpt or interrupted.ckpt of task 'sentiment'"]),
     ("plugin fails to import", ["run", "beta"], ["broken", "no_such_module"]),
     ("two plugins, one name", ["fit", "gamma"], ["dup_one 1.0 and dup_two 1.0"]),
     ("incompatible plugin API", ["run", "delta"], ["plugin API 99"]),
+    ("abbreviated trainer option", ["fit", "sentiment", "--trainer.max_epoch", "3"],
+     ["--trainer.max_epoch", "did you mean --trainer.max_epochs?"]),
+    ("abbreviated data option", ["fit", "sentiment", "--data.batch_siz", "3"], ["did you mean --data.batch_size?"]),
+    ("batch size 0", ["fit", "sentiment", "--data.batch_size", "0"], ["--data.batch_size must be an integer >= 1"]),
+    ("negative learning rate", ["fit", "sentiment", "--model.lr", "-0.01"], ["--model.lr must be >= 0"]),
+    ("accumulate 0", ["fit", "sentiment", "--trainer.accumulate_grad_batches", "0"],
+     ["--trainer.accumulate_grad_batches must be"]),
+    ("GPU on a CPU machine", ["fit", "sentiment", "--trainer.accelerator", "gpu"], ["no CUDA GPU"]),
+    ("negative workers", ["fit", "sentiment", "--data.num_workers", "-1"], ["--data.num_workers must be"]),
+    ("config model not a mapping", ["fit", "sentiment", "--config", "model_list.yaml"], ["model_list.yaml", "must be a mapping"]),
+    ("fit --ckpt_path best", ["fit", "sentiment", "--ckpt_path", "best"], ["--ckpt_path best"]),
+    ("test without a checkpoint", ["test", "sentiment"], ["needs --ckpt_path", "--untrained"]),
+    ("predict without a checkpoint", ["predict", "sentiment", "--data.predict_path", "latin1.txt"], ["needs --ckpt_path"]),
+    ("checkpoint of an older kexue", ["test", "sentiment", "--ckpt_path", "old_format.ckpt", "--logger", "none"],
+     ["old_format.ckpt", "retrain"]),
+    ("output folder is a file", ["fit", "sentiment", "--trainer.default_root_dir", "garbage.ckpt/runs", *FAST],
+     ["garbage.ckpt"]),
+    ("plugin calls sys.exit on import", ["run", "epsilon"], ["broken", "SystemExit"]),
     ("NaN loss", ["fit", "sentiment", "--model.lr", "1e30", "--logger", "none", "--trainer.max_steps=5",
                   "--trainer.limit_val_batches=1"], ["training stopped at step", "not finite"]),
 ]
@@ -81,14 +102,8 @@ ROWS: list[tuple[str, list[str], list[str]]] = [
 def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     make_files(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    for mod in ("broken_mod", "dup1", "dup2", "future_mod"):
+    for mod in ("broken_mod", "dup1", "dup2", "future_mod", "exiting_mod"):
         sys.modules.pop(mod, None)
-    # Library log handlers (Lightning, torch) keep the stderr of the test that first imported them, which
-    # pytest has closed by now: point them at this test's stderr.
-    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
-        for handler in getattr(logger, "handlers", []):
-            if type(handler) is logging.StreamHandler:
-                handler.stream = sys.stderr  # not setStream(): it flushes the closed one
     return tmp_path
 
 

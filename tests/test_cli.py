@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from .conftest import assert_one_line_error, kexue
 
@@ -45,11 +45,11 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], fragments: list[str])
 
 
 def test_print_config_shows_every_knob() -> None:
-    proc = kexue("run", "sentiment", "--config", "bf16", "--model.encoder", "cnn", "--print_config")
+    proc = kexue("run", "sentiment", "--config", "bf16", "--print_config")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for knob in ("trainer:", "accumulate_grad_batches:", "gradient_clip_val:", "strategy:", "precision: bf16-mixed",
-                 "encoder: cnn", "margin: 0.6", "loss: ce", "train_path:", "split_seed:", "ckpt_path:",
+                 "encoder:", "class_path:", "margin: 0.6", "loss: ce", "train_path:", "split_seed:", "ckpt_path:",
                  "optimizer:", "class_path: kexue.platform.loggers.WandbLogger", "seed_everything: 42"):
         assert knob in out, knob
 
@@ -61,37 +61,36 @@ def test_help_lists_task_options() -> None:
 
 
 def test_run_then_predict_from_checkpoint(tmp_path: Path) -> None:
-    proc = kexue("run", "sentiment", "--logger", "csv", "--trainer.max_epochs=1", "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=2",
-                 "--trainer.limit_test_batches=2", "--data.batch_size=8")
+    proc = kexue("run", "sentiment", "--logger", "csv", "--trainer.max_epochs=1", "--trainer.limit_train_batches=3",
+                 "--trainer.limit_val_batches=2", "--trainer.limit_test_batches=2", "--data.batch_size=8")
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = dict(line.split() for line in proc.stdout.splitlines() if line.startswith("test/"))
     assert {"test/acc", "test/f1", "test/loss"} <= metrics.keys()
-    assert 0.0 <= float(metrics["test/acc"]) <= 1.0
     best = re.search(r"best checkpoint: (\S+)", proc.stdout).group(1)
-    run_dir = tmp_path / "runs" / "sentiment" / "version_0"
+    (run_dir,) = (tmp_path / "runs" / "sentiment").iterdir()
+    assert Path(best).resolve().parent.parent == run_dir.resolve()  # runs/TASK/<run>/checkpoints/best-*.ckpt
     assert (run_dir / "config.yaml").is_file() and (run_dir / "figures" / "test_confusion_matrix.png").is_file()
-    assert "CSV logs in" in proc.stderr
+    assert (run_dir / "metrics.csv").is_file() and "CSV logs in" in proc.stderr
 
     texts = tmp_path / "texts.txt"
     texts.write_text("很好用，推荐\n\n太烂了\n", encoding="utf-8")
-    # The checkpoint fixes the architecture: a different --model.embed_dim must not break loading.
-    pred = kexue("predict", "sentiment", "--ckpt_path", best, "--data.predict_path", str(texts),
-                 "--model.embed_dim", "8", "--logger", "none")
+    pred = kexue("predict", "sentiment", "--ckpt_path", best, "--data.predict_path", str(texts), "--logger", "none")
     assert pred.returncode == 0, pred.stderr[-3000:]
-    lines = [line for line in pred.stdout.splitlines() if "\t" in line]
-    assert len(lines) == 2
-    for line in lines:
+    lines = pred.stdout.splitlines()
+    assert len(lines) == 3, lines  # one output line per input line, the blank one included
+    for line in (lines[0], lines[2]):
         label, prob = line.split("\t")
         assert label in ("neg", "pos") and 0.5 <= float(prob) <= 1.0
 
 
 def test_user_files_replace_embedded_splits(tmp_path: Path) -> None:
+    """Training on a 5-row file takes 3 steps an epoch at batch 2; the embedded corpus would take 6,945."""
     data = str(FIXTURES / "reviews.tsv")
-    proc = kexue("run", "sentiment", "--data.train_path", data, "--data.val_path", data, "--data.test_path", data,
-                 "--trainer.max_epochs=1", "--logger", "none", "--trainer.enable_checkpointing=false",
-                 "--trainer.callbacks=[]")
+    proc = kexue("fit", "sentiment", "--data.train_path", data, "--data.val_path", data, "--data.test_path", data,
+                 "--trainer.max_epochs=1", "--data.batch_size=2", "--logger", "none")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "test/acc" in proc.stdout
+    (last,) = (tmp_path / "runs" / "sentiment").glob("*/checkpoints/last.ckpt")
+    assert torch.load(last, weights_only=True)["global_step"] == 3
 
 
 def test_runs_never_overwrite_each_other(tmp_path: Path) -> None:
@@ -99,12 +98,11 @@ def test_runs_never_overwrite_each_other(tmp_path: Path) -> None:
     from kexue.platform.cli import main
 
     short = ["--trainer.max_steps=1", "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]
-    for _ in range(2):
-        assert main(["fit", "sentiment", "--logger", "csv", *short]) == 0
-    assert sorted(p.name for p in (tmp_path / "runs" / "sentiment").iterdir()) == ["version_0", "version_1"]
-    for _ in range(2):  # without a logger to version runs, each still gets its own directory
-        assert main(["fit", "sentiment", "--logger", "none", *short]) == 0
+    for logger in ("csv", "csv", "none", "none"):
+        assert main(["fit", "sentiment", "--logger", logger, *short]) == 0
     assert len(list((tmp_path / "runs" / "sentiment").glob("*/config.yaml"))) == 4
+    assert main(["fit", "sentiment", "--logger", "csv", "--trainer.default_root_dir", "mine", *short]) == 0
+    assert len(list((tmp_path / "mine").glob("*/config.yaml"))) == 1  # --trainer.default_root_dir decides
 
 
 def test_python_m_kexue_and_version() -> None:
@@ -113,18 +111,11 @@ def test_python_m_kexue_and_version() -> None:
     assert "kexue run TASK" in kexue("--help").stdout
 
 
-def test_tasks_startup_is_light() -> None:
-    """A smoke bound only; the measured ratio against `import torch` lives in BENCHMARKS.md."""
-    start = time.perf_counter()
-    assert kexue("tasks").returncode == 0
-    assert time.perf_counter() - start < 10
-
-
 def test_ddp_is_one_flag(tmp_path: Path) -> None:
     proc = kexue("fit", "sentiment", "--config", "ddp", "--trainer.accelerator=cpu", "--trainer.max_epochs=1",
                  "--trainer.limit_train_batches=2",
                  "--trainer.limit_val_batches=1", "--data.batch_size=8", "--logger", "csv", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Starting with 2 processes" in proc.stderr
-    checkpoints = sorted(p.name for p in (tmp_path / "runs" / "sentiment" / "version_0" / "checkpoints").glob("*.ckpt"))
+    checkpoints = sorted(p.name for p in (tmp_path / "runs" / "sentiment").glob("*/checkpoints/*.ckpt"))
     assert checkpoints == ["best-0.ckpt", "last.ckpt"]  # written once, by rank 0

@@ -46,36 +46,64 @@ def final_val(version_dir: Path) -> dict[str, float]:
             "val/loss": float(rows[-1]["val/loss"]), "first_epoch": float(rows[0]["epoch"])}
 
 
+def run_dir(root: Path) -> Path:
+    """The one run directory under ``root`` (each run gets a fresh one under --trainer.default_root_dir)."""
+    (found,) = [p for p in root.iterdir() if p.is_dir()]
+    return found
+
+
 def test_kill_9_then_resume_from_last_equals_an_uninterrupted_run(tmp_path: Path) -> None:
-    whole = kexue("fit", "sentiment", *SHORT)
+    whole = kexue("fit", "sentiment", *SHORT, "--trainer.default_root_dir", "whole")
     assert whole.returncode == 0, whole.stderr[-2000:]
 
-    proc = popen_kexue("fit", "sentiment", *SHORT)
-    wait_for("runs/sentiment/version_1/checkpoints/last.ckpt", tmp_path, proc)
+    proc = popen_kexue("fit", "sentiment", *SHORT, "--trainer.default_root_dir", "killed")
+    saved = wait_for("killed/*/checkpoints/last.ckpt", tmp_path, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     assert proc.returncode == -signal.SIGKILL  # it was killed mid-training, not finished
 
-    resumed = kexue("fit", "sentiment", *SHORT, "--ckpt_path", "last")
+    resumed = kexue("fit", "sentiment", *SHORT, "--trainer.default_root_dir", "resumed",
+                    "--ckpt_path", str(saved))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "runs/sentiment/version_1/checkpoints/last.ckpt" in resumed.stderr  # "Restoring states from ..."
-    ref, got = final_val(tmp_path / "runs/sentiment/version_0"), final_val(tmp_path / "runs/sentiment/version_2")
+    assert str(saved.relative_to(tmp_path)) in resumed.stderr  # "Restoring states from ..."
+    ref, got = final_val(run_dir(tmp_path / "whole")), final_val(run_dir(tmp_path / "resumed"))
     assert got["first_epoch"] >= 1  # continued from the saved epoch, did not start over
     assert got["epoch"] == ref["epoch"] == 4
     assert got["val/acc"] == ref["val/acc"]
     assert got["val/loss"] == pytest.approx(ref["val/loss"], abs=1e-6)
 
 
+def test_resume_from_a_step_checkpoint_and_from_interrupted(tmp_path: Path) -> None:
+    """A mid-epoch step checkpoint restores weights, optimizer and the step count; `--ckpt_path last` takes
+    interrupted.ckpt when it is newer than last.ckpt (Ctrl-C after the last step save)."""
+    proc = popen_kexue("fit", "sentiment", "--trainer.max_epochs=50", "--trainer.limit_val_batches=2",
+                       "--checkpoint_every_n_steps=3", "--logger", "csv", "--trainer.default_root_dir", "r")
+    last = wait_for("r/*/checkpoints/last.ckpt", tmp_path, proc)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    interrupted = last.parent / "interrupted.ckpt"
+    step = torch.load(interrupted, weights_only=True)["global_step"]
+    assert step >= torch.load(last, weights_only=True)["global_step"] >= 3  # interrupted.ckpt is the newer file
+    resumed = kexue("fit", "sentiment", "--trainer.max_steps", str(step + 2), "--trainer.limit_val_batches=1",
+                    "--logger", "csv", "--trainer.default_root_dir", "r", "--ckpt_path", "last")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "interrupted.ckpt" in resumed.stderr  # Lightning's "Restoring states from .../interrupted.ckpt"
+    newest = max((tmp_path / "r").glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    assert torch.load(newest, weights_only=True)["global_step"] == step + 2  # went on from the saved step
+
+
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_sigterm_and_ctrl_c_save_a_checkpoint_and_exit_cleanly(tmp_path: Path, sig: int, status: int) -> None:
     proc = popen_kexue("fit", "sentiment", "--trainer.max_epochs=50", "--trainer.limit_val_batches=2",
                        "--checkpoint_every_n_steps=5", "--logger", "csv")
-    wait_for("runs/sentiment/version_0/checkpoints/last.ckpt", tmp_path, proc)
+    last = wait_for("runs/sentiment/*/checkpoints/last.ckpt", tmp_path, proc)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == status, err[-2000:]
     assert "Traceback" not in err, err[-3000:]
-    saved = tmp_path / "runs/sentiment/version_0/checkpoints/interrupted.ckpt"
+    saved = last.parent / "interrupted.ckpt"
     assert f"checkpoint saved on interrupt: {saved.relative_to(tmp_path)}" in out + err
     checkpoint = torch.load(saved, weights_only=True)
     assert checkpoint["kexue"]["task"] == "sentiment" and checkpoint["global_step"] >= 5
@@ -136,7 +164,7 @@ class Payload:
 
 def test_checkpoints_load_weights_only_and_never_run_code(tmp_path: Path) -> None:
     torch.save({"state_dict": {}, "evil": Payload()}, tmp_path / "evil.ckpt")
-    for command in ("test",):  # fit and predict read checkpoints through the same KexueCLI._read_checkpoint
+    for command in ("test",):  # fit and predict read checkpoints through the same read_checkpoint
         assert_one_line_error(kexue(command, "sentiment", "--ckpt_path", "evil.ckpt", "--logger", "none"),
                               "evil.ckpt", "cannot read checkpoint")
     assert not (tmp_path / "pwned").exists()

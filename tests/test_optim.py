@@ -19,8 +19,11 @@ from kexue.optim import (
     LazyUpdates,
     Lookahead,
     PiecewiseLinearLR,
-    apply_lr_multipliers,
     build_optimizer,
+    configure_optimizers,
+    layerwise_lr_groups,
+    no_weight_decay_groups,
+    scaled_param_groups,
 )
 
 
@@ -229,17 +232,35 @@ def test_build_optimizer_rejects_bad_specs() -> None:
         build_optimizer([torch.zeros(1, requires_grad=True)], {"init_args": {}})
 
 
-def test_lr_multipliers_scale_groups_and_scheduler_once() -> None:
+def test_lr_multipliers_scale_groups_before_the_scheduler() -> None:
+    """configure_optimizers (what --optimizer installs): each group trains at lr * its multiplier, and the
+    scheduler's base rates include it, with no scheduler internals touched (a hand-computed schedule)."""
     a, b = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
-    opt = torch.optim.SGD([{"params": [a]}, {"params": [b], "lr_multiplier": 10.0}], lr=0.1)
-    sched = PiecewiseLinearLR(opt, {0: 1.0, 10: 0.0})
-    apply_lr_multipliers(opt, sched)
-    apply_lr_multipliers(opt, sched)
+    module = nn.Module()
+    module.parameter_groups = lambda: [{"params": [a]}, {"params": [b], "lr_multiplier": 10.0}]
+    config = configure_optimizers(module, {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}},
+                                  {"class_path": "kexue.optim.PiecewiseLinearLR", "init_args": {"schedule": {0: 1.0, 10: 0.0}}})
+    opt, sched = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert config["lr_scheduler"]["interval"] == "step"
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.1, 1.0])
+    assert "lr_multiplier" not in opt.param_groups[1]
     for _ in range(5):
         opt.step()
         sched.step()
-    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.05, 0.5])
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.05, 0.5])  # half-way down the linear decay
+
+
+def test_parameter_group_helpers() -> None:
+    groups = scaled_param_groups([{"params": [], "lr_multiplier": 3.0}, {"params": [], "weight_decay": 0.1}], 0.01)
+    assert groups == [{"params": [], "lr": 0.03}, {"params": [], "weight_decay": 0.1, "lr": 0.01}]
+    net = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.Linear(4, 2))
+    decay, no_decay = no_weight_decay_groups(net.named_parameters(), 0.01)
+    assert {id(p) for p in decay["params"]} == {id(net[0].weight), id(net[2].weight)}
+    assert len(no_decay["params"]) == 4 and no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.01
+    layers = layerwise_lr_groups([net[0], net[1], net[2]], 0.5)
+    assert [g["lr_multiplier"] for g in layers] == [0.25, 0.5, 1.0]
+    with pytest.raises(ValueError, match="decay"):
+        layerwise_lr_groups([net[0]], 0.0)
 
 
 class _Linear(L.LightningModule):

@@ -24,7 +24,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from kexue.errors import UsageError
 
 DISK_ERRORS = {errno.EROFS: "read-only", errno.EACCES: "not writable", errno.EPERM: "not writable",
-               errno.ENOSPC: "full", errno.EDQUOT: "over quota"}
+               errno.ENOSPC: "full", errno.EDQUOT: "over quota", errno.ENOTDIR: "a file is in the way",
+               errno.EEXIST: "a file is in the way"}
 
 
 class Phase(Callback):

@@ -88,6 +88,11 @@ def check_yaml(path: str) -> None:
         raise UsageError(f"not valid YAML: {problem}", path, mark.line + 1 if mark else None) from err
     if data is not None and not isinstance(data, dict):
         raise UsageError(f"a config must be a YAML mapping (key: value), got a {type(data).__name__}", path)
+    for key in ("trainer", "model", "data"):
+        value = (data or {}).get(key)
+        if value is not None and not isinstance(value, dict):
+            raise UsageError(f"'{key}:' must be a mapping of its options (key: value), got a {type(value).__name__}",
+                             path)
 
 
 def cmd_tasks(args: list[str]) -> int:
