@@ -71,9 +71,9 @@ class SentenceSimilarityDataModule(SplitDataModule):
         train_path: file of groups replacing the embedded training split (format from ``format``).
         val_path: same, replacing the validation split.
         test_path: same, replacing the test split (also the gallery of ``predict``).
-        predict_path: raw text lines for ``kexue predict`` (default: the test sentences).
         format: ``"groups"`` (a group a line, tab-separated), ``"labelled"`` (``group_id<TAB>text``) or
-            ``"pairs"`` (LCQMC ``text_a<TAB>text_b<TAB>label``).
+            ``"pairs"`` (LCQMC ``text_a<TAB>text_b<TAB>label``): the format of the three files above.
+        predict_path: raw text lines for ``kexue predict`` (default: the test sentences).
         min_chars: shortest sentence kept in the embedded corpus.
         max_groups: use only the first this many groups of the embedded corpus (in split order; None = all).
         bigrams: each character also carries the hashed bigram it starts (:func:`sentence_features`).
@@ -92,8 +92,8 @@ class SentenceSimilarityDataModule(SplitDataModule):
         train_path: str | None = None,
         val_path: str | None = None,
         test_path: str | None = None,
-        predict_path: str | None = None,
         format: Literal["groups", "labelled", "pairs"] = "groups",
+        predict_path: str | None = None,
         min_chars: int = 8,
         max_groups: int | None = None,
         bigrams: bool = True,

@@ -285,3 +285,11 @@ def test_cli_bad_margin_is_one_line_error(capsys: pytest.CaptureFixture[str]) ->
     assert main(["fit", "sentence_similarity", "--model.margin", "-1", "--logger", "none"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("kexue: error: ") and "margin" in err[-1]
+
+
+@pytest.mark.parametrize("module", ["sentence_similarity", "text_similarity", "spectra_classifier"])
+def test_model_never_reads_the_datamodule(module: str) -> None:
+    """Sizes and data reach these models by links and batches (issue 14), never through the trainer's DataModule."""
+    source = (Path(__file__).parent.parent / "lightning_modules" / f"{module}.py").read_text(encoding="utf-8")
+    assert "datamodule" not in source.replace("kexue.datamodules.", "")  # the batch-format cross-references aside
+    assert "from kexue.datamodules" not in source and "import kexue.datamodules" not in source

@@ -9,16 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kexue.data.spectra import (
-    coffee,
-    read_fits_folder,
-    read_flux_csv,
-    read_label_index,
-    read_ts,
-    stratified_folds,
-    ucr_dataset,
-    ucr_root,
-)
+from kexue.data import spectra as readers
 from kexue.datamodules.spectra import SpectraDataModule
 from kexue.errors import UsageError
 from kexue.lightning_modules.spectra_classifier import SpectraClassifier, augment_spectra
@@ -115,40 +106,40 @@ def test_model_takes_its_encoder_as_a_component() -> None:
 def test_read_ts_matches_handwritten_rows(tmp_path: Path) -> None:
     path = tmp_path / "toy.ts"
     path.write_text("# comment\n@problemName toy\n@classLabel true a b\n@data\n1,2,3:a\n4.5,-1,0:b\n")
-    x, y = read_ts(path)
+    x, y = readers.read_ts(path)
     np.testing.assert_array_equal(x, [[1, 2, 3], [4.5, -1, 0]])
     assert y == ["a", "b"]
-    x_train, y_train, x_test, y_test = ucr_dataset("GunPoint")
+    x_train, y_train, x_test, y_test = readers.ucr_dataset("GunPoint")
     assert x_train.shape == (50, 150) and x_test.shape == (150, 150) and set(y_train) == {"1", "2"}
     # Independent check of one row against the file read with numpy.
-    lines = (ucr_root() / "GunPoint" / "GunPoint_TRAIN.ts").read_text().splitlines()
+    lines = (readers.ucr_root() / "GunPoint" / "GunPoint_TRAIN.ts").read_text().splitlines()
     first = lines[[i for i, s in enumerate(lines) if s.lower().startswith("@data")][0] + 1]
     np.testing.assert_allclose(x_train[0], np.array(first.rsplit(":", 1)[0].split(","), dtype=np.float32))
 
 
 def test_coffee_and_folds() -> None:
-    x, y = coffee()
+    x, y = readers.coffee()
     assert x.shape == (60, 1841) and len(set(y)) == 3
     labels = np.array([sorted(set(y)).index(v) for v in y])
-    fold = stratified_folds(labels, 5, seed=3)
+    fold = readers.stratified_folds(labels, 5, seed=3)
     for k in range(5):  # 20 spectra of each origin: exactly 4 per fold
         assert np.bincount(labels[fold == k], minlength=3).tolist() == [4, 4, 4]
-    assert not np.array_equal(fold, stratified_folds(labels, 5, seed=4))
+    assert not np.array_equal(fold, readers.stratified_folds(labels, 5, seed=4))
 
 
 def test_lamost_csv_and_fits_readers(tmp_path: Path) -> None:
-    ids, x = read_flux_csv(FIXTURES / "lamost_flux.csv")  # its header row is skipped
+    ids, x = readers.read_flux_csv(FIXTURES / "lamost_flux.csv")  # its header row is skipped
     assert x.shape == (24, 50) and ids[0] == "1000"
-    y = read_label_index(FIXTURES / "lamost_index.csv", ids, FIXTURES / "lamost_flux.csv", LABELS)
+    y = readers.read_label_index(FIXTURES / "lamost_index.csv", ids, FIXTURES / "lamost_flux.csv", LABELS)
     assert y[:5] == [0, 1, 2, 3, 0]
     (tmp_path / "empty.csv").write_text("id,type\n")
     with pytest.raises(UsageError, match="'1000' has no label"):
-        read_label_index(tmp_path / "empty.csv", ids, "flux.csv", LABELS)
+        readers.read_label_index(tmp_path / "empty.csv", ids, "flux.csv", LABELS)
     from astropy.io import fits
 
     for i in range(3):  # LAMOST layout: primary HDU rows = flux, inverse variance, ...
         fits.PrimaryHDU(np.stack([x[i], np.ones(50, np.float32)])).writeto(tmp_path / f"{ids[i]}.fits")
-    fits_ids, fits_x = read_fits_folder(tmp_path)
+    fits_ids, fits_x = readers.read_fits_folder(tmp_path)
     assert fits_ids == ids[:3]
     np.testing.assert_array_equal(fits_x, x[:3])
 
