@@ -18,3 +18,12 @@ class UsageError(Exception):
         self.path, self.line = path, line
         where = f"{path}:{line}: " if path is not None and line is not None else f"{path}: " if path else ""
         super().__init__(f"{where}{message}")
+
+
+def one_line(err: BaseException, limit: int = 400, with_type: bool = True) -> str:
+    """``Type: message`` (or just the message) of ``err`` squeezed onto one line and cut at ``limit`` characters:
+    how every kexue error line quotes an exception."""
+    text = " ".join(str(err).split())
+    if with_type:
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text if len(text) <= limit else text[:limit] + " ..."

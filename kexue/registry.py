@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from kexue.errors import one_line
+
 PLUGIN_API_VERSION = 1
 """Version of the contract between kexue and a plugin's :class:`Task`. Bumped on breaking changes."""
 
@@ -138,12 +140,7 @@ def _resolve(ref: str | type, what: str) -> type:
     try:
         return import_object(ref)
     except (ImportError, AttributeError) as err:
-        raise RegistryError(f"{what} {ref!r} cannot be imported: {_one_line(err)}") from err
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+        raise RegistryError(f"{what} {ref!r} cannot be imported: {one_line(err, limit=200)}") from err
 
 
 def _dist_label(ep: md.EntryPoint) -> str:
@@ -156,13 +153,13 @@ def _load_entry(ep: md.EntryPoint) -> TaskEntry:
     try:
         task = ep.load()
     except (Exception, SystemExit) as err:  # a plugin may fail in any way (even sys.exit); never the others
-        entry.status, entry.error = "broken", _one_line(err)
+        entry.status, entry.error = "broken", one_line(err, limit=200)
         return entry
     if callable(task) and not isinstance(task, Task):
         try:
             task = task()
         except (Exception, SystemExit) as err:
-            entry.status, entry.error = "broken", _one_line(err)
+            entry.status, entry.error = "broken", one_line(err, limit=200)
             return entry
     if not isinstance(task, Task):
         entry.status = "broken"

@@ -21,7 +21,7 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from kexue.errors import UsageError
+from kexue.errors import UsageError, one_line
 
 DISK_ERRORS = {errno.EROFS: "read-only", errno.EACCES: "not writable", errno.EPERM: "not writable",
                errno.ENOSPC: "full", errno.EDQUOT: "over quota", errno.ENOTDIR: "a file is in the way",
@@ -48,13 +48,6 @@ class Phase(Callback):
         self.running = True
 
     on_train_batch_start = on_validation_batch_start = on_test_batch_start = on_predict_batch_start = _batch_start
-
-
-def one_line(err: BaseException, limit: int = 400) -> str:
-    """``Type: message`` squeezed onto one line and cut at ``limit`` characters."""
-    text = " ".join(str(err).split())
-    text = f"{type(err).__name__}: {text}" if text else type(err).__name__
-    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 def disk_error(err: BaseException) -> str | None:
@@ -115,4 +108,4 @@ def save_traceback(err: BaseException, run_dir: str | None) -> str | None:
     return str(path)
 
 
-__all__ = ["Phase", "debug", "disk_error", "one_line", "report", "save_traceback"]
+__all__ = ["Phase", "debug", "disk_error", "report", "save_traceback"]

@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
             print("kexue: interrupted", file=sys.stderr)
             return 130
         raise
+    except BrokenPipeError:  # `kexue tasks | head`: the reader left; say nothing, like other Unix tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as err:  # the boundary: whatever broke while reading the user's input is one line
         from kexue.platform.boundary import report
 

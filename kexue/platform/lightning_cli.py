@@ -23,7 +23,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.optim import Optimizer
 
-from kexue.errors import UsageError
+from kexue.errors import UsageError, one_line
 from kexue.optim import configure_optimizers
 from kexue.platform.boundary import Phase, report
 from kexue.platform.loggers import fresh_run_dir
@@ -104,7 +104,7 @@ class KexueCLI(LightningCLI):
         try:
             super().parse_arguments(parser, args)
         except argparse.ArgumentError as err:
-            raise UsageError(f"{_one_line(err)}{_suggestion(str(err), parser)} "
+            raise UsageError(f"{one_line(err, with_type=False)}{_suggestion(str(err), parser)} "
                              f"(see `kexue {self.command} {self.task.name} --help`)") from err
 
     def before_instantiate_classes(self) -> None:
@@ -165,9 +165,10 @@ class KexueCLI(LightningCLI):
             super().instantiate_classes()
         except Exception as err:
             if self.from_checkpoint:
-                raise UsageError(f"checkpoint does not fit this kexue's '{self.task.name}' model ({_one_line(err)}); "
-                                 "it was probably written by an older kexue: retrain", self.config.ckpt_path) from err
-            raise UsageError(f"bad configuration: {_one_line(err)}") from err
+                why = one_line(err, with_type=False)
+                raise UsageError(f"checkpoint does not fit this kexue's '{self.task.name}' model ({why}); it was "
+                                 "probably written by an older kexue: retrain", self.config.ckpt_path) from err
+            raise UsageError(f"bad configuration: {one_line(err, with_type=False)}") from err
         if self.config.optimizer:
             fn = partial(configure_optimizers, optimizer=self.config_init.optimizer,
                          lr_scheduler=self.config_init.lr_scheduler)
@@ -257,8 +258,8 @@ def read_checkpoint(path: str, task: str) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, not a checkpoint, unsafe pickle: all one message
-        raise UsageError(f"cannot read checkpoint (truncated, corrupt or unsafe?): {_one_line(err)[:160]}",
-                         path) from err
+        why = one_line(err, limit=160, with_type=False)
+        raise UsageError(f"cannot read checkpoint (truncated, corrupt or unsafe?): {why}", path) from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UsageError("not a Lightning checkpoint (no state_dict)", path)
     check_checkpoint_task(checkpoint.get("kexue", {}).get("task"), task, path)
@@ -273,11 +274,6 @@ def _suggestion(message: str, parser: LightningArgumentParser) -> str:
     known = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
     close = difflib.get_close_matches(match.group(1), known, n=1, cutoff=0.75)
     return f"; did you mean {close[0]}?" if close else ""
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= 400 else text[:400] + " ..."
 
 
 class PredictionPrinter(BasePredictionWriter):
@@ -313,7 +309,7 @@ def run_task(command: str, task: Task, args: list[str]) -> int:
         try:
             cli = KexueCLI(task, command, args)
         except argparse.ArgumentError as err:
-            raise UsageError(f"{_one_line(err)} (see `kexue {command} {task.name} --help`)") from err
+            raise UsageError(f"{one_line(err, with_type=False)} (see `kexue {command} {task.name} --help`)") from err
         phase = next(c for c in cli.trainer.callbacks if isinstance(c, Phase))
         return _run(cli, command)
     except (KeyboardInterrupt, SystemExit):
