@@ -1,6 +1,6 @@
 """The plugin's own test: its task runs through kexue's CLI."""
 
-from kexue.platform.cli import main
+from kexue.cli import main  # plugin API 1: stable across kexue 0.x
 
 
 def test_fast_dev_run(tmp_path, monkeypatch):
