@@ -20,7 +20,7 @@ from kexue.distances import (
     word_rotator_distance,
     word_rotator_distance_batch,
 )
-from kexue.metrics import SimilarityCorrelation, similarity_correlation
+from kexue.metrics import SimilarityCorrelation, SpearmanCorrelation, similarity_correlation
 
 
 def t(rows) -> torch.Tensor:
@@ -211,6 +211,9 @@ def test_similarity_correlation_matches_scipy() -> None:
     for chunk in np.array_split(np.arange(200), 7):
         metric.update(torch.from_numpy(preds[chunk]), torch.from_numpy(human[chunk]))
     pearson, spearman = metric.compute().tolist()
+    spearman_only = SpearmanCorrelation()
+    spearman_only.update(torch.from_numpy(preds), torch.from_numpy(human))
+    assert spearman_only.compute().item() == pytest.approx(spearmanr(preds, human)[0], abs=1e-6)
     assert pearson == pytest.approx(pearsonr(preds, human)[0], abs=1e-6)
     assert spearman == pytest.approx(spearmanr(preds, human)[0], abs=1e-6)
     assert similarity_correlation(torch.from_numpy(preds), torch.from_numpy(human)).tolist() == pytest.approx(
