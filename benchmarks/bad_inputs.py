@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _report import write_section
-from kexue.tests.test_bad_inputs import ROWS, make_files
+from _report import machine, write_section
+from kexue.tests.test_bad_inputs import CATALOGUE, make_files
 
 
 def run_row(argv: list[str], fragments: list[str]) -> tuple[bool, str]:
@@ -31,17 +31,26 @@ def run_row(argv: list[str], fragments: list[str]) -> tuple[bool, str]:
 
 def main() -> None:
     start = time.perf_counter()
-    results = [(name, *run_row(argv, fragments)) for name, argv, fragments in ROWS]
-    clean = sum(ok for _, ok, _ in results)
-    rows = "\n".join(f"| {name} | {'yes' if ok else 'NO'} | `{line.replace('|', '/')[:150]}` |" for name, ok, line in results)
+    results = [(category, name, *run_row(argv, fragments))
+               for category, rows in CATALOGUE.items() for name, argv, fragments in rows]
+    clean = sum(ok for *_, ok, _ in results)
+    by_category = "\n".join(
+        f"| {category} | {sum(1 for c, *_ in results if c == category)} | "
+        f"{sum(ok for c, _, ok, _ in results if c == category)} |" for category in CATALOGUE)
+    rows = "\n".join(f"| {category} | {name} | {'yes' if ok else 'NO'} | `{line.replace('|', '/')[:150]}` |"
+                     for category, name, ok, line in results)
     write_section("bad_inputs", f"""## Bad input catalogue
 
 `python benchmarks/bad_inputs.py` runs every row of `tests/test_bad_inputs.py` as a real `kexue` process
-({time.perf_counter() - start:.0f} s). **Bad inputs tried / handled cleanly: {len(results)} / {clean}**
+({time.perf_counter() - start:.0f} s; {machine()}). **Bad inputs tried / handled cleanly: {len(results)} / {clean}**
 (clean = exit status 2, no traceback, one `kexue: error:` line naming what and where).
 
-| input | clean | what the user sees |
-|---|---|---|
+| category | tried | clean |
+|---|---:|---:|
+{by_category}
+
+| category | input | clean | what the user sees |
+|---|---|---|---|
 {rows}
 """)
 
