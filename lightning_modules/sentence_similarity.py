@@ -45,7 +45,7 @@ class SentenceSimilarity(L.LightningModule):
     --model.encoder.embed_dim 64`` is the post's shape.
 
     Args:
-        num_classes: training groups, the softmax classes (linked from ``data.num_train_groups``).
+        num_classes: training groups, the softmax classes (linked from ``data.num_train_groups``; required).
         encoder: the network ``(B, T, G)`` ids -> ``(B, D)`` with an ``output_dim`` attribute ``D``
             (default :class:`kexue.nn.RecurrentEncoder`, a bidirectional GRU; its ``num_embeddings`` is linked
             from ``data.num_buckets``).
@@ -63,7 +63,7 @@ class SentenceSimilarity(L.LightningModule):
 
     def __init__(
         self,
-        num_classes: int,
+        num_classes: int | None = None,
         encoder: nn.Module = DEFAULT_ENCODER,
         loss: Literal["am_softmax", "softmax"] = "am_softmax",
         scale: float = 30.0,
@@ -77,6 +77,8 @@ class SentenceSimilarity(L.LightningModule):
         super().__init__()
         if loss not in ("am_softmax", "softmax"):
             raise ValueError(f"model.loss must be 'am_softmax' or 'softmax', got {loss!r}")
+        if num_classes is None:  # optional only so that a checkpoint can supply it on predict
+            raise ValueError("model.num_classes is required (the CLI links it from data.num_train_groups)")
         if num_classes < 1 or scale <= 0 or margin < 0 or neighbours < 1 or not 0 <= warmup < 1:
             raise ValueError(
                 "need model.num_classes >= 1, model.scale > 0, model.margin >= 0, model.neighbours >= 1, "

@@ -50,7 +50,7 @@ class SpectraClassifier(L.LightningModule):
     """Classify raw spectra; batches are ``(x: (B, L), y: (B,))``: encoder -> dropout -> linear head.
 
     Args:
-        labels: class names in index order (linked from ``data.labels``; saved in the checkpoint).
+        labels: class names in index order (linked from ``data.labels``; required; saved in the checkpoint).
         encoder: the network ``(B, L)`` raw spectra -> ``(B, D)`` with an ``output_dim`` attribute ``D``
             (default :class:`kexue.nn.conv1d.ResidualConv1dEncoder`, the post's residual Conv1D).
         class_counts: training examples per class (linked from ``data.class_counts``); used by ``"balanced"``.
@@ -66,7 +66,7 @@ class SpectraClassifier(L.LightningModule):
 
     def __init__(
         self,
-        labels: list[str],
+        labels: list[str] | None = None,
         encoder: nn.Module = DEFAULT_ENCODER,
         class_counts: list[int] | None = None,
         dropout: float = 0.0,
@@ -80,6 +80,8 @@ class SpectraClassifier(L.LightningModule):
         warmup: float = 0.1,
     ) -> None:
         super().__init__()
+        if labels is None:  # optional only so that a checkpoint can supply it on predict
+            raise ValueError("model.labels is required (the CLI links it from data.labels)")
         C = len(labels)
         if C < 2:
             raise ValueError(f"model.labels must name at least 2 classes, got {labels}")
