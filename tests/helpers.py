@@ -30,3 +30,22 @@ class FailInTraining(Callback):
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
         raise RuntimeError("a bug in the training code")
+
+
+class RecordOutputDtypes(Callback):
+    """Writes the dtypes of every submodule output seen in the first training step to ``dtypes.txt``: under
+    ``bf16-mixed`` autocast, matmul-based layers must produce ``torch.bfloat16``."""
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        self.seen: set[str] = set()
+        self.handles = [m.register_forward_hook(self._record) for m in pl_module.modules()]
+
+    def _record(self, module: Any, args: Any, output: Any) -> None:
+        for value in output if isinstance(output, (tuple, list)) else [output]:
+            if hasattr(value, "dtype"):
+                self.seen.add(str(value.dtype))
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        for handle in self.handles:
+            handle.remove()
+        Path("dtypes.txt").write_text(" ".join(sorted(self.seen)))

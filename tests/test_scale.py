@@ -120,3 +120,20 @@ def test_dataloader_workers_draw_distinct_reproducible_noise() -> None:
     for column in range(3):  # torch, numpy and random: no value repeated across the two workers
         assert first[:, column].unique().numel() == 32
     assert torch.equal(first, second)
+
+
+def test_predict_under_ddp_prints_once_in_input_order(tmp_path: Path) -> None:
+    """Each rank predicts its shard (DistributedSampler pads it with repeats); rank 0 gathers and prints every
+    input line's answer once, in input order, and the same answers as one process."""
+    fit = kexue("fit", "sentiment", "--trainer.max_steps=3", "--trainer.limit_val_batches=1", "--logger", "none")
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    (ckpt,) = tmp_path.glob("runs/sentiment/*/checkpoints/last.ckpt")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("".join(f"第{i}条：{'很好' if i % 3 else '太差'}\n" for i in range(7)) + "\n", encoding="utf-8")
+    args = ["predict", "sentiment", "--ckpt_path", str(ckpt), "--data.predict_path", str(texts), "--logger", "none",
+            "--data.batch_size=2"]
+    one = kexue(*args)
+    two = kexue(*args, "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu", timeout=600)
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr[-2000:], two.stderr[-2000:])
+    assert len(one.stdout.splitlines()) == 8  # 7 texts and a blank line
+    assert two.stdout.splitlines() == one.stdout.splitlines()
