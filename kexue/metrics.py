@@ -6,6 +6,13 @@ correct when the same characters form a word in the gold segmentation, i.e. its 
 is a gold span; precision = correct / predicted words, recall = correct / gold words. Entity scores are
 the conlleval ones: an entity counts when its span and type both match. Posts: 简明条件随机场CRF介绍
 (https://kexue.fm/archives/5542), CRF用过了,不妨再了解下更快的MEMM? (https://kexue.fm/archives/7213).
+
+Also retrieval top-k accuracy of sentence vectors (:func:`retrieval_topk_accuracy`, :class:`RetrievalTopK`,
+kexue.fm/archives/5743) and the Pearson / Spearman agreement of a similarity with human scores
+(:func:`similarity_correlation`, :class:`SimilarityCorrelation`, :class:`SpearmanCorrelation`,
+kexue.fm/archives/7388, 4208). The metric classes keep one row per example (:class:`ExampleMetric`); given the
+examples' dataset indices as ``ids`` they count an example that DDP's ``DistributedSampler`` repeated once, so
+their value under DDP equals the one-process value.
 """
 
 from __future__ import annotations
