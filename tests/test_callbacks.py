@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -302,7 +303,7 @@ def test_sentiment_with_every_trick_composed_from_the_cli(tmp_path: Path) -> Non
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "test/acc" in proc.stdout
-    run_dir = tmp_path / "runs" / "sentiment" / "version_0"
+    (run_dir,) = (tmp_path / "runs" / "sentiment").iterdir()
     best = list(run_dir.glob("checkpoints/best-*.ckpt"))  # the task's ModelCheckpoint survived the presets
     assert len(best) == 1, list(run_dir.rglob("*"))
     ckpt = torch.load(best[0], map_location="cpu", weights_only=False)
@@ -311,6 +312,20 @@ def test_sentiment_with_every_trick_composed_from_the_cli(tmp_path: Path) -> Non
     assert ema.keys() == raw.keys() and any(not torch.equal(ema[k], raw[k]) for k in ema)
     assert set(ckpt["optimizer_states"][0]) == {"wrapper", "inner"}
     assert (run_dir / "figures" / "intermediate_encoder.png").is_file()
+
+    # validate/test/predict evaluate the averaged weights: `kexue validate` on the checkpoint gives the val/loss
+    # the fit logged (EMAWeightAveraging swaps the average in for validation), and the raw weights give another.
+    logged = [r for r in csv.DictReader((run_dir / "metrics.csv").open()) if r.get("val/loss")]
+    raw_ckpt = {**ckpt, "state_dict": raw}
+    torch.save(raw_ckpt, tmp_path / "raw.ckpt")
+    losses = []
+    for path in (best[0], tmp_path / "raw.ckpt"):
+        out = kexue("validate", "sentiment", "--ckpt_path", str(path), "--logger", "none",
+                    "--trainer.limit_val_batches=2", "--data.batch_size=8")
+        assert out.returncode == 0, out.stderr[-2000:]
+        losses.append(float(next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("val/loss"))))
+    assert losses[0] == pytest.approx(float(logged[-1]["val/loss"]), abs=1e-4)
+    assert abs(losses[1] - losses[0]) > 1e-4
 
 
 def test_another_task_takes_the_same_presets() -> None:

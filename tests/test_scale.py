@@ -137,3 +137,16 @@ def test_predict_under_ddp_prints_once_in_input_order(tmp_path: Path) -> None:
     assert one.returncode == 0 and two.returncode == 0, (one.stderr[-2000:], two.stderr[-2000:])
     assert len(one.stdout.splitlines()) == 8  # 7 texts and a blank line
     assert two.stdout.splitlines() == one.stdout.splitlines()
+
+
+def test_resume_under_ddp_goes_on_from_the_saved_step(tmp_path: Path) -> None:
+    ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu", "--logger", "none",
+           "--trainer.limit_val_batches=1", "--checkpoint_every_n_steps=2", "--data.batch_size=8"]
+    first = kexue("fit", "sentiment", *ddp, "--trainer.max_steps=4", timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    resumed = kexue("fit", "sentiment", *ddp, "--trainer.max_steps=6", "--ckpt_path", "last", timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Restoring states from" in resumed.stderr
+    steps = sorted(torch.load(p, weights_only=True)["global_step"]
+                   for p in tmp_path.glob("runs/sentiment/*/checkpoints/last.ckpt"))
+    assert steps == [4, 6]
