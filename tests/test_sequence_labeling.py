@@ -184,35 +184,36 @@ def test_bad_data_values_name_the_option(name: str, value: int) -> None:
         SequenceLabelingDataModule(**{name: value})
 
 
-def test_cws_checkpoint_alone_predicts_the_segmentation_it_learned(tmp_path: Path) -> None:
-    train = str(FIXTURES / "sighan.txt")  # 迈向 充满 希望 的 新 世纪 / 中共中央 总书记
-    proc = kexue("run", "cws", "--data.train_path", train, "--data.val_path", train, "--data.test_path", train,
+def run_then_predict(task: str, fixture: str, lines: str, *options: str) -> list[str]:
+    """``kexue run TASK`` trained, validated and tested on ``fixture`` with ``options``, then ``kexue predict`` of
+    ``lines`` from the best checkpoint alone (no other option): the output lines."""
+    train = str(FIXTURES / fixture)
+    proc = kexue("run", task, "--data.train_path", train, "--data.val_path", train, "--data.test_path", train,
                  "--trainer.max_epochs=6", "--logger", "csv", "--model.encoder.hidden_dim=16", "--model.lr=0.05",
-                 "--data.num_buckets=1024", "--data.bigrams=false")  # non-default featurisation
+                 *options)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = dict(line.split() for line in proc.stdout.splitlines() if line.startswith("test/"))
     assert {"test/f1", "test/precision", "test/recall"} <= metrics.keys()
     best = re.search(r"best checkpoint: (\S+)", proc.stdout).group(1)
-    texts = tmp_path / "raw.txt"
-    texts.write_text("迈向充满希望的新世纪\n\n中共中央总书记\n", encoding="utf-8")
-    # No featurisation options: they come from the checkpoint (G = 1, 1024 buckets), or the weights would not fit.
-    pred = kexue("predict", "cws", "--ckpt_path", best, "--data.predict_path", str(texts), "--logger", "none")
+    texts = Path("raw.txt")
+    texts.write_text(lines, encoding="utf-8")
+    pred = kexue("predict", task, "--ckpt_path", best, "--data.predict_path", str(texts), "--logger", "none")
     assert pred.returncode == 0, pred.stderr[-3000:]
-    assert pred.stdout.splitlines()[-3:] == ["迈向 充满 希望 的 新 世纪", "", "中共中央 总书记"]
+    return pred.stdout.splitlines()
 
 
-def test_ner_predict_marks_entities(tmp_path: Path) -> None:
-    conll = str(FIXTURES / "conll.txt")  # 江泽民 PER, 北京 LOC / 新华社 ORG
-    proc = kexue("run", "ner", "--data.train_path", conll, "--data.val_path", conll, "--data.test_path", conll,
-                 "--trainer.max_epochs=6", "--logger", "csv", "--model.encoder.hidden_dim=16", "--model.lr=0.05",
-                 "--data.num_buckets=1024", "--model.head", "memm")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    best = re.search(r"best checkpoint: (\S+)", proc.stdout).group(1)
-    texts = tmp_path / "raw.txt"
-    texts.write_text("江泽民在北京\n\n新华社\n", encoding="utf-8")
-    pred = kexue("predict", "ner", "--ckpt_path", best, "--data.predict_path", str(texts), "--logger", "none")
-    assert pred.returncode == 0, pred.stderr[-3000:]
-    assert pred.stdout.splitlines()[-3:] == ["[江泽民/PER]在[北京/LOC]", "", "[新华社/ORG]"]
+def test_cws_checkpoint_alone_predicts_the_segmentation_it_learned() -> None:
+    # Non-default featurisation: predict must take it from the checkpoint (G = 1, 1024 buckets) or the weights
+    # would not fit. sighan.txt: 迈向 充满 希望 的 新 世纪 / 中共中央 总书记.
+    out = run_then_predict("cws", "sighan.txt", "迈向充满希望的新世纪\n\n中共中央总书记\n",
+                           "--data.num_buckets=1024", "--data.bigrams=false")
+    assert out[-3:] == ["迈向 充满 希望 的 新 世纪", "", "中共中央 总书记"]  # one line per input line, blank kept
+
+
+def test_ner_predict_marks_entities() -> None:
+    # conll.txt: 江泽民 PER, 北京 LOC / 新华社 ORG.
+    out = run_then_predict("ner", "conll.txt", "江泽民在北京\n\n新华社\n", "--data.num_buckets=1024", "--model.head=memm")
+    assert out[-3:] == ["[江泽民/PER]在[北京/LOC]", "", "[新华社/ORG]"]
 
 
 def test_malformed_user_file_is_one_line_error() -> None:
