@@ -16,21 +16,25 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
 
-def own_component(component: nn.Module) -> nn.Module:
-    """``component``, or a fresh module when it is a jsonargparse ``lazy_instance`` default.
+def component_config(component: nn.Module) -> nn.Module | dict:
+    """A jsonargparse ``lazy_instance`` default as the ``{"class_path", "init_args"}`` dict the CLI saves for a
+    component; anything else unchanged.
 
-    A ``lazy_instance`` default in a signature is ONE object shared by every call that leaves the argument out;
-    two models built in Python would share (and co-train) its weights. The CLI never hands one over (it builds
-    the component from its ``class_path``/``init_args``); this rebuilds it from the same two in Python.
+    Call it on the argument before ``save_hyperparameters()``: a ``lazy_instance`` default is ONE object shared by
+    every call that leaves the argument out, and Lightning deep-copies the hyperparameters, which would build that
+    object (drawing from the global RNG mid-``__init__``) and store a whole module in them. As a dict, a model built
+    in Python saves what a model built by the CLI saves, and :func:`build_component` gives each model its own.
     """
     init_data = getattr(component, "lazy_get_init_data", None)
-    if init_data is None:
+    return component if init_data is None else init_data().as_dict()
+
+
+def build_component(component: nn.Module | dict) -> nn.Module:
+    """``component`` itself, or the module its ``{"class_path", "init_args"}`` dict describes."""
+    if not isinstance(component, dict):
         return component
-    data = init_data()
-    module, _, name = data.class_path.rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    init_args = data.get("init_args")
-    return cls(**(init_args.as_dict() if init_args is not None else {}))
+    module, _, name = component["class_path"].rpartition(".")
+    return getattr(importlib.import_module(module), name)(**component.get("init_args", {}))
 
 
 class EncoderClassifier(L.LightningModule):
@@ -38,7 +42,8 @@ class EncoderClassifier(L.LightningModule):
     scores, one per label. Subclasses set ``loss_fn`` and implement :meth:`stage_metrics` and :meth:`describe`.
 
     Args:
-        encoder: the text encoder component (e.g. :class:`kexue.nn.MeanEmbeddingEncoder`).
+        encoder: the text encoder component (e.g. :class:`kexue.nn.MeanEmbeddingEncoder`), or its
+            ``{"class_path", "init_args"}`` dict (:func:`component_config`).
         labels: label names in index order (``C = len(labels)``).
         lr: AdamW learning rate (``--optimizer`` on the CLI replaces the whole optimizer).
         weight_decay: AdamW weight decay.
@@ -46,13 +51,13 @@ class EncoderClassifier(L.LightningModule):
 
     loss_fn: nn.Module
 
-    def __init__(self, encoder: nn.Module, labels: list[str], lr: float, weight_decay: float) -> None:
+    def __init__(self, encoder: nn.Module | dict, labels: list[str], lr: float, weight_decay: float) -> None:
         super().__init__()
         if len(set(labels)) != len(labels) or len(labels) < 2:
             raise ValueError(f"model.labels must be at least two distinct names, got {labels}")
         if lr < 0 or weight_decay < 0:
             raise ValueError(f"model.lr and model.weight_decay must be >= 0, got {lr} and {weight_decay}")
-        self.encoder = own_component(encoder)
+        self.encoder = build_component(encoder)
         if not isinstance(getattr(self.encoder, "output_dim", None), int):
             raise ValueError(f"model.encoder {type(self.encoder).__name__} has no integer output_dim")
         self.head = nn.Linear(self.encoder.output_dim, len(labels))
@@ -100,4 +105,4 @@ class EncoderClassifier(L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
 
-__all__ = ["EncoderClassifier", "own_component"]
+__all__ = ["EncoderClassifier", "build_component", "component_config"]

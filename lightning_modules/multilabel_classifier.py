@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MultilabelF1Score
 
-from kexue.lightning_modules.encoder_classifier import EncoderClassifier
+from kexue.lightning_modules.encoder_classifier import EncoderClassifier, component_config
 from kexue.losses import MultilabelCategoricalCrossEntropy
 from kexue.nn import ConvEncoder
 
@@ -49,6 +49,7 @@ class MultilabelClassifier(EncoderClassifier):
     ) -> None:
         if loss not in ("zlpr", "bce"):
             raise ValueError(f"unknown loss {loss!r}: expected 'zlpr' or 'bce'")
+        encoder = component_config(encoder)  # before save_hyperparameters: see component_config
         super().__init__(encoder, labels, lr, weight_decay)
         self.save_hyperparameters()
         self.loss_fn = MultilabelCategoricalCrossEntropy() if loss == "zlpr" else nn.BCEWithLogitsLoss()

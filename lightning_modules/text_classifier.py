@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from kexue.lightning_modules.encoder_classifier import EncoderClassifier
+from kexue.lightning_modules.encoder_classifier import EncoderClassifier, component_config
 from kexue.losses import classification_loss
 from kexue.nn import MeanEmbeddingEncoder
 from kexue.platform.figures import log_confusion_matrix
@@ -50,6 +50,7 @@ class TextClassifier(EncoderClassifier):
         lr: float = 0.005,
         weight_decay: float = 0.0,
     ) -> None:
+        encoder = component_config(encoder)  # before save_hyperparameters: see component_config
         super().__init__(encoder, labels, lr, weight_decay)
         self.save_hyperparameters()
         self.loss_fn = classification_loss(loss, margin)

@@ -59,9 +59,17 @@ def test_default_model_is_the_measured_small_init_mean_model() -> None:
 
 
 def test_models_built_with_the_default_encoder_do_not_share_it() -> None:
-    first, second = TextClassifier(), TextClassifier()
+    torch.manual_seed(0)
+    first = TextClassifier()
+    after_first = torch.rand(3)
+    torch.manual_seed(0)
+    second = TextClassifier()
+    assert torch.equal(torch.rand(3), after_first)  # building a model draws the same from the RNG every time
     assert first.encoder is not second.encoder
     assert first.encoder.embedding.weight.data_ptr() != second.encoder.embedding.weight.data_ptr()
+    # Saved as the CLI saves a component: its class_path and init_args, not a module.
+    assert first.hparams["encoder"] == {"class_path": "kexue.nn.MeanEmbeddingEncoder", "init_args": {
+        "num_embeddings": 2**18, "embed_dim": 8, "dropout": 0.0, "embed_init_std": 0.01}}
 
 
 def test_collate_hashes_char_ngrams_like_a_handwritten_reference() -> None:
