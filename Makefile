@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kexue-installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -27,9 +27,12 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# Every command BENCHMARKS.md names (hours on 2 cores); bench-quick: the few-minute ones.
 bench: setup
-	$(BIN)/python benchmarks/startup.py
-	$(BIN)/python benchmarks/sentiment.py
+	$(BIN)/python benchmarks/run_all.py
+
+bench-quick: setup
+	$(BIN)/python benchmarks/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs
