@@ -22,24 +22,24 @@ class SimplerGloVe(WordVectorModule):
     needs the marginals of the whole matrix, which the DataModule has and a batch has not.
 
     Args:
-        vocab_size, words, language: see :class:`WordVectorModule` (linked from the data).
         dim: vector size.
         x_max: weighting scale.
         alpha: weighting exponent.
         cap_weight: cap the weight at 1 (as GloVe); without, frequent pairs keep growing in weight.
         lr: Adagrad learning rate.
+        vocab_size, words, language: see :class:`WordVectorModule` (linked from the data).
     """
 
     def __init__(
         self,
-        vocab_size: int | None = None,
-        words: Sequence[str] | None = None,
-        language: str = "en",
         dim: int = 100,
         x_max: float = 100.0,
         alpha: float = 0.75,
         cap_weight: bool = True,
         lr: float = 0.05,
+        vocab_size: int | None = None,
+        words: Sequence[str] | None = None,
+        language: str = "en",
     ) -> None:
         super().__init__(vocab_size, words, language)
         if dim < 1 or x_max <= 0 or lr <= 0:

@@ -28,26 +28,26 @@ class SVDVectors(WordVectorModule):
     smoothing); whatever the batch size, the factorisation sees every entry of the epoch.
 
     Args:
-        vocab_size, words, language: see :class:`WordVectorModule` (linked from the data).
         dim: vector size (SVD rank; at most ``V``).
         shift: PMI shift ``log k`` (``k = 5`` is the SPPMI that SGNS with 5 negatives factorises).
         alpha: context-distribution smoothing (0.75, as word2vec's noise distribution).
         eig_power: exponent of the singular values in the vectors (0.5 symmetric, 1 = ``U S``).
         niter: power iterations of the randomised SVD.
         seed: seed of the randomised SVD's probes.
+        vocab_size, words, language: see :class:`WordVectorModule` (linked from the data).
     """
 
     def __init__(
         self,
-        vocab_size: int | None = None,
-        words: Sequence[str] | None = None,
-        language: str = "en",
         dim: int = 100,
         shift: float = 1.0,
         alpha: float = 0.75,
         eig_power: float = 0.5,
         niter: int = 4,
         seed: int = 0,
+        vocab_size: int | None = None,
+        words: Sequence[str] | None = None,
+        language: str = "en",
     ) -> None:
         super().__init__(vocab_size, words, language)
         if dim < 1 or shift <= 0 or niter < 0:

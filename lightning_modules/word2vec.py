@@ -25,10 +25,6 @@ class Word2Vec(WordVectorModule):
     over ``steps_per_epoch * max_epochs`` steps.
 
     Args:
-        vocab_size, words, language: see :class:`WordVectorModule` (linked from the data).
-        counts: corpus count of each word (linked from ``data.counts``); ``None`` when a checkpoint brings the
-            noise distribution. Not a hyperparameter: ``V`` numbers.
-        steps_per_epoch: expected batches per epoch (linked from ``data.steps_per_epoch``).
         dim: vector size.
         mode: ``"skipgram"`` or ``"cbow"``.
         negative: noise words per pair (``K``).
@@ -42,15 +38,14 @@ class Word2Vec(WordVectorModule):
         train_threads: torch intra-op threads while training on the CPU (restored afterwards; ``None``: leave
             them). A step is many small gathers and scatters, which split badly across threads: an epoch of the
             default task took 5.6 s with 1 thread and 23.4 s with 2 on a 2-core machine with other jobs running.
+        vocab_size, words, language: see :class:`WordVectorModule` (linked from the data).
+        counts: corpus count of each word (linked from ``data.counts``); ``None`` when a checkpoint brings the
+            noise distribution. Not a hyperparameter: ``V`` numbers.
+        steps_per_epoch: expected batches per epoch (linked from ``data.steps_per_epoch``).
     """
 
     def __init__(
         self,
-        vocab_size: int | None = None,
-        words: Sequence[str] | None = None,
-        language: str = "en",
-        counts: Sequence[int] | None = None,
-        steps_per_epoch: int = 1,
         dim: int = 100,
         mode: Literal["skipgram", "cbow"] = "skipgram",
         negative: int = 5,
@@ -59,6 +54,11 @@ class Word2Vec(WordVectorModule):
         min_lr_ratio: float = 1e-4,
         share_noise: int = 8,
         train_threads: int | None = 1,
+        vocab_size: int | None = None,
+        words: Sequence[str] | None = None,
+        language: str = "en",
+        counts: Sequence[int] | None = None,
+        steps_per_epoch: int = 1,
     ) -> None:
         super().__init__(vocab_size, words, language)
         if dim < 1 or negative < 1 or lr <= 0 or share_noise < 1 or (train_threads is not None and train_threads < 1):

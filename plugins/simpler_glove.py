@@ -1,5 +1,6 @@
 """Task ``simpler_glove``: one set of vectors, no biases, fitted to the log PMI of the co-occurrence matrix."""
 
+from kexue.plugins.word_vectors import VOCABULARY_LINKS
 from kexue.registry import Task
 
 TASK = Task(
@@ -10,10 +11,6 @@ TASK = Task(
     config="kexue.conf:simpler_glove.yaml",
     post="https://kexue.fm/archives/4677",
     metric="test/wordsim353",
-    data_links=(
-        ("data.vocab_size", "model.vocab_size"),
-        ("data.words", "model.words"),
-        ("data.language", "model.language"),
-    ),
+    data_links=VOCABULARY_LINKS,
 )
 # `kexue run simpler_glove` writes vectors.txt (word2vec text format) in the run directory, path on the last line.

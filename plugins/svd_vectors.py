@@ -1,5 +1,6 @@
 """Task ``svd_vectors``: PPMI matrix + truncated SVD word vectors ("Word2Vec is just an SVD"), no training loop."""
 
+from kexue.plugins.word_vectors import VOCABULARY_LINKS
 from kexue.registry import Task
 
 TASK = Task(
@@ -10,10 +11,6 @@ TASK = Task(
     config="kexue.conf:svd_vectors.yaml",
     post="https://kexue.fm/archives/4208",
     metric="test/wordsim353",
-    data_links=(
-        ("data.vocab_size", "model.vocab_size"),
-        ("data.words", "model.words"),
-        ("data.language", "model.language"),
-    ),
+    data_links=VOCABULARY_LINKS,
 )
 # The epoch's end factorises the whole matrix (max_epochs 1; data.batch_size null = the matrix as one batch).

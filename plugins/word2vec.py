@@ -1,5 +1,6 @@
 """Task ``word2vec``: skip-gram (or CBOW) with negative sampling on sparse embeddings, exported as word2vec text."""
 
+from kexue.plugins.word_vectors import VOCABULARY_LINKS
 from kexue.registry import Task
 
 TASK = Task(
@@ -11,12 +12,6 @@ TASK = Task(
     post="https://kexue.fm/archives/5617",
     metric="test/wordsim353",
     links=(("model.mode", "data.mode"),),
-    data_links=(
-        ("data.vocab_size", "model.vocab_size"),
-        ("data.words", "model.words"),
-        ("data.language", "model.language"),
-        ("data.counts", "model.counts"),
-        ("data.steps_per_epoch", "model.steps_per_epoch"),
-    ),
+    data_links=(*VOCABULARY_LINKS, ("data.counts", "model.counts"), ("data.steps_per_epoch", "model.steps_per_epoch")),
 )
 # `kexue run word2vec` writes vectors.txt (word2vec text format) in the run directory and prints its path last.
