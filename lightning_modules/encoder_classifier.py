@@ -13,7 +13,7 @@ import importlib
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 
 
 def component_config(component: nn.Module) -> nn.Module | dict:
@@ -63,14 +63,16 @@ class EncoderClassifier(L.LightningModule):
         self.head = nn.Linear(self.encoder.output_dim, len(labels))
         self.label_names, self.lr, self.weight_decay = list(labels), lr, weight_decay
 
-    def set_metrics(self, metrics: MetricCollection) -> None:
-        """Keep one copy of ``metrics`` per stage, logged as ``val/<name>`` and ``test/<name>``."""
+    def set_metrics(self, metrics: MetricCollection, test_breakdown: Metric) -> None:
+        """Keep one copy of ``metrics`` per stage, logged as ``val/<name>`` and ``test/<name>``, and a metric updated
+        at test only (a confusion matrix, per-label scores) that the subclass reports in ``on_test_epoch_end``."""
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        self.test_breakdown = test_breakdown
 
-    def stage_metrics(self, scores: Tensor, target: Tensor, stage: str) -> MetricCollection:
-        """Update the ``stage``'s metrics with a batch's scores ``(B, C)`` and targets; return the collection."""
-        raise NotImplementedError
+    def metric_inputs(self, scores: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """What the metrics are updated with, from a batch's scores ``(B, C)`` and targets: by default both as is."""
+        return scores, target
 
     def describe(self, scores: Tensor) -> list[str]:
         """One printable prediction per row of scores ``(B, C)``."""
@@ -88,7 +90,12 @@ class EncoderClassifier(L.LightningModule):
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
         scores, target = self(batch["ids"]), batch["labels"]  # (B, C), (B,) or (B, C)
         self.log(f"{stage}/loss", self.loss_fn(scores, target), batch_size=len(target), sync_dist=True)
-        self.log_dict(self.stage_metrics(scores, target, stage), prog_bar=stage == "val", batch_size=len(target))
+        inputs = self.metric_inputs(scores, target)
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(*inputs)
+        if stage == "test":
+            self.test_breakdown.update(*inputs)
+        self.log_dict(metrics, prog_bar=stage == "val", batch_size=len(target))
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -54,10 +54,8 @@ class MultilabelClassifier(EncoderClassifier):
         self.save_hyperparameters()
         self.loss_fn = MultilabelCategoricalCrossEntropy() if loss == "zlpr" else nn.BCEWithLogitsLoss()
         L = len(labels)
-        self.set_metrics(MetricCollection(
-            {"micro_f1": MultilabelF1Score(L, average="micro"), "macro_f1": MultilabelF1Score(L, average="macro")}
-        ))
-        self.test_per_label = MultilabelF1Score(L, average="none")
+        metrics = {"micro_f1": MultilabelF1Score(L, average="micro"), "macro_f1": MultilabelF1Score(L, average="macro")}
+        self.set_metrics(MetricCollection(metrics), test_breakdown=MultilabelF1Score(L, average="none"))
 
     def decide(self, scores: Tensor) -> Tensor:
         """Predicted label sets ``(B, L)`` (0/1 ints) from scores ``(B, L)``: ``s > 0`` for ZLPR,
@@ -66,19 +64,14 @@ class MultilabelClassifier(EncoderClassifier):
             return (scores.sigmoid() > 0.5).long()
         return (scores > 0).long()
 
-    def stage_metrics(self, scores: Tensor, target: Tensor, stage: str) -> MetricCollection:
-        """Micro/macro F1 of the decided label sets against the multi-hot targets ``(B, L)``; per label at test."""
-        # Hard 0/1 predictions: torchmetrics would otherwise guess whether ``scores`` are logits.
-        pred, target = self.decide(scores), target.long()  # (B, L), (B, L)
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        metrics.update(pred, target)
-        if stage == "test":
-            self.test_per_label.update(pred, target)
-        return metrics
+    def metric_inputs(self, scores: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Hard 0/1 label sets ``(B, L)`` (:meth:`decide`) and the targets as ints: torchmetrics would otherwise
+        guess whether ``scores`` are logits."""
+        return self.decide(scores), target.long()  # (B, L), (B, L)
 
     def on_test_epoch_end(self) -> None:
-        f1 = self.test_per_label.compute()  # (L,), synced across ranks
-        self.test_per_label.reset()
+        f1 = self.test_breakdown.compute()  # (L,), each label's F1, synced across ranks
+        self.test_breakdown.reset()
         for name, value in zip(self.label_names, f1.tolist()):
             self.log(f"test/f1_{name}", value)
 

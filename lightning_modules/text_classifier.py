@@ -55,19 +55,11 @@ class TextClassifier(EncoderClassifier):
         self.save_hyperparameters()
         self.loss_fn = classification_loss(loss, margin)
         C = len(labels)
-        self.set_metrics(MetricCollection({"acc": MulticlassAccuracy(C, average="micro"), "f1": MulticlassF1Score(C)}))
-        self.test_confusion = MulticlassConfusionMatrix(C)
-
-    def stage_metrics(self, scores: Tensor, target: Tensor, stage: str) -> MetricCollection:
-        """Accuracy and F1 of logits ``(B, C)`` against class indices ``(B,)``; at test also the confusion matrix."""
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        metrics.update(scores, target)
-        if stage == "test":
-            self.test_confusion.update(scores, target)
-        return metrics
+        metrics = MetricCollection({"acc": MulticlassAccuracy(C, average="micro"), "f1": MulticlassF1Score(C)})
+        self.set_metrics(metrics, test_breakdown=MulticlassConfusionMatrix(C))
 
     def on_test_epoch_end(self) -> None:
-        log_confusion_matrix(self.trainer, "test/confusion_matrix", self.test_confusion, self.label_names)
+        log_confusion_matrix(self.trainer, "test/confusion_matrix", self.test_breakdown, self.label_names)
 
     def describe(self, scores: Tensor) -> list[str]:
         """``label<TAB>probability`` of the most probable class, per row of logits ``(B, C)``."""
