@@ -244,3 +244,18 @@ def test_default_encoder_is_not_shared_between_models() -> None:
     first, second = SequenceLabeler(), SequenceLabeler()
     assert first.encoder is not second.encoder
     assert first.encoder.embedding.weight.data_ptr() != second.encoder.embedding.weight.data_ptr()
+
+
+@pytest.mark.parametrize("task", ["cws", "ner"])
+def test_featurisation_options_size_the_encoder_through_the_task_links(task: str) -> None:
+    from kexue.platform.lightning_cli import KexueCLI
+    from kexue.registry import get_task
+
+    cli = KexueCLI(get_task(task), "fit", ["--trainer.logger=false", "--data.bigrams=false", "--data.num_buckets=512",
+                                           "--model.encoder=CharRecurrentEncoder", "--model.encoder.hidden_dim=8"])
+    encoder = cli.model.encoder
+    assert type(encoder).__name__ == "CharRecurrentEncoder" and encoder.output_dim == 16
+    assert encoder.embedding.num_embeddings == 512 and encoder.num_features == 1
+    assert cli.model.hparams.tags == cli.datamodule.hparams.tags and len(cli.model.hparams.tags) == (4 if task == "cws" else 7)
+    batch = cli.datamodule.collate([("北京", [0, 0]), ("好", [0])])
+    assert cli.model(batch["ids"])[0].shape == (2, 2, len(cli.model.hparams.tags))
