@@ -16,7 +16,7 @@ nlp zero (https://kexue.fm/archives/5597), 新词发现的信息熵方法与实�
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import lightning as L
 import torch
@@ -68,16 +68,21 @@ class WordDiscoverer(L.LightningModule):
         self.lexicon: dict[str, int] = {}
         self.lexicon_path: Path | None = None
         self._corpus: list[str] = []
+        self._built_from = 0
         self.val_f1 = SpanF1(tags)
         self.test_f1 = SpanF1(tags)
 
     # -- the lexicon -------------------------------------------------------------------------------
 
     def fit_lexicon(self, texts: list[str]) -> None:
-        """Build the lexicon from raw ``texts`` (cached: total count and longest word for :meth:`segment`)."""
-        self.lexicon = dict(discover_words(texts, self.config))
+        """Build the lexicon from raw ``texts``."""
+        self.set_lexicon(discover_words(texts, self.config))
+
+    def set_lexicon(self, lexicon: Mapping[str, int]) -> None:
+        """Use ``lexicon`` (word -> count; empty: every character a word), caching what :meth:`segment` needs."""
+        self.lexicon = dict(lexicon)
         self._total = sum(self.lexicon.values())
-        self._max_len = max(map(len, self.lexicon))
+        self._max_len = max(map(len, self.lexicon), default=1)
 
     def segment(self, text: str) -> list[str]:
         """Words of ``text``: the most probable split under the lexicon's unigram model."""
@@ -86,23 +91,35 @@ class WordDiscoverer(L.LightningModule):
         return segment(text, self.lexicon, self._total, self._max_len)
 
     def on_train_epoch_start(self) -> None:
-        self._corpus = []
+        self._corpus, self._built_from = [], 0
 
     def training_step(self, batch: list[str], batch_idx: int) -> None:
         self._corpus.extend(batch)  # nothing to optimise: the epoch only gathers the raw text
 
-    def on_train_epoch_end(self) -> None:
-        corpus = self._corpus
+    def _build_lexicon(self) -> None:
+        """The lexicon of the lines gathered so far this epoch, all ranks' together (unless already built)."""
+        if len(self._corpus) == self._built_from:
+            return
+        corpus, self._built_from = self._corpus, len(self._corpus)
         if dist.is_available() and dist.is_initialized() and self.trainer.world_size > 1:
             shards: list[list[str]] = [[] for _ in range(self.trainer.world_size)]
             dist.all_gather_object(shards, corpus)  # every rank builds the same lexicon from all lines
             corpus = [t for shard in shards for t in shard]
         self.fit_lexicon(corpus)
-        self._corpus = []
-        self.log("train/words", float(sum(len(w) > 1 for w in self.lexicon)), rank_zero_only=True)
         if self.trainer.is_global_zero:
             root = self.trainer.log_dir or self.trainer.default_root_dir
             self.lexicon_path = export_lexicon(self.lexicon, Path(root) / "lexicon.txt")
+
+    def on_validation_epoch_start(self) -> None:
+        # Lightning validates at the end of a training epoch *before* on_train_epoch_end: build the lexicon
+        # here, so validation and the checkpoint saved after it see the lexicon of the lines read so far.
+        if self._corpus:
+            self._build_lexicon()
+
+    def on_train_epoch_end(self) -> None:
+        self._build_lexicon()
+        self._corpus, self._built_from = [], 0
+        self.log("train/words", float(sum(len(w) > 1 for w in self.lexicon)), rank_zero_only=True)
 
     def configure_optimizers(self) -> None:
         return None  # statistics, not parameters
@@ -111,10 +128,9 @@ class WordDiscoverer(L.LightningModule):
         checkpoint["lexicon"] = self.lexicon
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if checkpoint.get("lexicon"):
-            self.lexicon = dict(checkpoint["lexicon"])
-            self._total = sum(self.lexicon.values())
-            self._max_len = max(map(len, self.lexicon))
+        if "lexicon" not in checkpoint:
+            raise ValueError("the checkpoint holds no lexicon (not written by word_discovery): retrain")
+        self.set_lexicon(checkpoint["lexicon"])  # empty when saved before the first epoch's end
 
     # -- scoring -----------------------------------------------------------------------------------
 

@@ -11,9 +11,13 @@ from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
+import torch
+from torch.utils.data import DataLoader
 
 from kexue.errors import UsageError
+from kexue.lightning_modules.word_discovery import WordDiscoverer
 from kexue.platform.cli import main
 from kexue.text.word_discovery import (
     WordDiscoveryConfig,
@@ -192,6 +196,22 @@ def test_discover_words_recovers_planted_words() -> None:
     found = {w for w in lexicon if len(w) > 1}
     assert found == set(vocabulary)
     assert segment("中国人民改革开放发展经济", lexicon) == ["中国", "人民", "改革开放", "发展", "经济"]
+
+
+def test_model_learns_from_batches_alone_and_scores_words(tmp_path: Path) -> None:
+    vocabulary = planted_corpus(tmp_path / "raw.txt")
+    lines = (tmp_path / "raw.txt").read_text("utf-8").splitlines()
+    model = WordDiscoverer(min_count=3, threshold=1.0)
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    # B/M/E/S = 0/1/2/3, written out by hand for 中国|人民 and 和平|发展|我们; -1 past the end
+    val = [{"texts": ["中国人民", "和平发展我们"], "tags": torch.tensor([[0, 2, 0, 2, -1, -1], [0, 2, 0, 2, 0, 2]])}]
+    # plain loaders, no DataModule: a model that read trainer.datamodule would fail here
+    trainer.fit(model, train_dataloaders=DataLoader(lines, batch_size=64, collate_fn=list),
+                val_dataloaders=DataLoader(val, batch_size=None))
+    assert set(vocabulary) <= set(model.lexicon)
+    assert trainer.callback_metrics["val/f1"] == pytest.approx(1.0)
+    assert model.predict_step({"texts": ["中国人民", ""]}, 0) == ["中国 人民", ""]
 
 
 def test_discover_words_bad_input() -> None:
