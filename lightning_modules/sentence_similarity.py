@@ -9,7 +9,6 @@ training scheme; what is kept and evaluated is the encoder (text -> unit vector)
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Literal
 
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from jsonargparse import lazy_instance
 from torch import Tensor, nn
 
+from kexue.lightning_modules.encoder_classifier import build_component, component_config
 from kexue.losses import AMSoftmaxLoss, SoftmaxLoss
 from kexue.metrics import RetrievalTopK
 from kexue.nn import RecurrentEncoder
@@ -26,10 +26,6 @@ from kexue.optim import PiecewiseLinearLR
 
 Batch = dict[str, Tensor | list[str]]  # see kexue.datamodules.sentence_similarity.SentenceSimilarityDataModule
 KS = (1, 5, 10)
-DEFAULT_ENCODER = lazy_instance(
-    RecurrentEncoder, num_embeddings=2**14, embed_dim=256, hidden_dim=64, cell="gru", dropout=0.1, pooling="mean",
-    skip=True,
-)  # the one default object: copied per model, so two models never share its weights
 
 
 class SentenceSimilarity(L.LightningModule):
@@ -64,7 +60,10 @@ class SentenceSimilarity(L.LightningModule):
     def __init__(
         self,
         num_classes: int | None = None,
-        encoder: nn.Module = DEFAULT_ENCODER,
+        encoder: nn.Module = lazy_instance(  # noqa: B008 (a default jsonargparse shows as class_path/init_args)
+            RecurrentEncoder, num_embeddings=2**14, embed_dim=256, hidden_dim=64, cell="gru", dropout=0.1,
+            pooling="mean", skip=True,
+        ),
         loss: Literal["am_softmax", "softmax"] = "am_softmax",
         scale: float = 30.0,
         margin: float = 0.35,
@@ -84,8 +83,9 @@ class SentenceSimilarity(L.LightningModule):
                 "need model.num_classes >= 1, model.scale > 0, model.margin >= 0, model.neighbours >= 1, "
                 f"0 <= model.warmup < 1, got {num_classes}, {scale}, {margin}, {neighbours}, {warmup}"
             )
+        encoder = component_config(encoder)  # before save_hyperparameters: one new encoder per model, seeded
         self.save_hyperparameters()
-        self.encoder = copy.deepcopy(encoder) if encoder is DEFAULT_ENCODER else encoder
+        self.encoder = build_component(encoder)
         dim = self.encoder.output_dim
         if loss == "am_softmax":
             self.loss_fn: nn.Module = AMSoftmaxLoss(dim, num_classes, scale, margin)

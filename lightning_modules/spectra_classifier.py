@@ -6,7 +6,6 @@ classes, macro-F1 as the competition's metric.
 
 from __future__ import annotations
 
-import copy
 from typing import Literal
 
 import lightning as L
@@ -17,13 +16,9 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
+from kexue.lightning_modules.encoder_classifier import build_component, component_config
 from kexue.nn.conv1d import ResidualConv1dEncoder
 from kexue.platform.figures import log_confusion_matrix
-
-DEFAULT_ENCODER = lazy_instance(
-    ResidualConv1dEncoder, channels=[32, 64, 64], kernel_sizes=[7, 5, 3], pool="max", pool_size=4, global_pool="avg",
-    normalization="zscore",
-)  # pool_size 4: long spectra (coffee 1,841 points, LAMOST ~2,600) 4x shorter per stage; copied per model
 
 
 def augment_spectra(x: Tensor, shift: float = 0.0, scale: float = 0.0, noise: float = 0.0) -> Tensor:
@@ -67,7 +62,10 @@ class SpectraClassifier(L.LightningModule):
     def __init__(
         self,
         labels: list[str] | None = None,
-        encoder: nn.Module = DEFAULT_ENCODER,
+        encoder: nn.Module = lazy_instance(  # noqa: B008 (pool_size 4: long spectra, 4x shorter per stage)
+            ResidualConv1dEncoder, channels=[32, 64, 64], kernel_sizes=[7, 5, 3], pool="max", pool_size=4,
+            global_pool="avg", normalization="zscore",
+        ),
         class_counts: list[int] | None = None,
         dropout: float = 0.0,
         augment_shift: float = 0.1,
@@ -85,8 +83,9 @@ class SpectraClassifier(L.LightningModule):
         C = len(labels)
         if C < 2:
             raise ValueError(f"model.labels must name at least 2 classes, got {labels}")
+        encoder = component_config(encoder)  # before save_hyperparameters: one new encoder per model, seeded
         self.save_hyperparameters()
-        self.encoder = copy.deepcopy(encoder) if encoder is DEFAULT_ENCODER else encoder
+        self.encoder = build_component(encoder)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.output_dim, C)
         self.register_buffer("class_weight", self._class_weight(class_weight, class_counts, C))

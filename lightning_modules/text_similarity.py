@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from kexue.distances import cosine_of_means, word_mover_distance_batch, word_rotator_distance_batch
 from kexue.errors import UsageError
+from kexue.lightning_modules.encoder_classifier import build_component, component_config
 from kexue.metrics import SimilarityCorrelation
 from kexue.text.token_vectors import Bag, LeeSvdVectors, MiniLMVectors, TokenVectors, Word2VecVectors
 
@@ -49,8 +50,9 @@ class TextSimilarity(L.LightningModule):
         super().__init__()
         if reg < 0:
             raise ValueError(f"model.reg must be non-negative, got {reg}")
+        vectors = component_config(vectors)  # before save_hyperparameters: the default is one shared object
         self.save_hyperparameters()
-        self.vectors, self.loaded = vectors, False
+        self.vectors, self.loaded = build_component(vectors), False
         self.stop: frozenset[str] = frozenset()
         self._seen: dict[tuple[str, str], list[float]] = {}  # val and test score the same pairs: solve once
         self._bags: dict[str, Bag] = {}

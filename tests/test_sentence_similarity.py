@@ -220,9 +220,15 @@ def test_vector_ignores_padding(pooling: str, skip: bool) -> None:
     assert torch.allclose(alone.norm(dim=-1), torch.ones(1))
 
 
-def test_default_encoder_is_not_shared_between_models() -> None:
-    a, b = SentenceSimilarity(num_classes=3), SentenceSimilarity(num_classes=3)
-    assert a.encoder.embedding.weight.data_ptr() != b.encoder.embedding.weight.data_ptr()
+def test_default_encoder_is_built_per_model_from_the_seed() -> None:
+    weights = []
+    for seed in (0, 1, 0):
+        torch.manual_seed(seed)
+        model = SentenceSimilarity(num_classes=3)
+        weights.append(model.encoder.embedding.weight)
+    assert not torch.equal(weights[0], weights[1]) and torch.equal(weights[0], weights[2])
+    assert weights[0].data_ptr() != weights[2].data_ptr()  # two models never share the default's parameters
+    assert model.hparams["encoder"]["class_path"] == "kexue.nn.RecurrentEncoder"  # saved as the CLI saves it
 
 
 def test_cli_run_and_predict_on_user_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
