@@ -27,7 +27,8 @@ class SimplerGloVe(WordVectorModule):
         alpha: weighting exponent.
         cap_weight: cap the weight at 1 (as GloVe); without, frequent pairs keep growing in weight.
         lr: Adagrad learning rate.
-        vocab_size, words, language: see :class:`WordVectorModule` (linked from the data).
+        vocab_size, words, language: the words of the rows of ``emb`` (see :class:`WordVectorModule`;
+            linked from the data).
     """
 
     def __init__(

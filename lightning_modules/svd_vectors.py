@@ -34,7 +34,8 @@ class SVDVectors(WordVectorModule):
         eig_power: exponent of the singular values in the vectors (0.5 symmetric, 1 = ``U S``).
         niter: power iterations of the randomised SVD.
         seed: seed of the randomised SVD's probes.
-        vocab_size, words, language: see :class:`WordVectorModule` (linked from the data).
+        vocab_size, words, language: the words that the rows of ``embeddings`` stand for (see
+            :class:`WordVectorModule`; linked from the data).
     """
 
     def __init__(

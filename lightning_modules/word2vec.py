@@ -38,7 +38,8 @@ class Word2Vec(WordVectorModule):
         train_threads: torch intra-op threads while training on the CPU (restored afterwards; ``None``: leave
             them). A step is many small gathers and scatters, which split badly across threads: an epoch of the
             default task took 5.6 s with 1 thread and 23.4 s with 2 on a 2-core machine with other jobs running.
-        vocab_size, words, language: see :class:`WordVectorModule` (linked from the data).
+        vocab_size, words, language: the words of the rows of ``inp`` and ``out`` (see
+            :class:`WordVectorModule`; linked from the data).
         counts: corpus count of each word (linked from ``data.counts``); ``None`` when a checkpoint brings the
             noise distribution. Not a hyperparameter: ``V`` numbers.
         steps_per_epoch: expected batches per epoch (linked from ``data.steps_per_epoch``).
