@@ -2,7 +2,8 @@
 
 Post: SVD分解(三): 连Word2Vec都只不过是个SVD? (https://kexue.fm/archives/4208). The co-occurrence matrix
 arrives as batches of its non-zero entries (by default all in one batch); the "training" epoch gathers them
-and its end factorises the matrix with :func:`kexue.text.vectors.svd_word_vectors`.
+and the matrix is factorised with :func:`kexue.text.vectors.svd_word_vectors` when validation starts and at
+the epoch's end (whichever comes first; Lightning validates before ``on_train_epoch_end``).
 """
 
 from __future__ import annotations
@@ -57,28 +58,42 @@ class SVDVectors(WordVectorModule):
         self.automatic_optimization = False
         self.register_buffer("embeddings", torch.zeros(vocab_size, min(dim, vocab_size)))  # (V, k)
         self._entries: list[tuple[Tensor, Tensor, Tensor]] = []
+        self._factorised = 0  # how many of the entries' batches the vectors were computed from
 
     def vectors(self) -> Tensor:
         return self.embeddings
 
     def on_train_epoch_start(self) -> None:
-        self._entries = []
+        self._entries, self._factorised = [], 0
 
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor, Tensor], batch_idx: int) -> None:
         rows, cols, counts, _ = batch  # (B,) each
         self._entries.append((rows.cpu(), cols.cpu(), counts.cpu()))
 
-    def on_train_epoch_end(self) -> None:
-        if not self._entries:  # no batch this epoch (e.g. --trainer.limit_train_batches 0)
+    def _factorise(self) -> None:
+        """Vectors of the matrix of every entry gathered so far this epoch (unless already factorised)."""
+        if len(self._entries) == self._factorised:
             return
+        self._factorised = len(self._entries)
         hp, v = self.hparams, self.hparams.vocab_size
         rows, cols, counts = (torch.cat(x).numpy() for x in zip(*self._entries))  # (nnz,) each
-        self._entries = []
         matrix = ppmi(sparse.coo_matrix((counts.astype(np.float64), (rows, cols)), shape=(v, v)).tocsr(),
                       shift=hp.shift, alpha=hp.alpha)  # (V, V)
         vectors = svd_word_vectors(matrix, self.embeddings.shape[1], hp.eig_power, hp.niter, hp.seed)  # (V, k)
         self.embeddings.copy_(torch.from_numpy(vectors))
-        self.log("train/ppmi_nnz", float(matrix.nnz))
+        self._ppmi_nnz = float(matrix.nnz)
+
+    def on_validation_epoch_start(self) -> None:
+        # Lightning validates at the end of a training epoch *before* on_train_epoch_end: factorise here, so
+        # validation and the checkpoint saved after it see the vectors.
+        if self._entries:
+            self._factorise()
+
+    def on_train_epoch_end(self) -> None:
+        if self._entries:  # none when the epoch had no batch (e.g. --trainer.limit_train_batches 0)
+            self._factorise()
+            self.log("train/ppmi_nnz", self._ppmi_nnz)
+        self._entries, self._factorised = [], 0
 
     def configure_optimizers(self) -> None:
         return None

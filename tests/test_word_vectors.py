@@ -319,6 +319,22 @@ def test_models_train_on_batches_alone_and_svd_ignores_the_batch_size(tmp_path: 
     assert torch.isfinite(w2v.vectors()).all()
 
 
+def test_svd_validation_sees_the_factorised_vectors(tmp_path: Path) -> None:
+    data = CooccurrenceDataModule(paths=[str(_tiny_corpus(tmp_path))], min_count=1, batch_size=None)
+    data.setup("fit")
+    model = SVDVectors(vocab_size=data.vocab_size, words=data.words, dim=3)
+    seen = []
+
+    class Probe(L.Callback):
+        def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+            seen.append(float(module.vectors().abs().sum()))
+
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[Probe()])
+    trainer.fit(model, train_dataloaders=data.train_dataloader(), val_dataloaders=data.val_dataloader())
+    assert len(seen) == 1 and seen[0] > 0  # Lightning validates before on_train_epoch_end: not on zeros
+
+
 def test_checkpoint_alone_scores_and_exports_the_same_vectors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
