@@ -148,7 +148,8 @@ class SentenceSimilarityDataModule(SplitDataModule):
             self._read_groups()
         if stage == "predict" and "predict" not in self.splits:
             hp = self.hparams
-            texts = read_text_lines(hp.predict_path) if hp.predict_path else [s for s, *_ in self.splits["test"]]
+            texts = (read_text_lines(hp.predict_path, keep_blank=True) if hp.predict_path
+                     else [s for s, *_ in self.splits["test"]])
             self.splits["predict"] = [(t, None, k) for k, t in enumerate(texts)]
 
     @property

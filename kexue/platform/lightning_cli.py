@@ -16,6 +16,7 @@ from types import MethodType
 from typing import Any
 
 import torch
+from jsonargparse import dict_to_namespace
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple, SaveConfigCallback
@@ -118,9 +119,6 @@ class KexueCLI(LightningCLI):
                              "itself) or `last`")
         elif cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
             raise UsageError("checkpoint not found", cfg.ckpt_path)
-        if self.command in ("validate", "test", "predict") and not cfg.ckpt_path and not cfg.untrained:
-            raise UsageError(f"`kexue {self.command}` needs --ckpt_path (a checkpoint file, or `last`); "
-                             "--untrained true evaluates freshly initialised weights")
         if cfg.ckpt_path:
             checkpoint = read_checkpoint(cfg.ckpt_path, self.task.name)
             if self.command in ("validate", "test", "predict"):
@@ -135,8 +133,8 @@ class KexueCLI(LightningCLI):
         """A checkpoint fixes the architecture and the featurisation: the model's hyperparameters and the
         DataModule's ``featurization`` arguments come from it."""
         for key, value in checkpoint.get("hyper_parameters", {}).items():
-            if key in self.config.model:
-                self.config.model[key] = value
+            if key in self.config.model:  # a component is saved as its {"class_path", "init_args"} dict
+                self.config.model[key] = dict_to_namespace(value) if isinstance(value, dict) else value
         data_hparams = checkpoint.get("datamodule_hyper_parameters", {})
         for key in getattr(self.datamodule_class, "featurization", ()):
             if key in data_hparams and key in self.config.data:
@@ -169,6 +167,11 @@ class KexueCLI(LightningCLI):
                 raise UsageError(f"checkpoint does not fit this kexue's '{self.task.name}' model ({why}); it was "
                                  "probably written by an older kexue: retrain", self.config.ckpt_path) from err
             raise UsageError(f"bad configuration: {one_line(err, with_type=False)}") from err
+        cfg = self.config
+        trainable = any(p.requires_grad for p in self.model.parameters())
+        if self.command in ("validate", "test", "predict") and not cfg.ckpt_path and not cfg.untrained and trainable:
+            raise UsageError(f"`kexue {self.command}` needs --ckpt_path (a checkpoint file, or `last`); "
+                             "--untrained true evaluates freshly initialised weights")
         if self.config.optimizer:
             fn = partial(configure_optimizers, optimizer=self.config_init.optimizer,
                          lr_scheduler=self.config_init.lr_scheduler)
@@ -304,6 +307,8 @@ def run_task(command: str, task: Task, args: list[str]) -> int:
     """Build the task's CLI from ``args`` and run ``command``; return the exit status. Everything runs inside
     the error boundary (:mod:`kexue.platform.boundary`)."""
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    # A component argument (the encoder) is saved as its config dict; Lightning's hint to ignore it is moot.
+    warnings.filterwarnings("ignore", message=r"Attribute '\w+' is an instance of `nn.Module`")
     cli = phase = None
     try:
         try:
