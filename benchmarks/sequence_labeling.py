@@ -23,7 +23,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from _report import machine, write_section
 from kexue.datamodules.sequence_labeling import EntityDataModule, SegmentationDataModule
 from kexue.lightning_modules.sequence_labeler import SequenceLabeler
-from kexue.nn.encoders import CharConvEncoder, CharRecurrentEncoder
 
 HEADS = ("crf", "memm", "softmax")
 
@@ -44,9 +43,10 @@ class EpochTimer(L.Callback):
 def run(task: str, head: str, args: argparse.Namespace) -> dict[str, float]:
     L.seed_everything(args.seed, verbose=False)
     data = SegmentationDataModule() if task == "cws" else EntityDataModule()
-    encoder = {"cnn": CharConvEncoder, "lstm": CharRecurrentEncoder}[args.encoder]
-    model = SequenceLabeler(encoder(num_embeddings=65536, num_features=data.num_features, hidden_dim=128),
-                            tags=data.hparams.tags, head=head)
+    name = {"cnn": "CharConvEncoder", "lstm": "CharRecurrentEncoder"}[args.encoder]
+    encoder = {"class_path": f"kexue.nn.encoders.{name}",
+               "init_args": {"num_embeddings": 65536, "num_features": data.num_features, "hidden_dim": 128}}
+    model = SequenceLabeler(encoder, tags=data.hparams.tags, head=head)  # a config dict: plain hparams, as the CLI
     timer = EpochTimer()
     best = args.select == "best"
     callbacks: list[L.Callback] = [timer]

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from jsonargparse import lazy_instance
 from torch import Tensor, nn
 
+from kexue.lightning_modules.encoder_classifier import build_component, component_config
 from kexue.metrics import SpanF1, bio_spans, bmes_spans, log_span_f1
 from kexue.nn.crf import ConditionalRandomField, bio_constraints, bmes_constraints
 from kexue.nn.encoders import CharConvEncoder
@@ -28,7 +29,6 @@ from kexue.nn.memm import MaximumEntropyMarkovModel
 from kexue.optim import scaled_param_groups
 
 Batch = dict[str, Tensor]  # "ids" (B, T, G), "tags" (B, T) with -1 padding, "index" (B,); predict: "texts"
-DEFAULT_ENCODER = lazy_instance(CharConvEncoder)  # the signature's default: one object, shared by every call
 
 
 class SequenceLabeler(L.LightningModule):
@@ -37,7 +37,8 @@ class SequenceLabeler(L.LightningModule):
     Args:
         encoder: ``ids (B, T, G)``, ``mask (B, T)`` -> ``(B, T, encoder.output_dim)`` per-character vectors, e.g.
             :class:`kexue.nn.encoders.CharConvEncoder` (default) or ``CharRecurrentEncoder`` (BiLSTM); its
-            ``num_embeddings`` and ``num_features`` are linked from the data's featurisation.
+            ``num_embeddings`` and ``num_features`` are linked from the data's featurisation. In Python, also its
+            ``{"class_path", "init_args"}`` dict (:func:`~kexue.lightning_modules.encoder_classifier.component_config`).
         tags: tag names in id order (linked from the datamodule). ``B/M/E/S`` tags are scored as words
             (SIGHAN), ``B-X/I-X/O`` as entities; both decode under their allowed transitions.
         head: ``"crf"`` (global normalisation, 5542), ``"memm"`` (per-step normalisation, 7213) or
@@ -50,7 +51,7 @@ class SequenceLabeler(L.LightningModule):
 
     def __init__(
         self,
-        encoder: nn.Module = DEFAULT_ENCODER,
+        encoder: nn.Module = lazy_instance(CharConvEncoder),  # noqa: B008 (shown as class_path/init_args)
         tags: list[str] = ["B", "M", "E", "S"],  # noqa: B006
         head: Literal["crf", "memm", "softmax"] = "crf",
         constrained: bool = True,
@@ -59,6 +60,7 @@ class SequenceLabeler(L.LightningModule):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__()
+        encoder = component_config(encoder)  # before save_hyperparameters: the default is one shared object
         self.save_hyperparameters()
         if head not in ("crf", "memm", "softmax"):
             raise ValueError(f"model.head must be 'crf', 'memm' or 'softmax', got {head!r}")
@@ -66,8 +68,8 @@ class SequenceLabeler(L.LightningModule):
             raise ValueError(f"model.lr and model.transition_lr_multiplier must be >= 0, got {lr}, "
                              f"{transition_lr_multiplier}")
         K, bio = len(tags), any(t.startswith("I-") for t in tags)
-        self.encoder = CharConvEncoder() if encoder is DEFAULT_ENCODER else encoder  # never share its weights
-        self.emissions = nn.Linear(encoder.output_dim, K)
+        self.encoder = build_component(encoder)  # one per model
+        self.emissions = nn.Linear(self.encoder.output_dim, K)
         self.chain: nn.Module | None = {
             "crf": lambda: ConditionalRandomField(K, transition_lr_multiplier=transition_lr_multiplier),
             "memm": lambda: MaximumEntropyMarkovModel(K),

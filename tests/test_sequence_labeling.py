@@ -238,12 +238,13 @@ def test_crf_transition_lr_multiplier_reaches_the_optimizer() -> None:
     assert path[1, 1] == -1 and path[1, 0] == 3  # a one-character sentence can only be S under bmes_constraints
 
 
-def test_default_encoder_is_not_shared_between_models() -> None:
+def test_default_encoder_is_one_per_model_and_saved_as_its_config() -> None:
     from kexue.lightning_modules.sequence_labeler import SequenceLabeler
 
     first, second = SequenceLabeler(), SequenceLabeler()
     assert first.encoder is not second.encoder
     assert first.encoder.embedding.weight.data_ptr() != second.encoder.embedding.weight.data_ptr()
+    assert first.hparams.encoder["class_path"] == "kexue.nn.encoders.CharConvEncoder"  # plain, as the CLI saves it
 
 
 @pytest.mark.parametrize("task", ["cws", "ner"])
