@@ -19,17 +19,14 @@ longer than the model's ``max_length`` (256) keep labels found past the cut. Pos
 from __future__ import annotations
 
 from functools import lru_cache
-from os import PathLike
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from kexue.data.packages import people_daily_tagged
-from kexue.data.readers import utf8_lines
+from kexue.data.readers import read_multilabel_lines
 from kexue.datamodules.hashed_text import HashedTextDataModule
-from kexue.errors import UsageError
 
 Example = tuple[str, tuple[int, ...]]  # (text, sorted ids of its labels)
 LABEL_TAGS = {"person": "nr", "place": "ns", "organisation": "nt", "time": "t", "number": "m"}
@@ -57,37 +54,6 @@ def people_daily_sentences() -> tuple[tuple[str, frozenset[str]], ...]:
         if words:
             rows.append(("".join(words), frozenset(tags)))
     return tuple(rows)
-
-
-def read_multilabel_lines(path: str | PathLike, labels: list[str]) -> list[Example]:
-    """Read a ``text<TAB>label1,label2`` file into ``[(text, label_ids)]``.
-
-    The field after the last tab is a comma-separated list of names from ``labels`` (spaces around names
-    ignored, repeats count once); an empty field means "none of the labels". Blank lines are skipped. A
-    line without a tab, with an empty text or an unknown label raises :class:`UsageError` with file and line.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError("file not found", path)
-    index = {name: i for i, name in enumerate(labels)}
-    rows: list[Example] = []
-    for lineno, line in enumerate(utf8_lines(path), start=1):
-        line = line.rstrip("\r\n")
-        if not line.strip():
-            continue
-        text, tab, field = line.rpartition("\t")
-        if not tab:
-            raise UsageError("expected 'text<TAB>label1,label2', found no tab", path, lineno)
-        if not text.strip():
-            raise UsageError("empty text before the tab", path, lineno)
-        names = [name.strip() for name in field.split(",") if name.strip()]
-        unknown = [name for name in names if name not in index]
-        if unknown:
-            raise UsageError(f"label {unknown[0]!r} is not one of {labels}", path, lineno)
-        rows.append((text.strip(), tuple(sorted({index[name] for name in names}))))
-    if not rows:
-        raise UsageError("no examples in file", path)
-    return rows
 
 
 class MultilabelDataModule(HashedTextDataModule):

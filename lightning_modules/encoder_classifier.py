@@ -8,33 +8,12 @@ MultilabelClassifier` (any number, https://kexue.fm/archives/7359). Batches come
 
 from __future__ import annotations
 
-import importlib
-
 import lightning as L
 import torch
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 
-
-def component_config(component: nn.Module) -> nn.Module | dict:
-    """A jsonargparse ``lazy_instance`` default as the ``{"class_path", "init_args"}`` dict the CLI saves for a
-    component; anything else unchanged.
-
-    Call it on the argument before ``save_hyperparameters()``: a ``lazy_instance`` default is ONE object shared by
-    every call that leaves the argument out, and Lightning deep-copies the hyperparameters, which would build that
-    object (drawing from the global RNG mid-``__init__``) and store a whole module in them. As a dict, a model built
-    in Python saves what a model built by the CLI saves, and :func:`build_component` gives each model its own.
-    """
-    init_data = getattr(component, "lazy_get_init_data", None)
-    return component if init_data is None else init_data().as_dict()
-
-
-def build_component(component: nn.Module | dict) -> nn.Module:
-    """``component`` itself, or the module its ``{"class_path", "init_args"}`` dict describes."""
-    if not isinstance(component, dict):
-        return component
-    module, _, name = component["class_path"].rpartition(".")
-    return getattr(importlib.import_module(module), name)(**component.get("init_args", {}))
+from kexue.nn.components import build_component, component_config
 
 
 class EncoderClassifier(L.LightningModule):

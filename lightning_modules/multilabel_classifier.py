@@ -12,9 +12,10 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MultilabelF1Score
 
-from kexue.lightning_modules.encoder_classifier import EncoderClassifier, component_config
+from kexue.lightning_modules.encoder_classifier import EncoderClassifier
 from kexue.losses import MultilabelCategoricalCrossEntropy
 from kexue.nn import ConvEncoder
+from kexue.nn.components import component_config
 
 
 class MultilabelClassifier(EncoderClassifier):

@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from jsonargparse import lazy_instance
 from torch import Tensor, nn
 
-from kexue.lightning_modules.encoder_classifier import build_component, component_config
 from kexue.losses import AMSoftmaxLoss, SoftmaxLoss
 from kexue.metrics import RetrievalTopK
 from kexue.nn import RecurrentEncoder
+from kexue.nn.components import build_component, component_config
 from kexue.optim import PiecewiseLinearLR
 
 Batch = dict[str, Tensor | list[str]]  # see kexue.datamodules.sentence_similarity.SentenceSimilarityDataModule

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from jsonargparse import lazy_instance
 from torch import Tensor, nn
 
-from kexue.lightning_modules.encoder_classifier import build_component, component_config
 from kexue.metrics import SpanF1, bio_spans, bmes_spans, log_span_f1
+from kexue.nn.components import build_component, component_config
 from kexue.nn.crf import ConditionalRandomField, bio_constraints, bmes_constraints
 from kexue.nn.encoders import CharConvEncoder
 from kexue.nn.memm import MaximumEntropyMarkovModel

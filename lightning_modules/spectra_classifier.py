@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from kexue.lightning_modules.encoder_classifier import build_component, component_config
+from kexue.nn.components import build_component, component_config
 from kexue.nn.conv1d import ResidualConv1dEncoder
 from kexue.platform.figures import log_confusion_matrix
 

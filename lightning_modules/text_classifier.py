@@ -13,9 +13,10 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from kexue.lightning_modules.encoder_classifier import EncoderClassifier, component_config
+from kexue.lightning_modules.encoder_classifier import EncoderClassifier
 from kexue.losses import classification_loss
 from kexue.nn import MeanEmbeddingEncoder
+from kexue.nn.components import component_config
 from kexue.platform.figures import log_confusion_matrix
 
 

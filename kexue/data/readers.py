@@ -5,9 +5,35 @@ from __future__ import annotations
 import re
 from os import PathLike
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from kexue.errors import UsageError
+
+
+def tab_separated_rows(path: str | PathLike, expected: str) -> Iterator[tuple[int, str, str]]:
+    """``(line number, text, field)`` of each non-blank ``text<TAB>field`` line of ``path``, text stripped.
+
+    The field is what follows the last tab (a text may hold tabs). A missing file, a line without a tab or with
+    an empty text, or a file without such lines raises :class:`~kexue.errors.UsageError` naming file and line;
+    ``expected`` names the line format in the message (``"text<TAB>label"``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError("file not found", path)
+    found = False
+    for lineno, line in enumerate(utf8_lines(path), start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        text, tab, field = line.rpartition("\t")
+        if not tab:
+            raise UsageError(f"expected '{expected}', found no tab", path, lineno)
+        if not text.strip():
+            raise UsageError("empty text before the tab", path, lineno)
+        found = True
+        yield lineno, text.strip(), field
+    if not found:
+        raise UsageError("no examples in file", path)
 
 
 def read_labelled_lines(path: str | PathLike, labels: Sequence[str]) -> list[tuple[str, int]]:
@@ -16,25 +42,30 @@ def read_labelled_lines(path: str | PathLike, labels: Sequence[str]) -> list[tup
     Blank lines are skipped. A line without a tab, with an empty text, or with a label not in
     ``labels`` raises :class:`~kexue.errors.UsageError` naming the file and line.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError("file not found", path)
     index = {label: i for i, label in enumerate(labels)}
     rows: list[tuple[str, int]] = []
-    for lineno, line in enumerate(utf8_lines(path), start=1):
-        line = line.rstrip("\r\n")
-        if not line.strip():
-            continue
-        text, tab, label = line.rpartition("\t")
-        if not tab:
-            raise UsageError("expected 'text<TAB>label', found no tab", path, lineno)
-        if not text.strip():
-            raise UsageError("empty text before the tab", path, lineno)
+    for lineno, text, label in tab_separated_rows(path, "text<TAB>label"):
         if label.strip() not in index:
             raise UsageError(f"label {label.strip()!r} is not one of {list(labels)}", path, lineno)
-        rows.append((text.strip(), index[label.strip()]))
-    if not rows:
-        raise UsageError("no examples in file", path)
+        rows.append((text, index[label.strip()]))
+    return rows
+
+
+def read_multilabel_lines(path: str | PathLike, labels: Sequence[str]) -> list[tuple[str, tuple[int, ...]]]:
+    """Read a ``text<TAB>label1,label2`` file into ``[(text, sorted label indices)]``.
+
+    The field after the last tab is a comma-separated list of names from ``labels`` (spaces around names
+    ignored, repeats count once); an empty field means "none of the labels". Blank lines are skipped. A
+    line without a tab, with an empty text or an unknown label raises :class:`UsageError` with file and line.
+    """
+    index = {name: i for i, name in enumerate(labels)}
+    rows: list[tuple[str, tuple[int, ...]]] = []
+    for lineno, text, field in tab_separated_rows(path, "text<TAB>label1,label2"):
+        names = [name.strip() for name in field.split(",") if name.strip()]
+        unknown = [name for name in names if name not in index]
+        if unknown:
+            raise UsageError(f"label {unknown[0]!r} is not one of {list(labels)}", path, lineno)
+        rows.append((text, tuple(sorted({index[name] for name in names}))))
     return rows
 
 

@@ -10,7 +10,6 @@ import difflib
 import re
 import sys
 import warnings
-from functools import partial
 from pathlib import Path
 from types import MethodType
 from typing import Any
@@ -173,9 +172,12 @@ class KexueCLI(LightningCLI):
             raise UsageError(f"`kexue {self.command}` needs --ckpt_path (a checkpoint file, or `last`); "
                              "--untrained true evaluates freshly initialised weights")
         if self.config.optimizer:
-            fn = partial(configure_optimizers, optimizer=self.config_init.optimizer,
-                         lr_scheduler=self.config_init.lr_scheduler)
-            self.model.configure_optimizers = MethodType(fn, self.model)  # as LightningCLI does with its own
+            optimizer, scheduler = self.config_init.optimizer, self.config_init.lr_scheduler
+
+            def configure(module: LightningModule) -> Any:  # a function, not a partial: Lightning inspects __code__
+                return configure_optimizers(module, optimizer, scheduler)
+
+            self.model.configure_optimizers = MethodType(configure, self.model)  # as LightningCLI does with its own
 
     def instantiate_trainer(self, **kwargs: object) -> Trainer:
         """The configured Trainer plus kexue's safety callbacks (see :mod:`kexue.platform.reliability`)."""

@@ -1,0 +1,38 @@
+"""Network components as configuration: how a LightningModule takes its network (an encoder, a head) as an
+argument that ``--model.encoder some.Class --model.encoder.width 64`` swaps (jsonargparse ``class_path`` /
+``init_args``), and saves it so that a checkpoint rebuilds it.
+
+A LightningModule declares ``encoder: nn.Module = lazy_instance(DefaultEncoder, ...)``, then calls
+``encoder = component_config(encoder)`` before ``save_hyperparameters()`` and ``self.encoder =
+build_component(encoder)``. Under the CLI the argument arrives as a built module (Lightning saves its config
+dict); in Python, as the shared ``lazy_instance`` default or a dict.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from kexue.registry import import_object
+
+
+def component_config(component: nn.Module) -> nn.Module | dict:
+    """A jsonargparse ``lazy_instance`` default as the ``{"class_path", "init_args"}`` dict the CLI saves for a
+    component; anything else unchanged.
+
+    Call it on the argument before ``save_hyperparameters()``: a ``lazy_instance`` default is ONE object shared by
+    every call that leaves the argument out, and Lightning deep-copies the hyperparameters, which would build that
+    object (drawing from the global RNG mid-``__init__``) and store a whole module in them. As a dict, a model built
+    in Python saves what a model built by the CLI saves, and :func:`build_component` gives each model its own.
+    """
+    init_data = getattr(component, "lazy_get_init_data", None)
+    return component if init_data is None else init_data().as_dict()
+
+
+def build_component(component: nn.Module | dict) -> nn.Module:
+    """``component`` itself, or the module its ``{"class_path", "init_args"}`` dict describes."""
+    if not isinstance(component, dict):
+        return component
+    return import_object(component["class_path"])(**component.get("init_args", {}))
+
+
+__all__ = ["build_component", "component_config"]
