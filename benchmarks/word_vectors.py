@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 import torch
 
 from _report import machine, write_section
+from _report import run_kexue as _run_kexue
 from kexue.data.embedded import embedded_corpus
 from kexue.data.packages import gensim_test_file
 from kexue.text.vectors import analogy_accuracy, load_word2vec_format, read_analogies, read_word_pairs, word_similarity
@@ -41,22 +40,10 @@ def scores(words: list[str], vectors: torch.Tensor) -> dict[str, float]:
 
 
 def run_kexue(task: str, extra: list[str], workdir: Path) -> tuple[list[str], Path, float]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "kexue",
-        "run",
-        task,
-        "--logger",
-        "none",
-        "--trainer.enable_progress_bar=false",
-        *extra,
-    ]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    """``kexue run TASK`` (no logger) through :func:`_report.run_kexue`: its stdout lines, the exported vectors
+    (the last line) and the wall seconds."""
+    proc, seconds = _run_kexue(["run", task, "--logger", "none", "--trainer.enable_progress_bar=false", *extra],
+                               workdir)
     lines = proc.stdout.strip().splitlines()
     return lines, Path(lines[-1]), seconds
 
