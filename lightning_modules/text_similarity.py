@@ -40,6 +40,8 @@ class TextSimilarity(L.LightningModule):
         workers: threads of the batched solver (``None`` = CPU count, 1 = none).
     """
 
+    requires_checkpoint = False  # nothing is fitted: test/predict need no --ckpt_path
+
     def __init__(
         self,
         vectors: TokenVectors = lazy_instance(LeeSvdVectors, dim=100),  # noqa: B008  (fitted in setup, not here)

@@ -296,7 +296,7 @@ def test_sentiment_with_every_trick_composed_from_the_cli(tmp_path: Path) -> Non
         "--logger",
         "csv",
         "--trainer.max_epochs=1",
-        "--trainer.limit_train_batches=6",
+        "--trainer.limit_train_batches=40",  # 20 steps: the average and the raw weights differ measurably
         "--trainer.limit_val_batches=2",
         "--trainer.limit_test_batches=2",
         "--data.batch_size=8",

@@ -167,8 +167,9 @@ class KexueCLI(LightningCLI):
                                  "probably written by an older kexue: retrain", self.config.ckpt_path) from err
             raise UsageError(f"bad configuration: {one_line(err, with_type=False)}") from err
         cfg = self.config
-        trainable = any(p.requires_grad for p in self.model.parameters())
-        if self.command in ("validate", "test", "predict") and not cfg.ckpt_path and not cfg.untrained and trainable:
+        # A model with nothing to fit (e.g. text_similarity's fixed vectors) says so with requires_checkpoint = False.
+        needs = getattr(self.model, "requires_checkpoint", True)
+        if self.command in ("validate", "test", "predict") and not cfg.ckpt_path and not cfg.untrained and needs:
             raise UsageError(f"`kexue {self.command}` needs --ckpt_path (a checkpoint file, or `last`); "
                              "--untrained true evaluates freshly initialised weights")
         if self.config.optimizer:
@@ -206,6 +207,9 @@ class KexueCLI(LightningCLI):
         callback = trainer.checkpoint_callback
         if not self.task.metric or not isinstance(callback, ModelCheckpoint) or callback.monitor is not None:
             return
+        configured = self.config.trainer.callbacks or []
+        if any("ModelCheckpoint" in str(getattr(c, "class_path", "")) for c in configured):
+            return  # the YAML chose its own (e.g. no monitor: keep the newest); only Lightning's default is replaced
         if type(callback) is not ModelCheckpoint or trainer.fast_dev_run:
             return
         name = self.task.metric.split("/", 1)[-1]

@@ -49,7 +49,7 @@ def load_word2vec_format(path: str | PathLike) -> tuple[list[str], np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise UsageError("file not found", path)
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8", errors="strict") as f:
         header = f.readline().split()
         if len(header) != 2 or not all(h.isdigit() for h in header):
             raise UsageError("expected a 'count dimension' header", path, 1)
@@ -59,7 +59,13 @@ def load_word2vec_format(path: str | PathLike) -> tuple[list[str], np.ndarray]:
             fields = line.rstrip("\n").split(" ")
             if len(fields) != dim + 1 or len(words) >= count:
                 raise UsageError(f"expected a word and {dim} numbers", path, lineno)
-            rows[len(words)] = np.array(fields[1:], dtype=np.float32)
+            try:
+                row = np.array(fields[1:], dtype=np.float32)
+            except ValueError as err:
+                raise UsageError(f"not a number in the vector of {fields[0]!r} ({err})", path, lineno) from err
+            if not np.isfinite(row).all():
+                raise UsageError(f"the vector of {fields[0]!r} is not finite", path, lineno)
+            rows[len(words)] = row
             words.append(fields[0])
     if len(words) != count:
         raise UsageError(f"header says {count} words, found {len(words)}", path)
