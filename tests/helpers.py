@@ -9,13 +9,13 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 
 class RecordBatches(Callback):
-    """Appends the texts of every training batch to ``seen-rank<R>-epoch<E>.txt`` in the working directory."""
+    """Appends each example of every training batch, as its non-padding feature ids joined by ``,``, to
+    ``seen-rank<R>-epoch<E>.txt`` in the working directory (batches reach the model as tensors, not texts)."""
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        texts = batch[0]
         path = Path(f"seen-rank{trainer.global_rank}-epoch{trainer.current_epoch}.txt")
         with path.open("a", encoding="utf-8") as f:
-            f.writelines(f"{t}\n" for t in texts)
+            f.writelines(",".join(str(i) for i in row if i) + "\n" for row in batch["ids"].tolist())
 
 
 class RecordCheckpointIO(Callback):
