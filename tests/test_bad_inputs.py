@@ -39,6 +39,10 @@ def make_files(root: Path) -> None:
     install_fake_dist(site, "dup_two", {"gamma": "dup2:TASK"}, {"dup2": GOOD.format(name="gamma", api=1)})
     install_fake_dist(site, "exiting_plugin", {"epsilon": "exiting_mod:TASK"}, {"exiting_mod": "import sys\nsys.exit(3)\n"})
     (root / "model_list.yaml").write_text("model: [1, 2]\n", encoding="utf-8")
+    (root / "pairs_nan.tsv").write_text("a b\tc d\t0.5\ne f\tg h\tnan\n", encoding="utf-8")
+    (root / "pairs_ok.tsv").write_text("foo bar\tbar foo\t0.5\nfoo\tbar\t0.1\n", encoding="utf-8")
+    (root / "singles.txt").write_text("只有一句话\n另一句话\n", encoding="utf-8")
+    (root / "vectors_bad.txt").write_text("2 2\nfoo 0.1 0.2\nbar 0.1 x\n", encoding="utf-8")
     torch.save({"state_dict": {}, "hyper_parameters": {"encoder": "mean", "labels": ["neg", "pos"]},
                 "kexue": {"task": "sentiment"}}, root / "old_format.ckpt")
     install_fake_dist(site, "future_plugin", {"delta": "future_mod:TASK"}, {"future_mod": GOOD.format(name="delta", api=99)})
@@ -82,6 +86,16 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
          ["reviews_bad.tsv:2:", "no tab"]),
         ("empty data file", ["fit", "sentiment", "--data.train_path", "blank.tsv", *FAST], ["blank.tsv"]),
         ("empty split", ["fit", "sentiment", "--data.split", "[0.0,0.5,0.5]", *FAST], ["train split is empty"]),
+        ("NaN similarity score", ["test", "text_similarity", "--data.pairs_path", "pairs_nan.tsv", *FAST],
+         ["pairs_nan.tsv:2", "not a finite number"]),
+        ("nothing to retrieve in the val split", ["fit", "sentence_similarity", "--data.val_path", "singles.txt",
+                                                 "--data.max_groups", "30", *FAST],
+         ["val split has no group of two or more sentences"]),
+        ("empty list of corpus files", ["fit", "svd_vectors", "--data.paths", "[]", *FAST],
+         ["data.paths is an empty list"]),
+        ("malformed word2vec file", ["test", "text_similarity", "--model.vectors", "Word2VecVectors",
+                                     "--model.vectors.path", "vectors_bad.txt", "--data.pairs_path", "pairs_ok.tsv",
+                                     *FAST], ["vectors_bad.txt:3"]),
         ("predict file not UTF-8", ["predict", "sentiment", "--data.predict_path", "latin1.txt", "--untrained", "true", *FAST],
          ["latin1.txt:2:", "not UTF-8"]),
     ],
