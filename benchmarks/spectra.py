@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from _report import machine, write_section
+from _report import machine, run_kexue, test_metrics, write_section
 
 # Test accuracy of ResNet in hfawaz/dl-4-tsc results/results-ucr-128.csv (UCR 2018 archive, 1,500 epochs
 # on GPU): mean of its five iterations (0-4), read row by row:
@@ -63,29 +61,12 @@ def ucr_args(name: str) -> list[str]:
     return [str(ROOT / a) if i > 0 and args[i - 1] == "--config" else a for i, a in enumerate(args)]
 
 
-def run_kexue(extra: list[str], seed: int, workdir: Path) -> tuple[dict[str, float], float, str]:
+def run_task(extra: list[str], seed: int, workdir: Path) -> tuple[dict[str, float], float, str]:
     """One ``kexue run spectra``: its ``test/*`` metrics, wall seconds and best checkpoint path."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "kexue",
-        "run",
-        "spectra",
-        "--logger",
-        "csv",
-        "--trainer.enable_progress_bar=false",
-        f"--seed_everything={seed}",
-        *extra,
-    ]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    lines = proc.stdout.splitlines()
-    metrics = {k: float(v) for k, v in (line.split() for line in lines if line.startswith("test/"))}
-    best = next((line.split(": ", 1)[1] for line in lines if line.startswith("best checkpoint: ")), "")
-    return metrics, seconds, str(workdir / best) if best else ""  # the path printed is relative to workdir
+    proc, seconds = run_kexue(["run", "spectra", "--logger", "csv", "--trainer.enable_progress_bar=false",
+                               f"--seed_everything={seed}", *extra], workdir)
+    best = next((line.split(": ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("best checkpoint: ")), "")
+    return test_metrics(proc.stdout), seconds, str(workdir / best) if best else ""  # printed relative to workdir
 
 
 def test_probabilities(checkpoint: str, x: np.ndarray, names: list[str]) -> np.ndarray:
@@ -129,7 +110,7 @@ def coffee_rows(folds: int, seed: int, workdir: Path, on_fold=None) -> list[str]
         (xtr, ytr), (xva, yva), (xte, yte) = data.splits["train"], data.splits["val"], data.splits["test"]
         for name, acc in baselines(np.concatenate([xtr, xva]), np.concatenate([ytr, yva]), xte, yte).items():
             scores.setdefault(name, []).append(acc)
-        metrics, sec, _ = run_kexue([f"--data.num_folds={folds}", f"--data.fold={k}"], seed, workdir)
+        metrics, sec, _ = run_task([f"--data.num_folds={folds}", f"--data.fold={k}"], seed, workdir)
         scores.setdefault("kexue residual Conv1D", []).append(metrics["test/acc"])
         scores.setdefault("kexue residual Conv1D (macro-F1)", []).append(metrics["test/f1"])
         seconds += sec
@@ -161,7 +142,7 @@ def ucr_rows(  # noqa: ANN001
         y_idx = np.array([names.index(n) for n in yte])
         accs, f1s, probs, seconds = [], [], [], 0.0
         for seed in seeds:
-            metrics, sec, best = run_kexue([f"--data.dataset={name}", *ucr_args(name), *extra], seed, workdir)
+            metrics, sec, best = run_task([f"--data.dataset={name}", *ucr_args(name), *extra], seed, workdir)
             accs.append(metrics["test/acc"])
             f1s.append(metrics["test/f1"])
             probs.append(test_probabilities(best, xte, names))

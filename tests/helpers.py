@@ -49,3 +49,14 @@ class RecordOutputDtypes(Callback):
         for handle in self.handles:
             handle.remove()
         Path("dtypes.txt").write_text(" ".join(sorted(self.seen)))
+
+
+class RecordSetup(Callback):
+    """Writes what a run was built with to ``setup.txt``: the optimizer's class, each param group's lr, and the
+    callbacks' class names (to show that presets took effect, not only that the run ended well)."""
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        optimizer = trainer.optimizers[0]
+        lrs = ",".join(f"{group['lr']:g}" for group in optimizer.param_groups)
+        names = " ".join(type(c).__name__ for c in trainer.callbacks)
+        Path("setup.txt").write_text(f"{type(optimizer).__name__}\n{lrs}\n{names}\n")

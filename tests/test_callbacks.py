@@ -328,12 +328,20 @@ def test_sentiment_with_every_trick_composed_from_the_cli(tmp_path: Path) -> Non
     assert abs(losses[1] - losses[0]) > 1e-4
 
 
-def test_another_task_takes_the_same_presets() -> None:
-    """Nothing above is sentiment-specific: the CRF tagger (CNN with F.relu, param groups) takes them too."""
+def test_another_task_takes_the_same_presets(tmp_path: Path) -> None:
+    """Nothing above is sentiment-specific: the CRF tagger (CNN with F.relu, param groups) takes them too, and
+    they take effect: LAMB wraps the optimizer, the CRF group keeps its multiplier, the callbacks are there."""
     proc = kexue(
         "fit",
         "cws",
         *("--config", "lamb", "--config", "swish", "--config", "recompute", "--config", "orthogonal"),
         *("--config", "ema", "--trainer.fast_dev_run=2", "--logger", "none"),
+        *("--model.transition_lr_multiplier", "10", "--trainer.callbacks+=kexue.tests.helpers.RecordSetup"),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    optimizer, lrs, callbacks = (tmp_path / "setup.txt").read_text().splitlines()
+    assert optimizer == "LayerAdaptation"
+    base, crf = map(float, lrs.split(","))
+    assert crf == pytest.approx(10 * base)
+    for name in ("SwapActivation", "Recompute", "OrthogonalInit", "EMAWeightAveraging"):
+        assert name in callbacks.split(), callbacks
