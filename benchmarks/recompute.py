@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from _report import machine, write_section
+from kexue.tricks import saved_tensor_bytes
 
 # Blocks of 128 KiB and up straight from mmap and back to the kernel when freed: RSS then follows the live
 # tensors instead of glibc's heap, which otherwise grows its threshold and keeps freed activations resident.
@@ -87,15 +88,7 @@ def memory_child(depth: int, config: Config) -> dict:
     before = rss_bytes()
     train_step(model, opt, x)
     peak = peak_rss_bytes() - before
-    saved = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal saved
-        saved += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x).pow(2).mean().backward()
+    saved = saved_tensor_bytes(lambda: model(x).pow(2).mean().backward())
     grads = sum(p.numel() * p.element_size() for p in model.parameters())
     return {"peak": peak, "saved": saved, "grads": grads}
 

@@ -106,6 +106,21 @@ def _recomputed_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
     return inner(*args, **kwargs)
 
 
+def saved_tensor_bytes(fn: Callable[[], Any]) -> int:
+    """Bytes of the tensors autograd saves for backward while ``fn()`` runs: what recomputation trades for time
+    (https://kexue.fm/archives/7367). A measuring tool for tests and benchmarks."""
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return total
+
+
 class Recompute(L.Callback):
     """Gradient checkpointing (https://kexue.fm/archives/7367) for the matched submodules of any model.
 
@@ -352,6 +367,7 @@ __all__ = [
     "CaptureIntermediates",
     "OrthogonalInit",
     "Recompute",
+    "saved_tensor_bytes",
     "SwapActivation",
     "heatmap_figure",
     "match_modules",

@@ -15,7 +15,14 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader, TensorDataset
 
 from kexue.errors import UsageError
-from kexue.tricks import CaptureIntermediates, OrthogonalInit, Recompute, SwapActivation, wrap_recompute
+from kexue.tricks import (
+    CaptureIntermediates,
+    OrthogonalInit,
+    Recompute,
+    SwapActivation,
+    saved_tensor_bytes,
+    wrap_recompute,
+)
 
 from .conftest import kexue
 
@@ -59,30 +66,17 @@ def _grads(net: nn.Module, out: torch.Tensor) -> list[torch.Tensor]:
     return [p.grad.clone() for p in net.parameters()]
 
 
-def _saved_bytes(fn) -> int:
-    total = 0
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return total
-
-
 @pytest.mark.parametrize("keep_last", [0, 2])
 def test_recompute_same_gradients_less_saved_memory(keep_last: int) -> None:
     torch.manual_seed(0)
     net, x = Net(d=16, depth=6), torch.randn(32, 16)
     plain = net(x)
     grads = _grads(net, plain)
-    before = _saved_bytes(lambda: net(x))
+    before = saved_tensor_bytes(lambda: net(x))
     Recompute("encoder.layers.*", keep_last).setup(None, net, "fit")
     Recompute("encoder.layers.*", keep_last).setup(None, net, "fit")  # idempotent
     assert wrap_recompute(net, "encoder.layers.*", keep_last) == [f"encoder.layers.{i}" for i in range(6 - keep_last)]
-    after = _saved_bytes(lambda: net(x))
+    after = saved_tensor_bytes(lambda: net(x))
     out = net(x)
     torch.testing.assert_close(out, plain)
     for g, h in zip(grads, _grads(net, out)):
@@ -90,11 +84,11 @@ def test_recompute_same_gradients_less_saved_memory(keep_last: int) -> None:
     if keep_last:  # the last blocks keep their activations: between no recompute and a full one
         twin = Net(d=16, depth=6)
         wrap_recompute(twin, "encoder.layers.*")
-        assert _saved_bytes(lambda: twin(x)) < after < before
+        assert saved_tensor_bytes(lambda: twin(x)) < after < before
     else:
         assert after * 3 < before, (before, after)
     net.eval()  # no checkpointing outside training
-    assert _saved_bytes(lambda: net(x)) == before
+    assert saved_tensor_bytes(lambda: net(x)) == before
 
 
 def test_recompute_bad_arguments_are_usage_errors() -> None:

@@ -25,6 +25,14 @@ def import_class(path: str) -> Any:
         raise ValueError(f"cannot import optimizer {path!r}: {err}") from err
 
 
+def run_closure(closure: Callable[[], float] | None) -> float | None:
+    """The loss of an optimizer step's ``closure`` (forward + backward, run with gradients on), or None."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 def build_optimizer(params: Params, spec: OptimizerSpec) -> Optimizer:
     """An optimizer over ``params`` from ``spec``: a class or callable, a dotted class name, or a mapping
     ``{"class_path": ..., "init_args": {...}}`` (what LightningCLI / jsonargparse hand over; may nest)."""
@@ -100,10 +108,7 @@ class AdaFactor(torch.optim.Adafactor):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """One update of every parameter that has a gradient; returns the closure's loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = run_closure(closure)
         for group in self.param_groups:
             eps1, eps2 = group["eps"]
             for p in group["params"]:
@@ -183,10 +188,7 @@ class OptimizerWrapper(Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """Evaluate ``closure`` (forward + backward), then ``before_step``, the inner step, ``after_step``."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = run_closure(closure)
         self.before_step()
         self.optimizer.step()
         self.after_step()
