@@ -22,6 +22,8 @@ from kexue.datamodules.sequence_labeling import (
 )
 from kexue.errors import UsageError
 from kexue.metrics import SpanF1, bio_spans, bmes_spans
+from kexue.nn import CharConvEncoder
+from kexue.registry import import_object
 from kexue.text import bio_tags, bmes_tags
 
 from .conftest import assert_one_line_error, kexue
@@ -244,7 +246,7 @@ def test_default_encoder_is_one_per_model_and_saved_as_its_config() -> None:
     first, second = SequenceLabeler(), SequenceLabeler()
     assert first.encoder is not second.encoder
     assert first.encoder.embedding.weight.data_ptr() != second.encoder.embedding.weight.data_ptr()
-    assert first.hparams.encoder["class_path"] == "kexue.nn.encoders.CharConvEncoder"  # plain, as the CLI saves it
+    assert import_object(first.hparams.encoder["class_path"]) is CharConvEncoder  # a plain dict, as the CLI saves it
 
 
 @pytest.mark.parametrize("task", ["cws", "ner"])

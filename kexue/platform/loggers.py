@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,18 @@ def fresh_run_dir(root: str | os.PathLike) -> str:
     if rank_zero_only.rank == 0:  # other DDP ranks get rank 0's directory through trainer.log_dir
         path.mkdir(parents=True)
     return str(path)
+
+
+def check_reachable(url: str, timeout: float) -> None:
+    """``OSError`` unless a TCP connection to ``url``'s host opens within ``timeout`` seconds.
+
+    W&B's own client retries a refused or black-holed server for about 90 s whatever ``init_timeout`` says
+    (measured with wandb 0.31); one connection attempt bounds the wait by ``timeout`` instead.
+    """
+    parts = urlparse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    with socket.create_connection((parts.hostname or "api.wandb.ai", port), timeout=timeout):
+        pass
 
 
 class WandbLogger(_LightningWandbLogger):
@@ -101,10 +114,11 @@ class WandbLogger(_LightningWandbLogger):
         """The W&B run, or after W&B failed to start, a stand-in that writes to CSV."""
         if self._fallback is not None:
             return self._fallback
-        if self._experiment is None and self.mode == "online":
-            print(f"kexue: connecting to W&B (online; falls back to CSV after {self.init_timeout:g} s)",
-                  file=sys.stderr, flush=True)
         try:
+            if self._experiment is None and self.mode == "online":
+                print(f"kexue: connecting to W&B (online; falls back to CSV after {self.init_timeout:g} s)",
+                      file=sys.stderr, flush=True)
+                check_reachable(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"), self.init_timeout)
             return _LightningWandbLogger.experiment.fget(self)
         except Exception as err:  # wandb raises many kinds (CommError, UsageError, AuthenticationError...)
             self._fallback = _CsvRun(self.save_dir)
