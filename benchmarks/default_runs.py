@@ -5,7 +5,7 @@ fresh temporary folder (so its `runs/` starts empty; W&B offline, as with no acc
 and as the CPU seconds of the process and its children. The metric lines the run prints (its ``test/...`` report,
 and the progress bar's last ``val/...:`` values where the bar prints them) are quoted as they were printed. The section is rewritten after every task, so a long sweep can be stopped midway.
 
-Usage: python benchmarks/default_runs.py [--tasks sentiment,word2vec,...] (default: every registered task)
+Usage: python benchmarks/default_runs.py [--tasks sentiment,word2vec,...] (default: every built-in task)
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ METRIC = re.compile(r"^(test|val)/\S+ -?\d+(\.\d+)?$")
 
 def registered_tasks() -> list[str]:
     out = subprocess.run([sys.executable, "-m", "kexue", "tasks"], capture_output=True, text=True, check=True).stdout
-    return [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
+    rows = [line.split() for line in out.splitlines()[1:] if line.strip()]
+    return [row[0] for row in rows if "kexue" in row]  # the built-in tasks (a plugin installed here is not ours)
 
 
 def children_cpu() -> float:
