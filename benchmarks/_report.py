@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "BENCHMARKS.md"
 
 
 def machine() -> str:
