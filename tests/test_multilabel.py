@@ -196,8 +196,6 @@ def test_fit_and_test_on_user_files(capsys: pytest.CaptureFixture[str]) -> None:
     assert {"test/macro_f1", "test/f1_person", "test/f1_organisation"} <= metrics.keys()
 
 
-@pytest.mark.xfail(strict=False, reason="platform: KexueCLI._config_from_checkpoint puts the checkpoint's encoder "
-                                        "class_path/init_args into the config as a plain dict (needs a Namespace)")
 def test_checkpoint_alone_predicts_one_line_per_input_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fit_on_sentences(capsys)
     ckpt = str(next(tmp_path.glob("runs/multilabel/*/checkpoints/best-*.ckpt")))

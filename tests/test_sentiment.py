@@ -135,8 +135,6 @@ def test_encoder_is_picked_on_the_command_line(encoder: str, extra: list[str]) -
     assert re.search(r"^test/acc \S+$", proc.stdout, re.M)
 
 
-@pytest.mark.xfail(strict=False, reason="platform: KexueCLI._config_from_checkpoint puts the checkpoint's encoder "
-                                        "class_path/init_args into the config as a plain dict (needs a Namespace)")
 def test_checkpoint_alone_predicts_one_line_per_input_line(tmp_path: Path) -> None:
     train = tmp_path / "train.tsv"
     train.write_text("真好用\tgood\n真差劲\tbad\n很好\tgood\n太差\tbad\n", encoding="utf-8")
