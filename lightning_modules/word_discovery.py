@@ -108,7 +108,7 @@ class WordDiscoverer(L.LightningModule):
             corpus = [t for shard in shards for t in shard]
         self.fit_lexicon(corpus)
         if self.trainer.is_global_zero:
-            root = self.trainer.log_dir or self.trainer.default_root_dir
+            root = self.trainer.default_root_dir  # not log_dir: it broadcasts, and only rank 0 is here
             self.lexicon_path = export_lexicon(self.lexicon, Path(root) / "lexicon.txt")
 
     def on_validation_epoch_start(self) -> None:

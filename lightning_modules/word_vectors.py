@@ -98,7 +98,7 @@ class WordVectorModule(L.LightningModule):
         if command not in ("fit", "run", "test") or not self.words:
             return []
         trainer = self.trainer
-        run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        run_dir = Path(trainer.default_root_dir)  # the run directory; log_dir would broadcast from rank 0 alone
         run_dir.mkdir(parents=True, exist_ok=True)
         vectors, lines = self.vectors().detach().float().cpu(), []  # (V, D)
         path = save_word2vec_format(run_dir / "vectors.txt", self.words, vectors)

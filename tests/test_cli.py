@@ -112,10 +112,14 @@ def test_python_m_kexue_and_version() -> None:
 
 
 def test_ddp_is_one_flag(tmp_path: Path) -> None:
-    proc = kexue("fit", "sentiment", "--config", "ddp", "--trainer.accelerator=cpu", "--trainer.max_epochs=1",
-                 "--trainer.limit_train_batches=2",
-                 "--trainer.limit_val_batches=1", "--data.batch_size=8", "--logger", "csv", timeout=600)
+    """`kexue run` under 2-process DDP: one run directory for both ranks (the children inherit rank 0's), the best
+    checkpoint written once and tested, the test figure saved (no rank-0-only collective)."""
+    proc = kexue("run", "sentiment", "--config", "ddp", "--trainer.accelerator=cpu", "--trainer.max_epochs=1",
+                 "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1",
+                 "--data.batch_size=8", "--logger", "csv", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Starting with 2 processes" in proc.stderr
-    checkpoints = sorted(p.name for p in (tmp_path / "runs" / "sentiment").glob("*/checkpoints/*.ckpt"))
+    assert "Starting with 2 processes" in proc.stderr and "test/acc" in proc.stdout
+    (run_dir,) = (tmp_path / "runs" / "sentiment").iterdir()
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
     assert checkpoints == ["best-0.ckpt", "last.ckpt"]  # written once, by rank 0
+    assert (run_dir / "figures" / "test_confusion_matrix.png").is_file()

@@ -11,8 +11,10 @@ import torch
 def log_figure(trainer: Any, key: str, figure: Any) -> str | None:
     """Log a matplotlib ``figure`` under ``key`` on every logger that takes images; return the PNG path.
 
-    The PNG goes to ``<trainer.log_dir>/figures/<key>.png`` (``/`` in ``key`` becomes ``_``) so a
-    run with ``--logger csv`` keeps its figures too. Rank zero only.
+    The PNG goes to ``<trainer.default_root_dir>/figures/<key>.png`` (``/`` in ``key`` becomes ``_``; the CLI
+    makes that the run's own directory) so a run with ``--logger csv`` keeps its figures too. Rank zero only, and
+    safe to call from any subset of ranks: ``trainer.log_dir`` would broadcast, and a broadcast on rank 0 alone
+    hangs or breaks a DDP run.
     """
     import matplotlib.pyplot as plt
 
@@ -20,9 +22,9 @@ def log_figure(trainer: Any, key: str, figure: Any) -> str | None:
         plt.close(figure)
         return None
     path = None
-    if trainer.log_dir:
-        os.makedirs(os.path.join(trainer.log_dir, "figures"), exist_ok=True)
-        path = os.path.join(trainer.log_dir, "figures", key.replace("/", "_") + ".png")
+    if trainer.default_root_dir:
+        os.makedirs(os.path.join(trainer.default_root_dir, "figures"), exist_ok=True)
+        path = os.path.join(trainer.default_root_dir, "figures", key.replace("/", "_") + ".png")
         figure.savefig(path, dpi=100, bbox_inches="tight")
     for logger in trainer.loggers:
         if hasattr(logger, "log_image"):  # WandbLogger; CSVLogger has no image support

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import re
 import sys
 import warnings
@@ -21,6 +22,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
 from torch.optim import Optimizer
 
 from kexue.errors import UsageError, one_line
@@ -124,7 +126,11 @@ class KexueCLI(LightningCLI):
                 self._config_from_checkpoint(checkpoint)
         if cfg.lr_scheduler and not cfg.optimizer:
             raise UsageError("--lr_scheduler needs --optimizer (or an optimizer preset, e.g. --config adafactor)")
-        self.run_dir = fresh_run_dir(root)
+        # DDP children re-run this command after rank 0 made the run directory: they inherit its name, so every
+        # rank writes and reads the same run (best checkpoint included).
+        inherited = os.environ.get("KEXUE_RUN_DIR") if rank_zero_only.rank != 0 else None
+        self.run_dir = inherited or fresh_run_dir(root)
+        os.environ["KEXUE_RUN_DIR"] = self.run_dir
         cfg.trainer.default_root_dir = self.run_dir
         self._name_loggers()
 
