@@ -116,10 +116,8 @@ class SequenceLabelingDataModule(SplitDataModule):
         self.check_split(split)
         if len(set(tags)) != len(tags) or len(tags) < 2:
             raise ValueError(f"data.tags must be at least two distinct names, got {tags}")
-        for name, value, least in (("max_length", max_length, 1), ("batch_size", batch_size, 1),
-                                   ("num_workers", num_workers, 0), ("num_buckets", num_buckets, 2)):
-            if value < least:
-                raise ValueError(f"data.{name} must be >= {least}, got {value}")
+        self.check_at_least(max_length=(max_length, 1), batch_size=(batch_size, 1), num_workers=(num_workers, 0),
+                            num_buckets=(num_buckets, 2))
         self.save_hyperparameters()
 
     @property

@@ -84,6 +84,13 @@ class SplitDataModule(L.LightningDataModule):
         if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1.0) > 1e-6:
             raise ValueError(f"data.split must be three non-negative fractions summing to 1, got {list(split)}")
 
+    @staticmethod
+    def check_at_least(**limits: tuple[int, int]) -> None:
+        """ValueError (a one-line CLI error) naming ``data.<name>`` for each ``name=(value, least)`` below its least."""
+        for name, (value, least) in limits.items():
+            if value < least:
+                raise ValueError(f"data.{name} must be >= {least}, got {value}")
+
     def embedded(self) -> list:
         raise NotImplementedError
 
