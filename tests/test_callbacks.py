@@ -238,7 +238,7 @@ def test_capture_intermediates_logs_attention_of_first_val_batch(tmp_path: Path)
         expected = model.attn(h, h, h)[1]  # (4, 5, 5)
     torch.testing.assert_close(weights, expected)
     torch.testing.assert_close(weights.sum(-1), torch.ones(4, 5))
-    assert list(Path(trainer.log_dir, "figures").glob("intermediate_attn.png"))
+    assert list(Path(trainer.default_root_dir, "figures").glob("intermediate_attn.png"))  # figures: the run dir
 
 
 def test_callback_presets_append_to_the_tasks_callbacks() -> None:
