@@ -12,7 +12,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from scipy import sparse
 from torch import Tensor
 
@@ -89,11 +88,6 @@ class SVDVectors(WordVectorModule):
         # validation and the checkpoint saved after it see the vectors.
         if self._entries:
             self._factorise()
-
-    def on_test_start(self) -> None:
-        if not self.embeddings.any():  # a model with no parameters may be tested without a checkpoint
-            rank_zero_warn("svd_vectors: the vectors are all zero (not fitted): run `kexue run svd_vectors`, or "
-                           "pass --ckpt_path")
 
     def on_train_epoch_end(self) -> None:
         if self._entries:  # none when the epoch had no batch (e.g. --trainer.limit_train_batches 0)

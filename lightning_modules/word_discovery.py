@@ -21,7 +21,6 @@ from typing import Any, Literal, Mapping
 import lightning as L
 import torch
 import torch.distributed as dist
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from kexue.metrics import SpanF1, log_span_f1
@@ -121,16 +120,6 @@ class WordDiscoverer(L.LightningModule):
         self._build_lexicon()
         self._corpus, self._built_from = [], 0
         self.log("train/words", float(sum(len(w) > 1 for w in self.lexicon)), rank_zero_only=True)
-
-    def _warn_without_lexicon(self) -> None:
-        if not self.lexicon:  # a model with no parameters may be evaluated without a checkpoint
-            rank_zero_warn("word_discovery: no lexicon (not fitted, no --ckpt_path): every character is a word")
-
-    def on_test_start(self) -> None:
-        self._warn_without_lexicon()
-
-    def on_predict_start(self) -> None:
-        self._warn_without_lexicon()
 
     def configure_optimizers(self) -> None:
         return None  # statistics, not parameters
