@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 
-from kexue.nn.components import build_component, component_config
+from kexue.nn.components import build_component
 
 
 class EncoderClassifier(L.LightningModule):
@@ -91,4 +91,4 @@ class EncoderClassifier(L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
 
-__all__ = ["EncoderClassifier", "build_component", "component_config"]
+__all__ = ["EncoderClassifier"]

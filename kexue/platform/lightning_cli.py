@@ -167,11 +167,11 @@ class KexueCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except Exception as err:
-            if self.from_checkpoint:
-                why = one_line(err, with_type=False)
-                raise UsageError(f"checkpoint does not fit this kexue's '{self.task.name}' model ({why}); it was "
-                                 "probably written by an older kexue: retrain", self.config.ckpt_path) from err
-            raise UsageError(f"bad configuration: {one_line(err, with_type=False)}") from err
+            if not self.from_checkpoint:
+                raise  # the error boundary reports it (kexue.platform.boundary)
+            why = one_line(err, with_type=False)
+            raise UsageError(f"checkpoint does not fit this kexue's '{self.task.name}' model ({why}); it was "
+                             "probably written by an older kexue: retrain", self.config.ckpt_path) from err
         cfg = self.config
         # A model with nothing to fit (e.g. text_similarity's fixed vectors) says so with requires_checkpoint = False.
         needs = getattr(self.model, "requires_checkpoint", True)
