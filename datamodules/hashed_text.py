@@ -12,7 +12,7 @@ from typing import ClassVar, Sequence
 
 from torch import Tensor
 
-from kexue.data.datamodule import SplitDataModule
+from kexue.data.datamodule import SplitDataModule, check_at_least
 from kexue.text import char_ngrams, hash_tokens, pad_sequences
 
 
@@ -71,8 +71,8 @@ class HashedTextDataModule(SplitDataModule):
             raise ValueError(f"data.labels must be at least two distinct names, got {labels}")
         if not ngrams or min(ngrams) < 1:
             raise ValueError(f"data.ngrams must be one or more orders >= 1, got {ngrams}")
-        self.check_at_least(num_buckets=(num_buckets, 2), max_length=(max_length, 1), batch_size=(batch_size, 1),
-                            num_workers=(num_workers, 0))
+        check_at_least(num_buckets=(num_buckets, 2), max_length=(max_length, 1), batch_size=(batch_size, 1),
+                       num_workers=(num_workers, 0))
         self.save_hyperparameters()
 
     def targets(self, rows: list) -> Tensor:

@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor
 
-from kexue.data.datamodule import SplitDataModule, fixed_split
+from kexue.data.datamodule import SplitDataModule, check_at_least, fixed_split
 from kexue.data.packages import people_daily_tagged
 from kexue.data.readers import read_sentence_groups, read_text_lines
 from kexue.errors import UsageError
@@ -108,9 +108,7 @@ class SentenceSimilarityDataModule(SplitDataModule):
         self.check_split(split)
         if max_groups is not None and max_groups < 3:
             raise ValueError(f"data.max_groups must be at least 3 (one group per split), got {max_groups}")
-        for name, value in (("num_buckets", num_buckets), ("max_length", max_length), ("batch_size", batch_size)):
-            if value < 1:
-                raise ValueError(f"data.{name} must be >= 1, got {value}")
+        check_at_least(num_buckets=(num_buckets, 1), max_length=(max_length, 1), batch_size=(batch_size, 1))
         self.save_hyperparameters()
         self.groups: dict[str, list[list[str]]] = {}
         self._gallery: Tensor | None = None

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from kexue.data.datamodule import SplitDataModule
+from kexue.data.datamodule import SplitDataModule, check_at_least
 from kexue.data.packages import people_daily_segmented, people_daily_tagged
 from kexue.data.readers import read_char_tag_lines, read_segmented_lines
 from kexue.text import bio_tags, bmes_tags, char_features
@@ -116,8 +116,8 @@ class SequenceLabelingDataModule(SplitDataModule):
         self.check_split(split)
         if len(set(tags)) != len(tags) or len(tags) < 2:
             raise ValueError(f"data.tags must be at least two distinct names, got {tags}")
-        self.check_at_least(max_length=(max_length, 1), batch_size=(batch_size, 1), num_workers=(num_workers, 0),
-                            num_buckets=(num_buckets, 2))
+        check_at_least(max_length=(max_length, 1), batch_size=(batch_size, 1), num_workers=(num_workers, 0),
+                       num_buckets=(num_buckets, 2))
         self.save_hyperparameters()
 
     @property

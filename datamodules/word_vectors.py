@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
+from kexue.data.datamodule import check_at_least
 from kexue.data.embedded import embedded_corpus, restrict
 from kexue.errors import UsageError
 from kexue.text.corpus import Vocab, cooccurrence, count_words, encode, get_tokenizer, stream_sentences
@@ -64,9 +65,7 @@ class WordVectorDataModule(L.LightningDataModule):
         super().__init__()
         if paths is not None and not paths:
             raise ValueError("data.paths is an empty list: give one or more files, or leave it out for data.corpus")
-        for name, value in (("min_count", min_count), ("workers", workers), ("window", window)):
-            if value < 1:
-                raise ValueError(f"data.{name} must be >= 1, got {value}")
+        check_at_least(min_count=(min_count, 1), workers=(workers, 1), window=(window, 1))
         if max_vocab is not None and max_vocab < 1:
             raise ValueError(f"data.max_vocab must be >= 1, got {max_vocab}")
         self.corpus, self.paths, self.tokenizer = corpus, paths, tokenizer

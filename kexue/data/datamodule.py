@@ -31,6 +31,14 @@ def fixed_split(
     return pick(order[:n_train]), pick(order[n_train : n_train + n_val]), pick(order[n_train + n_val :])
 
 
+def check_at_least(**limits: tuple[int, int]) -> None:
+    """ValueError (a one-line CLI error) naming ``data.<name>`` for each ``name=(value, least)`` below its least:
+    the DataModules' check of their counts and sizes (batch size, buckets, workers...)."""
+    for name, (value, least) in limits.items():
+        if value < least:
+            raise ValueError(f"data.{name} must be >= {least}, got {value}")
+
+
 class EpochSeededSampler(RandomSampler):
     """A shuffling sampler whose order depends only on ``(seed, epoch)``, not on the global RNG.
 
@@ -83,13 +91,6 @@ class SplitDataModule(L.LightningDataModule):
         """ValueError (a one-line CLI error) unless ``split`` is three fractions summing to 1."""
         if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1.0) > 1e-6:
             raise ValueError(f"data.split must be three non-negative fractions summing to 1, got {list(split)}")
-
-    @staticmethod
-    def check_at_least(**limits: tuple[int, int]) -> None:
-        """ValueError (a one-line CLI error) naming ``data.<name>`` for each ``name=(value, least)`` below its least."""
-        for name, (value, least) in limits.items():
-            if value < least:
-                raise ValueError(f"data.{name} must be >= {least}, got {value}")
 
     def embedded(self) -> list:
         raise NotImplementedError
