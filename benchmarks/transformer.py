@@ -41,6 +41,7 @@ def fit_and_test(model: L.LightningModule, data: L.LightningDataModule, monitor:
     timer = EpochTimer()
     ckpt = ModelCheckpoint(dirpath=tempfile.mkdtemp(), monitor=monitor, mode="max")
     trainer = L.Trainer(max_epochs=args.epochs, limit_train_batches=args.limit_train_batches, logger=False,
+                        default_root_dir=tempfile.mkdtemp(),  # figures (confusion matrix) go there
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer, ckpt])
     trainer.fit(model, datamodule=data)
     result = trainer.test(model, datamodule=data, verbose=False, ckpt_path="best")[0]
