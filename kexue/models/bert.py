@@ -1,0 +1,222 @@
+"""BERT on the :class:`kexue.nn.Transformer` stack, loading and saving Hugging Face BERT folders.
+
+Posts: 当Bert遇上Keras：这可能是Bert最简单的打开姿势 (https://kexue.fm/archives/6736) and 自己实现了一个bert4keras
+(https://kexue.fm/archives/6915): token + position + segment embeddings, an embedding LayerNorm, post-LN blocks with
+GELU, and on top an optional pooler (tanh dense on ``[CLS]``) and masked-language-model head whose decoder is the
+word-embedding matrix. With :func:`kexue.nn.seq2seq_mask` as ``mask`` the same network is UniLM
+(https://kexue.fm/archives/6933).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kexue.models.checkpoints import KeyMap, assign, gather, read_config, read_state, require
+from kexue.nn.transformer import Transformer, TransformerConfig
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+# config.json's hidden_act -> TransformerConfig.activation (gelu is the erf form, gelu_new the tanh one)
+ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
+HF_ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}
+
+
+def activation(config: dict, key: str, source: str, default: str = "gelu") -> str:
+    """Our activation for the ``key`` entry of a checkpoint's config (``default`` when absent), or a ``ValueError``
+    naming it."""
+    act = config.get(key, default)
+    if act not in ACTIVATIONS:
+        raise ValueError(f"{source}: {key}={act!r} is not supported (supported: {sorted(ACTIVATIONS)})")
+    return ACTIVATIONS[act]
+
+
+class MaskedLMHead(nn.Module):
+    """BERT's MLM head: ``h (B, T, D)`` -> ``(B, T, V)`` logits = ``LN(act(dense(h))) Eᵀ + b`` with ``E`` the word
+    embeddings ``(V, D)`` (passed in, so that they stay tied)."""
+
+    def __init__(self, dim: int, vocab_size: int, activation: str = "gelu", eps: float = 1e-12) -> None:
+        super().__init__()
+        self.dense = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim, eps=eps)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+        acts = {"gelu": F.gelu, "gelu_tanh": partial(F.gelu, approximate="tanh"), "relu": F.relu}
+        if activation not in acts:
+            raise ValueError(f"the MLM head's activation must be one of {list(acts)}, got {activation!r}")
+        self.act = acts[activation]
+
+    def forward(self, h: Tensor, embedding: Tensor) -> Tensor:
+        return F.linear(self.norm(self.act(self.dense(h))), embedding, self.bias)  # (B, T, V)
+
+
+class Bert(nn.Module):
+    """``ids (B, T)`` -> hidden states ``(B, T, D)``; :meth:`pooled` and :meth:`mlm_logits` read them.
+
+    Args:
+        vocab_size: ``V``.
+        config: the stack's :class:`TransformerConfig`; BERT's layout is forced on it (post-LN, embedding LayerNorm,
+            learned positions up to ``max_length``, no final norm, bidirectional). BERT uses ``eps=1e-12``.
+        type_vocab_size: segment (token-type) embeddings.
+        pooler: build the tanh dense layer on ``[CLS]``.
+        mlm: build the masked-language-model head (decoder tied to the word embeddings).
+    """
+
+    def __init__(self, vocab_size: int, config: TransformerConfig | dict = TransformerConfig(),  # noqa: B008
+                 type_vocab_size: int = 2, pooler: bool = True, mlm: bool = False) -> None:
+        super().__init__()
+        config = replace(TransformerConfig.coerce(config), prenorm=False, final_norm=False, embedding_norm=True,
+                         positions="learned", causal=False)
+        self.config, self.vocab_size, self.type_vocab_size = config, vocab_size, type_vocab_size
+        self.embed = nn.Embedding(vocab_size, config.dim)
+        self.token_type = nn.Embedding(type_vocab_size, config.dim)
+        for table in (self.embed, self.token_type):
+            nn.init.normal_(table.weight, std=0.02)
+        self.transformer = Transformer(config)
+        self.pooler = nn.Linear(config.dim, config.dim) if pooler else None
+        self.mlm = MaskedLMHead(config.dim, vocab_size, config.activation, config.eps) if mlm else None
+
+    def forward(self, ids: Tensor, token_type_ids: Tensor | None = None, padding: Tensor | None = None,
+                mask: Tensor | None = None) -> Tensor:
+        """Hidden states ``(B, T, D)`` of ``ids`` ``(B, T)``.
+
+        Args:
+            token_type_ids: ``(B, T)`` segment ids (default all 0).
+            padding: ``(B, T)`` ``True`` for real tokens (default: all real).
+            mask: an extra boolean attention mask broadcastable to ``(B, H, T, T)``, e.g. UniLM's
+                :func:`kexue.nn.seq2seq_mask` ``(B, 1, T, T)``.
+        """
+        if ids.dim() != 2 or (ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size)):
+            raise ValueError(f"ids must be (B, T) token ids in [0, {self.vocab_size}), got shape {tuple(ids.shape)}")
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(ids)
+        if token_type_ids.shape != ids.shape or (
+                ids.numel() and (int(token_type_ids.min()) < 0 or int(token_type_ids.max()) >= self.type_vocab_size)):
+            raise ValueError(f"token_type_ids of shape {tuple(token_type_ids.shape)} for ids {tuple(ids.shape)}: "
+                             f"need the same shape and values in [0, {self.type_vocab_size})")
+        x = self.embed(ids) + self.token_type(token_type_ids)  # (B, T, D); the stack adds positions, then LN
+        return self.transformer(x, padding=padding, mask=mask)  # (B, T, D)
+
+    def pooled(self, hidden: Tensor) -> Tensor:
+        """The pooler's ``tanh(W h_[CLS] + b)`` ``(B, D)`` of hidden states ``(B, T, D)``."""
+        if self.pooler is None:
+            raise ValueError("this Bert was built without a pooler (pooler=False)")
+        return torch.tanh(self.pooler(hidden[:, 0]))  # (B, D)
+
+    def mlm_logits(self, hidden: Tensor) -> Tensor:
+        """Masked-LM logits ``(B, T, V)`` of hidden states ``(B, T, D)``."""
+        if self.mlm is None:
+            raise ValueError("this Bert was built without an MLM head (mlm=False)")
+        return self.mlm(hidden, self.embed.weight)  # (B, T, V)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, pooler: bool | None = None, mlm: bool | None = None) -> Bert:
+        """A Hugging Face BERT folder (``BertModel``, ``BertForMaskedLM`` or ``BertForPreTraining`` weights).
+
+        ``pooler``/``mlm``: build those heads (``None``: when the checkpoint has their weights). Every tensor is
+        copied by :func:`hf_key_map` with its shape checked; weights the map does not use are an error except the
+        next-sentence head and tied copies.
+        """
+        config, state = read_config(path), read_state(path)
+        origin = str(path)
+        require(config, ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                         "intermediate_size", "max_position_embeddings"), f"{origin}/config.json")
+        if config.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"{origin}/config.json: position_embedding_type="
+                             f"{config['position_embedding_type']!r} is not supported (only 'absolute')")
+        state = {k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias"): v
+                 for k, v in state.items()}  # the TF-converted checkpoints' names
+        prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
+        pooler = f"{prefix}pooler.dense.weight" in state if pooler is None else pooler
+        mlm = "cls.predictions.bias" in state if mlm is None else mlm
+        stack = TransformerConfig(
+            dim=config["hidden_size"], num_layers=config["num_hidden_layers"], num_heads=config["num_attention_heads"],
+            ffn_dim=config["intermediate_size"], activation=activation(config, "hidden_act", f"{origin}/config.json"),
+            eps=config.get("layer_norm_eps", 1e-12), dropout=config.get("hidden_dropout_prob", 0.1),
+            attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
+            max_length=config["max_position_embeddings"])
+        model = cls(config["vocab_size"], stack, config.get("type_vocab_size", 2), pooler, mlm)
+        ignore = [r"position_ids$", r"^cls\.seq_relationship\.", r"^cls\.predictions\.decoder\.(weight|bias)$"]
+        ignore += [] if pooler else [r"pooler\.dense\."]
+        ignore += [] if mlm else [r"^cls\.predictions\."]
+        assign(model, state, hf_key_map(model, prefix), ignore, origin)
+        return model
+
+    def hf_config(self) -> dict:
+        """This model's ``config.json`` in Hugging Face's format."""
+        c = self.config
+        wanted = {"norm": ("layernorm",), "head_dim": (None, c.dim // c.num_heads), "num_kv_heads": (None, c.num_heads),
+                  "bias": (True,), "attention": ("dot",), "condition_dim": (None,)}
+        for field, allowed in wanted.items():
+            if getattr(c, field) not in allowed:
+                raise ValueError(f"a Hugging Face BERT needs config.{field} in {allowed}, got {getattr(c, field)!r}")
+        if c.activation not in HF_ACTIVATIONS:
+            raise ValueError(f"a Hugging Face BERT cannot have activation={c.activation!r} "
+                             f"(supported: {sorted(HF_ACTIVATIONS)})")
+        return {
+            "architectures": ["BertForMaskedLM" if self.mlm is not None else "BertModel"], "model_type": "bert",
+            "vocab_size": self.vocab_size, "hidden_size": c.dim, "num_hidden_layers": c.num_layers,
+            "num_attention_heads": c.num_heads, "intermediate_size": c.ffn_dim or 4 * c.dim,
+            "hidden_act": HF_ACTIVATIONS[c.activation], "max_position_embeddings": c.max_length,
+            "type_vocab_size": self.type_vocab_size, "layer_norm_eps": c.eps, "hidden_dropout_prob": c.dropout,
+            "attention_probs_dropout_prob": c.attention_dropout, "position_embedding_type": "absolute",
+            "pad_token_id": 0, "initializer_range": 0.02,
+        }
+
+    def save_pretrained(self, path: str | Path, tokenizer: Tokenizer | None = None) -> None:
+        """Write a Hugging Face BERT folder that ``transformers``' ``BertModel`` (or ``BertForMaskedLM`` when this
+        model has an MLM head) loads: ``config.json``, ``model.safetensors`` under Hugging Face key names, and for a
+        WordPiece ``tokenizer`` (:func:`kexue.models.tokenizers.wordpiece_tokenizer`) ``vocab.txt``,
+        ``tokenizer.json`` and ``tokenizer_config.json``."""
+        from safetensors.torch import save_file
+
+        config = self.hf_config()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        prefix = "bert." if self.mlm is not None else ""  # BertForMaskedLM nests the encoder under "bert."
+        save_file(gather(self, hf_key_map(self, prefix)), path / "model.safetensors", metadata={"format": "pt"})
+        (path / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        if tokenizer is not None:
+            from kexue.models.tokenizers import save_wordpiece
+
+            save_wordpiece(tokenizer, path)
+
+
+def hf_key_map(model: Bert, prefix: str = "") -> KeyMap:
+    """``{our key: Hugging Face key}`` for ``model`` (``prefix`` ``"bert."`` in ``BertFor*`` checkpoints); our fused
+    ``qkv`` comes from the separate ``query``, ``key``, ``value`` Linear maps, in that order."""
+    p = prefix
+    keys: dict = {
+        "embed.weight": f"{p}embeddings.word_embeddings.weight",
+        "token_type.weight": f"{p}embeddings.token_type_embeddings.weight",
+        "transformer.positions.embedding.weight": f"{p}embeddings.position_embeddings.weight",
+    }
+    for part in ("weight", "bias"):
+        keys[f"transformer.embedding_norm.{part}"] = f"{p}embeddings.LayerNorm.{part}"
+        for i in range(model.config.num_layers):
+            ours, theirs = f"transformer.layers.{i}.", f"{p}encoder.layer.{i}."
+            keys[f"{ours}attn.qkv.{part}"] = tuple(f"{theirs}attention.self.{n}.{part}" for n in ("query", "key",
+                                                                                                 "value"))
+            keys[f"{ours}attn.out.{part}"] = f"{theirs}attention.output.dense.{part}"
+            keys[f"{ours}attn_norm.{part}"] = f"{theirs}attention.output.LayerNorm.{part}"
+            keys[f"{ours}ffn.up.{part}"] = f"{theirs}intermediate.dense.{part}"
+            keys[f"{ours}ffn.down.{part}"] = f"{theirs}output.dense.{part}"
+            keys[f"{ours}ffn_norm.{part}"] = f"{theirs}output.LayerNorm.{part}"
+        if model.pooler is not None:
+            keys[f"pooler.{part}"] = f"{p}pooler.dense.{part}"
+        if model.mlm is not None:
+            keys[f"mlm.dense.{part}"] = f"cls.predictions.transform.dense.{part}"
+            keys[f"mlm.norm.{part}"] = f"cls.predictions.transform.LayerNorm.{part}"
+    if model.mlm is not None:
+        keys["mlm.bias"] = "cls.predictions.bias"
+    return keys
+
+
+__all__ = ["Bert", "MaskedLMHead", "hf_key_map"]

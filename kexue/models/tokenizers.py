@@ -1,0 +1,97 @@
+"""Tokenizers of pretrained checkpoints, assembled from Hugging Face ``tokenizers`` parts (fast, picklable, used in
+the DataModules' collate): BERT's WordPiece from a ``vocab.txt`` and GPT-2's byte-level BPE from ``vocab.json`` +
+``merges.txt``. They give the ids ``transformers``' ``BertTokenizerFast`` / ``GPT2TokenizerFast`` give (tested).
+
+Posts: 当Bert遇上Keras (https://kexue.fm/archives/6736) for BERT's tokenisation (lower-casing, one token per CJK
+character, ``##`` word pieces); 现在可以用Keras玩中文GPT2了 (https://kexue.fm/archives/7292): GPT2_ML uses the same
+WordPiece on bert-base-chinese's vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+from kexue.models.checkpoints import folder
+
+
+def _file(path: Path, name: str) -> Path:
+    file = path / name if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"no {name} at {file}")
+    return file
+
+
+def wordpiece_tokenizer(vocab: str | Path, lowercase: bool = True, special_tokens: bool = True) -> Tokenizer:
+    """BERT's tokenizer over ``vocab`` (a ``vocab.txt``, one piece a line, the line number its id).
+
+    Args:
+        lowercase: lower-case and strip accents (uncased and Chinese checkpoints) — ``do_lower_case``.
+        special_tokens: wrap each text as ``[CLS] text [SEP]`` (a pair as ``[CLS] a [SEP] b [SEP]`` with token types
+            0 then 1); ``False`` for a language model such as GPT2_ML.
+
+    Batches (``encode_batch``) are padded with ``[PAD]`` to their longest text.
+    """
+    file = _file(Path(vocab), "vocab.txt")
+    pieces = models.WordPiece.read_file(str(file))
+    for token in ("[UNK]", *(("[CLS]", "[SEP]") if special_tokens else ())):
+        if token not in pieces:
+            raise ValueError(f"{file} has no {token} piece")
+    tokenizer = Tokenizer(models.WordPiece(pieces, unk_token="[UNK]", max_input_chars_per_word=100))
+    tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                      strip_accents=None, lowercase=lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    if special_tokens:
+        cls, sep = ("[CLS]", pieces["[CLS]"]), ("[SEP]", pieces["[SEP]"])
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[cls, sep])
+    if "[PAD]" in pieces:
+        tokenizer.enable_padding(pad_id=pieces["[PAD]"], pad_token="[PAD]")
+    return tokenizer
+
+
+def bert_tokenizer(path: str | Path) -> Tokenizer:
+    """:func:`wordpiece_tokenizer` of a Hugging Face BERT folder: its ``vocab.txt``, lower-cased unless its
+    ``tokenizer_config.json`` says ``"do_lower_case": false``."""
+    root = folder(path)
+    config = root / "tokenizer_config.json"
+    lowercase = json.loads(config.read_text(encoding="utf-8")).get("do_lower_case", True) if config.is_file() \
+        else True
+    return wordpiece_tokenizer(root / "vocab.txt", lowercase=lowercase)
+
+
+def gpt2_tokenizer(path: str | Path, merges: str | Path | None = None) -> Tokenizer:
+    """GPT-2's byte-level BPE: ``path`` a folder with ``vocab.json`` and ``merges.txt``, or the ``vocab.json``
+    itself with ``merges`` its ``merges.txt``. Texts get no added tokens (GPT-2 has no ``[CLS]``)."""
+    path = Path(path)
+    vocab = _file(path, "vocab.json")
+    merges = _file(path if merges is None else Path(merges), "merges.txt")
+    tokenizer = Tokenizer(models.BPE.from_file(str(vocab), str(merges)))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer
+
+
+def save_wordpiece(tokenizer: Tokenizer, path: str | Path) -> None:
+    """Write a WordPiece ``tokenizer`` into a Hugging Face folder: ``vocab.txt`` (pieces in id order),
+    ``tokenizer.json`` and ``tokenizer_config.json`` (``do_lower_case`` from its normaliser)."""
+    if not isinstance(tokenizer.model, models.WordPiece):
+        raise ValueError(f"save_wordpiece needs a WordPiece tokenizer, got a {type(tokenizer.model).__name__} model")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    by_id = sorted(tokenizer.get_vocab(with_added_tokens=False).items(), key=lambda item: item[1])
+    if [i for _, i in by_id] != list(range(len(by_id))):
+        raise ValueError("the tokenizer's piece ids are not 0..V-1 without gaps; vocab.txt cannot hold them")
+    (path / "vocab.txt").write_text("".join(f"{piece}\n" for piece, _ in by_id), encoding="utf-8")
+    tokenizer.save(str(path / "tokenizer.json"))
+    lowercase = getattr(tokenizer.normalizer, "lowercase", True)
+    (path / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "BertTokenizer", "do_lower_case": lowercase, "unk_token": "[UNK]", "sep_token": "[SEP]",
+         "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"}, indent=2) + "\n", encoding="utf-8")
+
+
+__all__ = ["bert_tokenizer", "gpt2_tokenizer", "save_wordpiece", "wordpiece_tokenizer"]
