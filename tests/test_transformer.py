@@ -248,22 +248,23 @@ def test_cli_heads_that_do_not_divide_the_width_are_one_line() -> None:
     assert_one_line_error(proc, "num_heads=3 does not divide the width dim=128")
 
 
-@pytest.mark.parametrize("task, encoder, extra", [
-    ("sentiment", "kexue.nn.TransformerEncoder", ["--data.ngrams", "[1]", "--data.num_buckets", "4096"]),
-    ("cws", "kexue.nn.CharTransformerEncoder", ["--data.num_buckets", "4096"]),
+@pytest.mark.parametrize("task, preset, encoder", [
+    ("sentiment", "transformer", "kexue.nn.TransformerEncoder"),
+    ("cws", "char_transformer", "kexue.nn.CharTransformerEncoder"),
 ])
-def test_transformer_encoder_trains_and_its_checkpoint_predicts(task: str, encoder: str, extra: list[str],
-                                                                tmp_path: Path) -> None:
+def test_transformer_presets_train_and_their_checkpoint_predicts(task: str, preset: str, encoder: str,
+                                                                 tmp_path: Path) -> None:
     small = ["--model.encoder.config.dim", "16", "--model.encoder.config.num_layers", "1",
-             "--model.encoder.config.attention", "dense+dot", "--model.encoder.config.max_length", "256"]
-    fit = kexue("fit", task, "--model.encoder", encoder, *small, *extra, "--trainer.max_epochs", "1",
+             "--model.encoder.config.attention", "dense+dot", "--data.num_buckets", "4096"]
+    fit = kexue("fit", task, "--config", preset, *small, "--trainer.max_epochs", "1",
                 "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--logger", "none",
                 "--trainer.enable_progress_bar", "false")
     assert fit.returncode == 0, fit.stderr[-3000:]
     ckpt = next(tmp_path.glob(f"runs/{task}/*/checkpoints/*.ckpt"))
-    saved = torch.load(ckpt, weights_only=True)["hyper_parameters"]["encoder"]
-    assert saved["class_path"] == encoder
-    assert saved["init_args"]["config"]["dim"] == 16 and saved["init_args"]["config"]["attention"] == "dense+dot"
+    saved = torch.load(ckpt, weights_only=True)["hyper_parameters"]
+    assert saved["encoder"]["class_path"] == encoder and saved["lr"] == 0.001
+    config = saved["encoder"]["init_args"]["config"]
+    assert (config["dim"], config["num_heads"], config["attention"]) == (16, 4, "dense+dot")
     texts = tmp_path / "texts.txt"
     texts.write_text("很好用，推荐\n太烂了\n", encoding="utf-8")
     pred = kexue("predict", task, "--ckpt_path", str(ckpt), "--data.predict_path", str(texts), "--logger", "none")
