@@ -1,6 +1,10 @@
 """Whole networks built from :mod:`kexue.nn` blocks, and the loaders that fill them from pretrained checkpoints
 (Hugging Face BERT / GPT-2 folders, GPT2_ML, GGUF Llama files) by explicit key maps with shape checks."""
 
+from kexue.models.bert import Bert
 from kexue.models.causal_lm import CausalLM
+from kexue.models.gpt2 import GPT2ML, load_gpt2, load_gpt2_ml
+from kexue.models.tokenizers import bert_tokenizer, gpt2_tokenizer, wordpiece_tokenizer
 
-__all__ = ["CausalLM"]
+__all__ = ["GPT2ML", "Bert", "CausalLM", "bert_tokenizer", "gpt2_tokenizer", "load_gpt2", "load_gpt2_ml",
+           "wordpiece_tokenizer"]
