@@ -18,7 +18,7 @@ import torch
 from tokenizers import pre_tokenizers
 
 from kexue.errors import UsageError
-from kexue.models.gguf import gguf_key_map, load_gguf
+from kexue.models.gguf import gguf_key_map, load_gguf, load_gguf_tokenizer
 
 V, D, LAYERS, H, HKV, FFN, BASE, EPS = 300, 32, 2, 4, 2, 48, 10000.0, 1e-5
 DH = D // H
@@ -166,23 +166,34 @@ def test_tiny_tokenizer(tmp_path: Path) -> None:
 
 def test_key_map_is_explicit() -> None:
     keys = gguf_key_map(2, tied=False)
-    assert keys["transformer.layers.1.attn.qkv.weight"] == ["blk.1.attn_q.weight", "blk.1.attn_k.weight",
-                                                          "blk.1.attn_v.weight"]
-    assert keys["lm_head.weight"] == ["output.weight"] and "lm_head.weight" not in gguf_key_map(2, tied=True)
+    assert keys["transformer.layers.1.attn.qkv.weight"] == ("blk.1.attn_q.weight", "blk.1.attn_k.weight",
+                                                          "blk.1.attn_v.weight")
+    assert keys["lm_head.weight"] == "output.weight" and "lm_head.weight" not in gguf_key_map(2, tied=True)
     assert len(keys) == 3 + 7 * 2
+
+
+def test_tokenizer_alone(tmp_path: Path) -> None:
+    tok, bos, eos = load_gguf_tokenizer(write_gguf(tmp_path / "tiny.gguf", random_llama(True)))
+    assert (bos, eos) == (1, 2) and tok.encode("hello").ids == [tiny_vocab().index("hello")]
 
 
 def test_bad_files_are_one_line_errors(tmp_path: Path) -> None:
     w = random_llama(True)
-    with pytest.raises(UsageError, match="blk.1.attn_k.weight has shape \\(12, 32\\) but "
-                                         "transformer.layers.1.attn.qkv.weight rows 32:48 needs \\(16, 32\\)"):
+    with pytest.raises(ValueError, match="'blk.1.attn_k.weight' has shape \\(12, 32\\) but our "
+                                         "'transformer.layers.1.attn.qkv.weight' rows 32:48 need \\(16, 32\\)"):
         load_gguf(write_gguf(tmp_path / "a.gguf", w, bad={"blk.1.attn_k.weight": np.zeros((12, D), np.float32)}))
-    with pytest.raises(UsageError, match="'blk.0.ffn_up.weight' .* is missing"):
+    with pytest.raises(ValueError, match="'blk.0.ffn_down.weight' has shape \\(48, 32\\) but our "
+                                         "'transformer.layers.0.ffn.down.weight' has shape \\(32, 48\\)"):
+        load_gguf(write_gguf(tmp_path / "t.gguf", w, bad={"blk.0.ffn_down.weight": w["0.down"].T}))
+    with pytest.raises(ValueError, match="lacks 'blk.0.ffn_up.weight'"):
         load_gguf(write_gguf(tmp_path / "b.gguf", w, drop="blk.0.ffn_up.weight"))
+    with pytest.raises(ValueError, match="unexpected key.*'blk.0.extra.weight'"):
+        load_gguf(write_gguf(tmp_path / "e.gguf", w, bad={"blk.0.extra.weight": np.zeros(3, np.float32)}))
     (tmp_path / "c.gguf").write_bytes(b"not a gguf file at all")
-    with pytest.raises(UsageError, match="cannot read as GGUF"):
+    with pytest.raises(ValueError, match="c.gguf: cannot read as GGUF") as err:
         load_gguf(tmp_path / "c.gguf")
-    with pytest.raises(UsageError, match="cannot read as GGUF"):
+    assert "\n" not in str(err.value)
+    with pytest.raises(FileNotFoundError, match="no GGUF file at"):
         load_gguf(tmp_path / "missing.gguf")
 
 

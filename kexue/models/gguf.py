@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
-from kexue.errors import UsageError, one_line
+from kexue.errors import one_line
 from kexue.models.causal_lm import CausalLM
+from kexue.models.checkpoints import KeyMap, assign
 from kexue.nn.transformer import TransformerConfig
 
 # llama.cpp's pre-tokenizer names (tokenizer.ggml.pre) for byte-level BPE -> whether each digit is split off
@@ -34,10 +35,10 @@ GGUF_CONTROL, GGUF_USER_DEFINED = 3, 4  # tokenizer.ggml.token_type values
 
 
 def _field(fields: dict, key: str, path: Path, default: Any = ...) -> Any:  # noqa: ANN401 (GGUF values vary)
-    """The value of metadata ``key`` (a number, string or list), or a UsageError naming it."""
+    """The value of metadata ``key`` (a number, string or list), or a ValueError naming it."""
     if key not in fields:
         if default is ...:
-            raise UsageError(f"GGUF metadata has no {key!r}", path)
+            raise ValueError(f"{path}: GGUF metadata has no {key!r}")
         return default
     return fields[key].contents()
 
@@ -47,17 +48,17 @@ def gguf_config(fields: dict, path: Path, vocab_size: int = 0) -> tuple[Transfor
     fallback when neither ``llama.vocab_size`` nor the token list gives it)."""
     arch = _field(fields, "general.architecture", path)
     if arch != "llama":
-        raise UsageError(f"general.architecture is {arch!r}; only 'llama' GGUF files load into CausalLM", path)
+        raise ValueError(f"{path}: general.architecture is {arch!r}; only 'llama' GGUF files load into CausalLM")
     dim = int(_field(fields, "llama.embedding_length", path))
     heads = int(_field(fields, "llama.attention.head_count", path))
     head_dim = int(_field(fields, "llama.attention.key_length", path, dim // heads))
     rotary_dim = int(_field(fields, "llama.rope.dimension_count", path, head_dim))
     if rotary_dim != head_dim:
-        raise UsageError(f"llama.rope.dimension_count={rotary_dim} rotates part of each head (head_dim={head_dim}); "
-                         "CausalLM rotates whole heads", path)
+        raise ValueError(f"{path}: llama.rope.dimension_count={rotary_dim} rotates part of each head "
+                         f"(head_dim={head_dim}); CausalLM rotates whole heads")
     scaling = _field(fields, "llama.rope.scaling.type", path, "none")
     if scaling not in ("none", ""):
-        raise UsageError(f"llama.rope.scaling.type={scaling!r} is not supported (plain rotary only)", path)
+        raise ValueError(f"{path}: llama.rope.scaling.type={scaling!r} is not supported (plain rotary only)")
     tokens = _field(fields, "tokenizer.ggml.tokens", path, None)
     vocab_size = int(_field(fields, "llama.vocab_size", path, len(tokens) if tokens is not None else vocab_size))
     config = TransformerConfig(
@@ -83,24 +84,26 @@ def gguf_config(fields: dict, path: Path, vocab_size: int = 0) -> tuple[Transfor
     return config, vocab_size
 
 
-def gguf_key_map(num_layers: int, tied: bool) -> dict[str, list[str]]:
-    """Our state-dict key -> the GGUF tensors whose rows, stacked in order, make it (q, k, v for the fused
-    ``qkv``; one tensor for every other key). ``tied``: no ``output.weight``, the head is the embedding."""
-    keys = {"embed.weight": ["token_embd.weight"], "transformer.final_norm.weight": ["output_norm.weight"]}
+def gguf_key_map(num_layers: int, tied: bool) -> dict[str, str | tuple[str, ...]]:
+    """Our state-dict key -> the GGUF tensor it comes from; a tuple (q, k, v) is stacked along the rows into our
+    fused ``qkv`` (the :mod:`kexue.models.checkpoints` convention). ``tied``: the file has no ``output.weight``, the
+    output projection is the embedding."""
+    keys: dict[str, str | tuple[str, ...]] = {"embed.weight": "token_embd.weight",
+                                              "transformer.final_norm.weight": "output_norm.weight"}
     for i in range(num_layers):
         ours, theirs = f"transformer.layers.{i}", f"blk.{i}"
         keys |= {
-            f"{ours}.attn_norm.weight": [f"{theirs}.attn_norm.weight"],
-            f"{ours}.attn.qkv.weight": [f"{theirs}.attn_q.weight", f"{theirs}.attn_k.weight",
-                                        f"{theirs}.attn_v.weight"],
-            f"{ours}.attn.out.weight": [f"{theirs}.attn_output.weight"],
-            f"{ours}.ffn_norm.weight": [f"{theirs}.ffn_norm.weight"],
-            f"{ours}.ffn.gate.weight": [f"{theirs}.ffn_gate.weight"],
-            f"{ours}.ffn.up.weight": [f"{theirs}.ffn_up.weight"],
-            f"{ours}.ffn.down.weight": [f"{theirs}.ffn_down.weight"],
+            f"{ours}.attn_norm.weight": f"{theirs}.attn_norm.weight",
+            f"{ours}.attn.qkv.weight": (f"{theirs}.attn_q.weight", f"{theirs}.attn_k.weight",
+                                        f"{theirs}.attn_v.weight"),
+            f"{ours}.attn.out.weight": f"{theirs}.attn_output.weight",
+            f"{ours}.ffn_norm.weight": f"{theirs}.ffn_norm.weight",
+            f"{ours}.ffn.gate.weight": f"{theirs}.ffn_gate.weight",
+            f"{ours}.ffn.up.weight": f"{theirs}.ffn_up.weight",
+            f"{ours}.ffn.down.weight": f"{theirs}.ffn_down.weight",
         }
     if not tied:
-        keys["lm_head.weight"] = ["output.weight"]
+        keys["lm_head.weight"] = "output.weight"
     return keys
 
 
@@ -110,15 +113,15 @@ def gguf_tokenizer(fields: dict, path: Path) -> Tokenizer:
     pre-tokenizer llama.cpp uses for ``tokenizer.ggml.pre``, and a BOS when ``add_bos_token`` says so."""
     kind, pre = _field(fields, "tokenizer.ggml.model", path), _field(fields, "tokenizer.ggml.pre", path, "default")
     if kind != "gpt2" or pre not in BYTE_LEVEL_PRE:
-        raise UsageError(f"tokenizer.ggml.model={kind!r}, tokenizer.ggml.pre={pre!r}: only byte-level BPE "
-                         f"('gpt2') with pre-tokenizer {', '.join(BYTE_LEVEL_PRE)} is supported", path)
+        raise ValueError(f"{path}: tokenizer.ggml.model={kind!r}, tokenizer.ggml.pre={pre!r}: only byte-level BPE "
+                         f"('gpt2') with pre-tokenizer {', '.join(BYTE_LEVEL_PRE)} is supported")
     tokens = _field(fields, "tokenizer.ggml.tokens", path)
     vocab = {token: i for i, token in enumerate(tokens)}
     if len(vocab) != len(tokens):
-        raise UsageError(f"tokenizer.ggml.tokens repeats {len(tokens) - len(vocab)} tokens", path)
+        raise ValueError(f"{path}: tokenizer.ggml.tokens repeats {len(tokens) - len(vocab)} tokens")
     merges = [tuple(m.split(" ")) for m in _field(fields, "tokenizer.ggml.merges", path)]
     if any(len(m) != 2 for m in merges):
-        raise UsageError("tokenizer.ggml.merges has an entry that is not two tokens separated by one space", path)
+        raise ValueError(f"{path}: tokenizer.ggml.merges has an entry that is not two tokens separated by one space")
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     split = [pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated")] if BYTE_LEVEL_PRE[pre] else []
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
@@ -136,60 +139,87 @@ def gguf_tokenizer(fields: dict, path: Path) -> Tokenizer:
     return tokenizer
 
 
+def read_gguf(path: str | os.PathLike):  # noqa: ANN201 (a gguf.GGUFReader; gguf is imported lazily)
+    """A ``gguf.GGUFReader`` of ``path``; FileNotFoundError or a ValueError naming the file if it is not a GGUF."""
+    import gguf
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no GGUF file at {path}")
+    try:
+        return gguf.GGUFReader(path)
+    except (OSError, ValueError) as err:  # bad magic, truncated
+        raise ValueError(f"{path}: cannot read as GGUF ({one_line(err)})") from err
+
+
+def check_qkv_parts(state: dict[str, torch.Tensor], key_map: KeyMap, config: TransformerConfig, origin: str) -> None:
+    """Each of q, k, v on its own: the stacked shape alone would not say which of the three is wrong."""
+    head_dim = config.head_dim or config.dim // config.num_heads
+    rows = [config.num_heads * head_dim] + 2 * [(config.num_kv_heads or config.num_heads) * head_dim]
+    for ours, theirs in key_map.items():
+        if not isinstance(theirs, tuple):
+            continue
+        start = 0
+        for name, n in zip(theirs, rows):
+            want = (n, config.dim)
+            if name in state and tuple(state[name].shape) != want:
+                raise ValueError(f"{origin}: {name!r} has shape {tuple(state[name].shape)} but our {ours!r} rows "
+                                 f"{start}:{start + n} need {want}")
+            start += n
+
+
 def load_gguf(path: str | os.PathLike) -> tuple[CausalLM, Tokenizer]:
     """A Llama GGUF file as ``(CausalLM in eval mode with float32 weights, tokenizers.Tokenizer)``.
 
-    Raises UsageError (one line) for a file that is not a Llama GGUF, lacks a tensor or metadata key, or holds a
-    tensor whose shape is not the one its key needs (both keys and both shapes are named).
+    Every tensor is dequantised by ``gguf.quants.dequantize`` and copied by :func:`gguf_key_map` through
+    :func:`kexue.models.checkpoints.assign`. Raises FileNotFoundError, or a ValueError naming the file, for a file
+    that is not a Llama GGUF, lacks a tensor or metadata key, has a tensor no key maps, or holds a tensor whose
+    shape is not the one its key needs (both keys and both shapes named).
     """
     import gguf
 
     path = Path(path)
-    try:
-        reader = gguf.GGUFReader(path)
-    except (OSError, ValueError) as err:  # missing file, bad magic, truncated
-        raise UsageError(f"cannot read as GGUF ({one_line(err)})", path) from err
+    reader = read_gguf(path)
     tensors = {t.name: t for t in reader.tensors}
     embed_rows = int(tensors["token_embd.weight"].shape[-1]) if "token_embd.weight" in tensors else 0
     config, vocab_size = gguf_config(reader.fields, path, embed_rows)
     if "rope_freqs.weight" in tensors:
-        raise UsageError("rope_freqs.weight (Llama 3.1 frequency scaling) is not supported", path)
+        raise ValueError(f"{path}: rope_freqs.weight (Llama 3.1 frequency scaling) is not supported")
     tied = "output.weight" not in tensors
+    state = {}
+    for name, t in tensors.items():
+        weight = np.asarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
+        weight = weight.reshape(tuple(int(n) for n in reversed(t.shape)))  # GGUF lists dims innermost first
+        if not weight.flags.writeable:  # an unquantised tensor is a view of the read-only memory map
+            weight = weight.copy()
+        state[name] = torch.from_numpy(weight)  # (out, in) for a matrix
     model = CausalLM(vocab_size, config, tie_embeddings=tied)
-    params = dict(model.named_parameters(remove_duplicate=False))
     key_map = gguf_key_map(config.num_layers, tied)
-    head_dim = config.head_dim or config.dim // config.num_heads
-    qkv_rows = [config.num_heads * head_dim] + 2 * [(config.num_kv_heads or config.num_heads) * head_dim]
-    if unused := sorted(set(tensors) - {n for names in key_map.values() for n in names}):
-        raise UsageError(f"{len(unused)} GGUF tensors have no place in a Llama CausalLM, e.g. {unused[0]!r}", path)
-    with torch.no_grad():
-        for key, names in key_map.items():
-            param, row = params[key], 0
-            for name in names:
-                if name not in tensors:
-                    raise UsageError(f"GGUF tensor {name!r} (for {key}) is missing", path)
-                t = tensors[name]
-                weight = np.asarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
-                weight = weight.reshape(tuple(int(n) for n in reversed(t.shape)))  # GGUF lists dims innermost first
-                if not weight.flags.writeable:  # an unquantised tensor is a view of the read-only memory map
-                    weight = weight.copy()
-                rows = qkv_rows[names.index(name)] if len(names) > 1 else param.shape[0]
-                want = (rows, *param.shape[1:])
-                if weight.shape != want:
-                    span = f" rows {row}:{row + rows}" if len(names) > 1 else ""
-                    raise UsageError(f"GGUF {name} has shape {weight.shape} but {key}{span} needs {want} "
-                                     f"(of {tuple(param.shape)})", path)
-                param[row:row + rows].copy_(torch.from_numpy(weight))
-                row += rows
+    check_qkv_parts(state, key_map, config, str(path))
+    assign(model, state, key_map, origin=str(path))
     return model.eval(), gguf_tokenizer(reader.fields, path)
 
 
-def load_smollm2() -> tuple[CausalLM, Tokenizer]:
-    """SmolLM2-135M-Instruct (Q4_1, dequantised to float32) and its tokenizer from the ``smollm2`` asset;
-    a UsageError naming ``kexue fetch smollm2`` when it has not been fetched."""
+def load_gguf_tokenizer(path: str | os.PathLike) -> tuple[Tokenizer, int | None, int | None]:
+    """Only the tokenizer of a GGUF file (no tensors are read), with its BOS and EOS ids (``None`` when unset)."""
+    path = Path(path)
+    fields = read_gguf(path).fields
+    bos, eos = (_field(fields, f"tokenizer.ggml.{k}_token_id", path, None) for k in ("bos", "eos"))
+    return gguf_tokenizer(fields, path), None if bos is None else int(bos), None if eos is None else int(eos)
+
+
+def smollm2_path() -> Path:
+    """The SmolLM2-135M-Instruct Q4_1 GGUF of the ``smollm2`` asset; a UsageError naming ``kexue fetch smollm2``
+    when it has not been fetched."""
     from kexue.assets import asset_path
 
-    return load_gguf(asset_path("smollm2"))
+    return asset_path("smollm2")
 
 
-__all__ = ["gguf_config", "gguf_key_map", "gguf_tokenizer", "load_gguf", "load_smollm2"]
+def load_smollm2() -> tuple[CausalLM, Tokenizer]:
+    """SmolLM2-135M-Instruct (Q4_1, dequantised to float32) and its tokenizer from the ``smollm2`` asset."""
+    return load_gguf(smollm2_path())
+
+
+__all__ = ["gguf_config", "gguf_key_map", "gguf_tokenizer", "load_gguf", "load_gguf_tokenizer", "load_smollm2",
+           "read_gguf", "smollm2_path"]
