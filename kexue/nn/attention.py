@@ -73,6 +73,9 @@ def scaled_dot_product_attention(
                          "k (B, Hkv, S, Dh), v (B, Hkv, S, Dv) with H a multiple of Hkv")
     _check_broadcast("mask", mask, (B, H, T, S))
     _check_broadcast("bias", bias, (B, H, T, S))
+    if causal and mask is None and bias is None and T == S:  # SDPA's own causal path (no mask tensor)
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True, scale=scale,
+                                              enable_gqa=Hkv != H)  # (B, H, T, Dv)
     if causal:
         lower = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(S - T)  # (T, S)
         mask = lower if mask is None else mask & lower

@@ -135,10 +135,12 @@ class KexueCLI(LightningCLI):
         self._name_loggers()
 
     def _config_from_checkpoint(self, checkpoint: dict) -> None:
-        """A checkpoint fixes the architecture and the featurisation: the model's hyperparameters and the
-        DataModule's ``featurization`` arguments come from it."""
+        """A checkpoint fixes the architecture and the featurisation: the model's hyperparameters (except those its
+        class lists in ``runtime_arguments``, such as decoding options) and the DataModule's ``featurization``
+        arguments come from it."""
+        runtime = getattr(self.model_class, "runtime_arguments", ())  # e.g. decoding options: the user's win
         for key, value in checkpoint.get("hyper_parameters", {}).items():
-            if key in self.config.model:  # a component is saved as its {"class_path", "init_args"} dict
+            if key in self.config.model and key not in runtime:  # a component is saved as its class_path dict
                 self.config.model[key] = dict_to_namespace(value) if isinstance(value, dict) else value
         data_hparams = checkpoint.get("datamodule_hyper_parameters", {})
         for key in getattr(self.datamodule_class, "featurization", ()):
@@ -167,8 +169,8 @@ class KexueCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except Exception as err:
-            if not self.from_checkpoint:
-                raise  # the error boundary reports it (kexue.platform.boundary)
+            if not self.from_checkpoint or isinstance(err, ValueError):
+                raise  # the error boundary reports it (kexue.platform.boundary); a ValueError names its option
             why = one_line(err, with_type=False)
             raise UsageError(f"checkpoint does not fit this kexue's '{self.task.name}' model ({why}); it was "
                              "probably written by an older kexue: retrain", self.config.ckpt_path) from err

