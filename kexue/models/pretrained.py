@@ -55,7 +55,7 @@ def char_vocabulary(texts: Iterable[str], min_count: int = 1) -> list[str]:
 
 
 def char_tokenizer(vocabulary: Sequence[str]) -> LMTokenizer:
-    """One id per character of ``vocabulary`` (as :func:`char_vocabulary` returns it); unseen characters -> ``<unk>``."""
+    """One id per character of ``vocabulary`` (as :func:`char_vocabulary` returns it); unseen ones -> ``<unk>``."""
     if list(vocabulary[: len(CHAR_SPECIALS)]) != list(CHAR_SPECIALS) or len(set(vocabulary)) != len(vocabulary):
         raise ValueError(f"a character vocabulary starts with {list(CHAR_SPECIALS)} and has no repeats")
     tokenizer = Tokenizer(models.WordLevel({c: i for i, c in enumerate(vocabulary)}, unk_token="<unk>"))
@@ -88,7 +88,7 @@ def _kind(spec: str) -> str:
 
 
 def load_causal_lm(spec: str) -> CausalLM:
-    """The network of checkpoint ``spec`` (see the module docstring), weights loaded, in training mode."""
+    """The network of checkpoint ``spec`` (see the module docstring), weights loaded."""
     kind = _kind(spec)
     if kind in ("smollm2", "gguf"):
         from kexue.models.gguf import load_gguf, load_smollm2
