@@ -66,6 +66,7 @@ class LanguageModel(L.LightningModule):
                              f"{weight_decay}, {num_samples}")
         self.save_hyperparameters()
         config = TransformerConfig.coerce(config)
+        self.requires_checkpoint = not checkpoint  # pretrained weights can predict without a Lightning checkpoint
         if checkpoint:
             self.net = load_causal_lm(checkpoint)
             self.tokenizer: LMTokenizer = load_lm_tokenizer(checkpoint)

