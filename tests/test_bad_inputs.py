@@ -45,8 +45,41 @@ def make_files(root: Path) -> None:
     (root / "vectors_bad.txt").write_text("2 2\nfoo 0.1 0.2\nbar 0.1 x\n", encoding="utf-8")
     torch.save({"state_dict": {}, "hyper_parameters": {"encoder": "mean", "labels": ["neg", "pos"]},
                 "kexue": {"task": "sentiment"}}, root / "old_format.ckpt")
+    make_model_files(root)
     install_fake_dist(site, "future_plugin", {"delta": "future_mod:TASK"}, {"future_mod": GOOD.format(name="delta", api=99)})
 
+
+def make_model_files(root: Path) -> None:
+    """Pretrained-checkpoint folders and files that are wrong in one way each."""
+    import json
+
+    import gguf
+    from safetensors.torch import save_file
+
+    config = {"model_type": "gpt2", "vocab_size": 3, "n_positions": 8, "n_embd": 4, "n_layer": 1, "n_head": 2}
+    shapes = {"wte.weight": (3, 2), "wpe.weight": (8, 4), "ln_f.weight": (4,), "ln_f.bias": (4,)}  # wte: (3, 4)
+    for name, shape in [("ln_1.weight", (4,)), ("ln_1.bias", (4,)), ("attn.c_attn.weight", (4, 12)),
+                        ("attn.c_attn.bias", (12,)), ("attn.c_proj.weight", (4, 4)), ("attn.c_proj.bias", (4,)),
+                        ("ln_2.weight", (4,)), ("ln_2.bias", (4,)), ("mlp.c_fc.weight", (4, 16)),
+                        ("mlp.c_fc.bias", (16,)), ("mlp.c_proj.weight", (16, 4)), ("mlp.c_proj.bias", (4,))]:
+        shapes[f"h.0.{name}"] = shape
+    for folder, files in (("gpt2_bad", True), ("gpt2_novocab", False)):
+        (root / folder).mkdir()
+        (root / folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        save_file({k: torch.zeros(v) for k, v in shapes.items()}, root / folder / "model.safetensors")
+        if files:
+            (root / folder / "vocab.json").write_text('{"a": 0, "b": 1, "<|endoftext|>": 2}', encoding="utf-8")
+            (root / folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    (root / "bert_folder").mkdir()
+    (root / "bert_folder" / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    writer = gguf.GGUFWriter(str(root / "gpt2.gguf"), "gpt2")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+LM_TINY = ["--model.config.dim", "8", "--model.config.num_heads", "2", "--model.config.num_layers", "1"]
 
 # category -> rows of (id, argv, fragments of the one line). Paths are relative to the test's working directory.
 CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
@@ -110,6 +143,27 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
         ("predict without a checkpoint", ["predict", "sentiment", "--data.predict_path", "latin1.txt"], ["needs --ckpt_path"]),
         ("checkpoint of an older kexue", ["test", "sentiment", "--ckpt_path", "old_format.ckpt", "--logger", "none"],
          ["old_format.ckpt", "retrain"]),
+    ],
+    "models and assets": [
+        ("Transformer heads do not divide the width", ["fit", "sentiment", "--config", "transformer",
+                                                       "--model.encoder.config.num_heads", "3", *FAST],
+         ["num_heads=3 does not divide the width dim=64"]),
+        ("unknown attention kind", ["fit", "sentiment", "--config", "transformer", "--model.encoder.config.attention",
+                                    "sparse", *FAST], ["attention must be", "'sparse'"]),
+        ("checkpoint folder missing a file", ["fit", "language_model", "--model.checkpoint", "gpt2_novocab", *FAST],
+         ["vocab.json"]),
+        ("checkpoint tensor of the wrong shape", ["fit", "language_model", "--model.checkpoint", "gpt2_bad", *FAST],
+         ["wte.weight", "(3, 2)", "(3, 4)"]),
+        ("unknown architecture", ["fit", "language_model", "--model.checkpoint", "bert_folder", *FAST],
+         ["model_type='bert'"]),
+        ("GGUF of another architecture", ["fit", "language_model", "--model.checkpoint", "gpt2.gguf", *FAST],
+         ["general.architecture is 'gpt2'"]),
+        ("prompt file not UTF-8", ["predict", "language_model", "--data.predict_path", "latin1.txt", "--untrained",
+                                   "true", *LM_TINY, *FAST], ["latin1.txt:2:", "not UTF-8"]),
+        ("max_new_tokens over the context", ["predict", "language_model", "--untrained", "true", *LM_TINY,
+                                             "--model.generation.max_new_tokens", "500", *FAST],
+         ["max_new_tokens=500", "context of 128 tokens"]),
+        ("unknown asset", ["fetch", "nope"], ["unknown asset 'nope'"]),
     ],
     "plugins": [
         ("plugin fails to import", ["run", "beta"], ["broken", "no_such_module"]),

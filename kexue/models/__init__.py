@@ -7,5 +7,6 @@ from kexue.models.gguf import load_gguf, load_smollm2
 from kexue.models.gpt2 import GPT2ML, load_gpt2, load_gpt2_ml
 from kexue.models.tokenizers import bert_tokenizer, gpt2_tokenizer, wordpiece_tokenizer
 
-__all__ = ["GPT2ML", "Bert", "CausalLM", "bert_tokenizer", "gpt2_tokenizer", "load_gguf", "load_gpt2", "load_gpt2_ml", "load_smollm2",
+__all__ = ["GPT2ML", "Bert", "CausalLM", "bert_tokenizer", "gpt2_tokenizer", "load_gguf", "load_gpt2", "load_gpt2_ml",
+           "load_smollm2",
            "wordpiece_tokenizer"]

@@ -204,6 +204,9 @@ def load_gguf_tokenizer(path: str | os.PathLike) -> tuple[Tokenizer, int | None,
     """Only the tokenizer of a GGUF file (no tensors are read), with its BOS and EOS ids (``None`` when unset)."""
     path = Path(path)
     fields = read_gguf(path).fields
+    arch = _field(fields, "general.architecture", path)
+    if arch != "llama":  # the same check as gguf_config's, before the tokenizer fails on what another arch lacks
+        raise ValueError(f"{path}: general.architecture is {arch!r}; only 'llama' GGUF files load into CausalLM")
     bos, eos = (_field(fields, f"tokenizer.ggml.{k}_token_id", path, None) for k in ("bos", "eos"))
     return gguf_tokenizer(fields, path), None if bos is None else int(bos), None if eos is None else int(eos)
 

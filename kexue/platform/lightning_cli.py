@@ -169,8 +169,9 @@ class KexueCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except Exception as err:
-            if not self.from_checkpoint or isinstance(err, ValueError):
-                raise  # the error boundary reports it (kexue.platform.boundary); a ValueError names its option
+            runtime = getattr(self.model_class, "runtime_arguments", ())  # the user's options, not the checkpoint's
+            if not self.from_checkpoint or any(f"model.{key}" in str(err) for key in runtime):
+                raise  # the error boundary reports it (kexue.platform.boundary)
             why = one_line(err, with_type=False)
             raise UsageError(f"checkpoint does not fit this kexue's '{self.task.name}' model ({why}); it was "
                              "probably written by an older kexue: retrain", self.config.ckpt_path) from err
