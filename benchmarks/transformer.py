@@ -58,6 +58,7 @@ def sentiment(encoder: dict, seed: int, args: argparse.Namespace, lr: float, **d
 
 
 def transformer(config: dict, cls: str = "TransformerEncoder", **kw: object) -> dict:
+    """The ``{"class_path", "init_args"}`` of a Transformer encoder with ``config``."""
     return {"class_path": f"kexue.nn.{cls}", "init_args": {"config": dict(config), **kw}}
 
 
@@ -111,17 +112,57 @@ def part_synthesizer(args: argparse.Namespace) -> str:
         "|---|---|---|---|---|", *rows])
 
 
+def part_speed(args: argparse.Namespace) -> str:
+    """Forward + backward of the same encoder per attention kind on one fixed batch, interleaved (median_ms), so
+    that load on the machine hits every kind alike: the step-time comparison the training runs cannot give."""
+    import torch
+    from crf import median_ms
+
+    from kexue.nn.components import build_component
+
+    torch.manual_seed(0)
+    x = torch.randn(64, SYNTH_LENGTH, CONFIG["dim"], requires_grad=True)  # (B, T, D): embedded reviews
+    valid = torch.ones(64, SYNTH_LENGTH, dtype=torch.bool)  # (B, T)
+    valid[::2, SYNTH_LENGTH // 2:] = False  # half the rows padded to half length
+    encoders = []
+    for kind in KINDS:
+        config = {**CONFIG, "attention": kind.split(" ")[0], "synthesizer_trainable": "fixed" not in kind,
+                  "max_length": SYNTH_LENGTH}
+        spec = transformer(config, num_embeddings=2**16)
+        encoders.append(build_component(spec))
+
+    def step(encoder: torch.nn.Module):  # noqa: ANN202
+        def run() -> None:
+            encoder.zero_grad(set_to_none=True)
+            encoder.transformer(x, padding=valid).sum().backward()
+        return run
+
+    ms = median_ms([step(e) for e in encoders], args.repeats)
+    rows = [f"| {kind} | {sum(p.numel() for p in e.transformer.parameters()) / 1e3:.1f} k | {t:.1f} | "
+            f"{t / ms[0]:.2f}x |" for kind, e, t in zip(KINDS, encoders, ms)]
+    return "\n".join(["| attention | Transformer parameters (no embedding) | ms / step (fwd+bwd, B=64) | vs dot |",
+                      "|---|---|---|---|", *rows])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("encoders", "synthesizer"), required=True)
+    parser.add_argument("--part", choices=("encoders", "synthesizer", "speed"), required=True)
+    parser.add_argument("--repeats", type=int, default=20, help="--part speed: timed steps per kind")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seeds", default="42,1,2")
     parser.add_argument("--limit_train_batches", type=float, default=1.0)
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     where = machine()
-    table = part_encoders(args) if args.part == "encoders" else part_synthesizer(args)
+    table = {"encoders": part_encoders, "synthesizer": part_synthesizer, "speed": part_speed}[args.part](args)
     command = (f"python benchmarks/transformer.py --part {args.part} --epochs {args.epochs} --seeds {args.seeds} "
-               f"--limit_train_batches {args.limit_train_batches:g}")
+               f"--limit_train_batches {args.limit_train_batches:g}" if args.part != "speed" else
+               f"python benchmarks/transformer.py --part speed --repeats {args.repeats}")
+    command += f" --threads {args.threads}" if args.threads else ""
     config = ", ".join(f"{k} {v}" for k, v in CONFIG.items())
     about = {
         "encoders": [
@@ -139,9 +180,16 @@ def main() -> None:
             "low-rank versions (rank 8), `+dot` = trained mixture weights over the score matrices with the usual",
             "QKᵀ/√d. Test accuracy of the best-val checkpoint; ms / step = training epoch time over its batches.",
         ],
+        "speed": [
+            f"The Synthesizer comparison's encoder ({config}, T = {SYNTH_LENGTH}, B = 64, half the rows padded to",
+            "half length), forward + backward of the Transformer stack alone (the embedding lookup and its 4.2 M-row",
+            "gradient, the same for every kind, left out) on one fixed batch of embedded inputs; median",
+            f"of {args.repeats} steps after 2 warm-up steps, the kinds interleaved so that load hits all alike.",
+        ],
     }[args.part]
     title = {"encoders": "Transformer encoder vs the default encoders (sentiment, cws)",
-             "synthesizer": "Synthesizer attention vs dot-product attention (sentiment)"}[args.part]
+             "synthesizer": "Synthesizer attention vs dot-product attention (sentiment)",
+             "speed": "Synthesizer attention vs dot-product attention: step time"}[args.part]
     body = "\n".join([f"## {title}", "", f"Command: `{command}` ({where}).", *about, "", table, ""])
     write_section(f"transformer_{args.part}", body)
 
