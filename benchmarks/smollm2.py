@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import time
 
 import torch
+from crf import median_ms
 
 from _report import machine, write_section
 from kexue.assets import asset_path
@@ -41,18 +41,6 @@ decided to read it when the work was done. She hoped that his careful notes migh
 risen, long before anyone had thought to measure it."""
 
 PROMPT = "The students walked along the shore every morning, and"
-
-
-def median_s(fns: list, repeats: int, warmup: int = 1) -> list[float]:
-    """Median wall time of each function in seconds, the functions run in turn."""
-    times: list[list[float]] = [[] for _ in fns]
-    for i in range(warmup + repeats):
-        for fn, ts in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            if i >= warmup:
-                ts.append(time.perf_counter() - start)
-    return [statistics.median(ts) for ts in times]
 
 
 def load_transformers(path):  # noqa: ANN001, ANN201 (transformers types stay out of the signature)
@@ -116,7 +104,7 @@ def main() -> None:
         diff, scale = (a - b).abs().max().item(), b.abs().max().item()
         ppl_ours, ppl_theirs = perplexity(a, ids), perplexity(b, ids)
         same_argmax = (a.argmax(-1) == b.argmax(-1)).float().mean().item()
-        t_ours, t_theirs = median_s([run_ours, run_theirs], args.repeats)
+        t_ours, t_theirs = (ms / 1000 for ms in median_ms([run_ours, run_theirs], args.repeats, warmup=1))
         prompt = torch.tensor([tok.encode(PROMPT).ids])
         g_ours = greedy(ours, prompt, args.steps)
         g_theirs = greedy(lambda x: theirs(x).logits, prompt, args.steps)
