@@ -304,3 +304,61 @@ def log_span_f1(module: torch.nn.Module, metric: SpanF1, stage: str) -> None:
     metric.reset()
     module.log_dict({f"{stage}/precision": precision, f"{stage}/recall": recall, f"{stage}/f1": f1},
                     prog_bar=stage == "val")
+
+
+# --- Triple extraction (用bert4keras做三元组抽取, https://kexue.fm/archives/7161) ---
+
+Triple = tuple[str, str, str]  # (subject, predicate, object), as kexue.data.duie.Triple
+
+
+def _triple_counts(pred: set[Triple], gold: set[Triple]) -> tuple[int, int, int]:
+    """``(correct, predicted, gold)`` distinct triples of one sentence (any iterables; repeats count once)."""
+    pred, gold = set(pred), set(gold)
+    return len(pred & gold), len(pred), len(gold)
+
+
+def triple_prf(pred: Sequence[set[Triple]], gold: Sequence[set[Triple]]) -> tuple[float, float, float]:
+    """``(precision, recall, f1)`` of predicted triples against gold ones, micro over sentences, as LIC2019 and
+    kexue.fm/archives/7161 score them.
+
+    ``pred[i]`` and ``gold[i]`` are the triples of sentence ``i`` (sets, or any iterables: a repeated triple
+    counts once). A triple is correct when its subject, predicate and object strings all equal a gold triple's
+    of the same sentence; precision = correct / predicted, recall = correct / gold, summed over all sentences.
+    A zero denominator gives 0 (the post adds 1e-10 to each count instead, so its precision with no
+    predictions is 1).
+    """
+    if len(pred) != len(gold):
+        raise ValueError(f"pred and gold must hold one triple set per sentence, got {len(pred)} and {len(gold)}")
+    counts = [_triple_counts(p, g) for p, g in zip(pred, gold)]
+    correct, predicted, total = (sum(column) for column in zip(*counts)) if counts else (0, 0, 0)
+    return span_f1(correct, predicted, total)
+
+
+class TripleF1(ExampleMetric):
+    """:func:`triple_prf` over batches of sentences (https://kexue.fm/archives/7161).
+
+    ``update(preds, target, ids=None)``: ``B`` predicted and ``B`` gold triple sets; ``ids`` ``(B,)`` the
+    sentences' dataset indices. ``compute()`` -> ``(3,)`` tensor ``[precision, recall, f1]`` of the counts summed
+    over the distinct sentences of all ranks (log it with :func:`log_span_f1`).
+
+    It keeps one ``(correct, predicted, gold)`` row per sentence (3 float64s) rather than three sum-reduced
+    totals: ``DistributedSampler`` repeats sentences to pad the last batches, and totals cannot tell a repeat
+    from a sentence, while rows with ids keep one per sentence, so the DDP value equals the one-process value.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_rows("counts")  # (N, 3): correct, predicted, gold triples per sentence
+
+    def update(self, preds: Sequence[set[Triple]], target: Sequence[set[Triple]], ids: Tensor | None = None) -> None:
+        if len(preds) != len(target):
+            raise ValueError(f"preds and target must hold one triple set per sentence, "
+                             f"got {len(preds)} and {len(target)}")
+        counts = [_triple_counts(p, g) for p, g in zip(preds, target)]
+        self.counts.append(torch.tensor(counts, dtype=torch.float64, device=self.device).reshape(-1, 3))  # (B, 3)
+        self.add_ids(ids, len(counts))
+
+    def compute(self) -> Tensor:
+        (counts,) = self.rows()
+        correct, predicted, gold = counts.reshape(-1, 3).sum(0).tolist()
+        return torch.tensor(span_f1(correct, predicted, gold))
