@@ -140,7 +140,7 @@ def part_speed(args: argparse.Namespace) -> str:
     ms = median_ms([step(e) for e in encoders], args.repeats)
     rows = [f"| {kind} | {sum(p.numel() for p in e.transformer.parameters()) / 1e3:.1f} k | {t:.1f} | "
             f"{t / ms[0]:.2f}x |" for kind, e, t in zip(KINDS, encoders, ms)]
-    return "\n".join(["| attention | Transformer parameters (no embedding) | ms / step (fwd+bwd, B=64) | vs dot |",
+    return "\n".join(["| attention | Transformer parameters (no embedding) | ms / step, stack fwd+bwd, B=64 | vs dot |",
                       "|---|---|---|---|", *rows])
 
 
@@ -182,7 +182,7 @@ def main() -> None:
         ],
         "speed": [
             f"The Synthesizer comparison's encoder ({config}, T = {SYNTH_LENGTH}, B = 64, half the rows padded to",
-            "half length), forward + backward of the Transformer stack alone (the embedding lookup and its 4.2 M-row",
+            "half length), forward + backward of the Transformer stack alone (the embedding lookup and its 4.2 M-parameter",
             "gradient, the same for every kind, left out) on one fixed batch of embedded inputs; median",
             f"of {args.repeats} steps after 2 warm-up steps, the kinds interleaved so that load hits all alike.",
         ],
