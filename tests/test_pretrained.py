@@ -362,3 +362,22 @@ def test_minilm_vectors_contextual_equal_transformers() -> None:
         hidden = transformers.BertModel.from_pretrained(str(root)).eval()(input_ids=torch.tensor([enc.ids]))
     assert x.shape == (len(keep), 384) and np.array_equal(counts, np.ones(len(keep)))
     assert np.abs(x - hidden.last_hidden_state[0, keep].double().numpy()).max() < 1e-4
+
+
+def test_wordpiece_trained_here_round_trips_through_vocab_txt_and_transformers(tmp_path: Path) -> None:
+    """A vocabulary trained on Chinese text: each CJK character one piece, Latin words in ## pieces; the saved
+    vocab.txt gives the same ids through our loader and transformers' BertTokenizerFast."""
+    from kexue.models.tokenizers import save_wordpiece, train_wordpiece, wordpiece_tokenizer
+
+    texts = ["这个酒店很好，服务不错", "房间很干净 the hotel is clean", "服务员态度很好 cleaning service"] * 20
+    trained = train_wordpiece(texts, vocab_size=80, min_frequency=1)
+    vocab = trained.get_vocab()
+    assert [vocab[t] for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")] == [0, 1, 2, 3, 4]
+    enc = trained.encode("酒店很干净 cleaning")
+    assert enc.tokens[0] == "[CLS]" and enc.tokens[1:6] == ["酒", "店", "很", "干", "净"]
+    assert any(t.startswith("##") for t in trained.get_vocab()) and enc.tokens[-1] == "[SEP]"
+    save_wordpiece(trained, tmp_path)
+    again = wordpiece_tokenizer(tmp_path / "vocab.txt")
+    theirs = pytest.importorskip("transformers").BertTokenizerFast(str(tmp_path / "vocab.txt"))
+    for text in ("酒店很干净 cleaning", "服务 hotel 好"):
+        assert again.encode(text).ids == trained.encode(text).ids == theirs(text)["input_ids"]

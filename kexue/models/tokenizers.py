@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterable
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from kexue.models.checkpoints import folder
 
@@ -76,6 +77,36 @@ def gpt2_tokenizer(path: str | Path, merges: str | Path | None = None) -> Tokeni
     return tokenizer
 
 
+BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2,
+                    lowercase: bool = True) -> Tokenizer:
+    """A BERT WordPiece vocabulary trained on ``texts`` with ``tokenizers``' WordPiece trainer, for a Chinese model
+    trained here (every CJK character is its own word, as in bert-base-chinese; Latin words split into ``##``
+    pieces). Returns :func:`wordpiece_tokenizer`'s tokenizer over the trained pieces: ids 0-4 are
+    ``[PAD] [UNK] [CLS] [SEP] [MASK]``; :func:`save_wordpiece` writes its ``vocab.txt``.
+    """
+    if vocab_size <= len(BERT_SPECIALS):
+        raise ValueError(f"vocab_size must exceed the {len(BERT_SPECIALS)} special tokens, got {vocab_size}")
+    trainer_side = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    trainer_side.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                         strip_accents=None, lowercase=lowercase)
+    trainer_side.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                        special_tokens=list(BERT_SPECIALS), continuing_subword_prefix="##")
+    trainer_side.train_from_iterator(texts, trainer)
+    pieces = trainer_side.get_vocab()  # piece -> id, 0..V-1
+    tokenizer = Tokenizer(models.WordPiece(pieces, unk_token="[UNK]", max_input_chars_per_word=100))
+    tokenizer.normalizer, tokenizer.pre_tokenizer = trainer_side.normalizer, trainer_side.pre_tokenizer
+    tokenizer.decoder = decoders.WordPiece(prefix="##")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", pieces["[CLS]"]), ("[SEP]", pieces["[SEP]"])])
+    tokenizer.enable_padding(pad_id=pieces["[PAD]"], pad_token="[PAD]")
+    return tokenizer
+
+
 def save_wordpiece(tokenizer: Tokenizer, path: str | Path) -> None:
     """Write a WordPiece ``tokenizer`` into a Hugging Face folder: ``vocab.txt`` (pieces in id order),
     ``tokenizer.json`` and ``tokenizer_config.json`` (``do_lower_case`` from its normaliser)."""
@@ -94,4 +125,4 @@ def save_wordpiece(tokenizer: Tokenizer, path: str | Path) -> None:
          "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"}, indent=2) + "\n", encoding="utf-8")
 
 
-__all__ = ["bert_tokenizer", "gpt2_tokenizer", "save_wordpiece", "wordpiece_tokenizer"]
+__all__ = ["bert_tokenizer", "gpt2_tokenizer", "save_wordpiece", "train_wordpiece", "wordpiece_tokenizer"]
