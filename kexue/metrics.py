@@ -135,7 +135,27 @@ class ExampleMetric(Metric):
         return [t[keep] for t in tensors]
 
 
-class SpanF1(ExampleMetric):
+class CountF1(ExampleMetric):
+    """Precision / recall / F1 from one ``(correct, predicted, gold)`` count row per example, summed over the distinct
+    examples of all ranks: the shared state of :class:`SpanF1` and :class:`TripleF1`. Subclasses turn a batch into
+    count rows and call :meth:`add_counts`; ``compute()`` -> ``(3,)`` tensor ``[precision, recall, f1]``."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_rows("counts")  # (N, 3): correct, predicted, gold per example
+
+    def add_counts(self, counts: list[tuple[int, int, int]], ids: Tensor | None) -> None:
+        """Append a batch's count rows, with the examples' dataset ``ids`` ``(B,)`` (see :class:`ExampleMetric`)."""
+        self.counts.append(torch.tensor(counts, dtype=torch.float64, device=self.device).reshape(-1, 3))  # (B, 3)
+        self.add_ids(ids, len(counts))
+
+    def compute(self) -> Tensor:
+        (counts,) = self.rows()
+        correct, predicted, gold = counts.reshape(-1, 3).sum(0).tolist()
+        return torch.tensor(span_f1(correct, predicted, gold))
+
+
+class SpanF1(CountF1):
     """Span precision / recall / F1 over batches of tag ids (https://kexue.fm/archives/5542).
 
     Args:
@@ -152,7 +172,6 @@ class SpanF1(ExampleMetric):
         super().__init__(**kwargs)
         self.tags = list(tags)
         self.spans = bio_spans if any(t.startswith("I-") for t in self.tags) else bmes_spans
-        self.add_rows("counts")  # (N, 3): correct, predicted, gold spans per sentence
 
     def update(self, preds: Tensor, target: Tensor, ids: Tensor | None = None) -> None:
         if preds.shape != target.shape:
@@ -164,13 +183,7 @@ class SpanF1(ExampleMetric):
             p_spans = self.spans([self.tags[i] for i in p_row[:n]])
             t_spans = self.spans([self.tags[i] for i in t_row[:n]])
             counts.append((len(p_spans & t_spans), len(p_spans), len(t_spans)))
-        self.counts.append(torch.tensor(counts, dtype=torch.float64, device=self.device).reshape(-1, 3))  # (B, 3)
-        self.add_ids(ids, len(counts))
-
-    def compute(self) -> Tensor:
-        (counts,) = self.rows()
-        correct, predicted, gold = counts.reshape(-1, 3).sum(0).tolist()
-        return torch.tensor(span_f1(correct, predicted, gold))
+        self.add_counts(counts, ids)
 
 
 # --- Retrieval top-k accuracy (基于GRU和AM-Softmax的句子相似度模型, https://kexue.fm/archives/5743) ---
@@ -334,7 +347,7 @@ def triple_prf(pred: Sequence[set[Triple]], gold: Sequence[set[Triple]]) -> tupl
     return span_f1(correct, predicted, total)
 
 
-class TripleF1(ExampleMetric):
+class TripleF1(CountF1):
     """:func:`triple_prf` over batches of sentences (https://kexue.fm/archives/7161).
 
     ``update(preds, target, ids=None)``: ``B`` predicted and ``B`` gold triple sets; ``ids`` ``(B,)`` the
@@ -346,19 +359,8 @@ class TripleF1(ExampleMetric):
     from a sentence, while rows with ids keep one per sentence, so the DDP value equals the one-process value.
     """
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.add_rows("counts")  # (N, 3): correct, predicted, gold triples per sentence
-
     def update(self, preds: Sequence[set[Triple]], target: Sequence[set[Triple]], ids: Tensor | None = None) -> None:
         if len(preds) != len(target):
             raise ValueError(f"preds and target must hold one triple set per sentence, "
                              f"got {len(preds)} and {len(target)}")
-        counts = [_triple_counts(p, g) for p, g in zip(preds, target)]
-        self.counts.append(torch.tensor(counts, dtype=torch.float64, device=self.device).reshape(-1, 3))  # (B, 3)
-        self.add_ids(ids, len(counts))
-
-    def compute(self) -> Tensor:
-        (counts,) = self.rows()
-        correct, predicted, gold = counts.reshape(-1, 3).sum(0).tolist()
-        return torch.tensor(span_f1(correct, predicted, gold))
+        self.add_counts([_triple_counts(p, g) for p, g in zip(preds, target)], ids)
