@@ -117,14 +117,17 @@ class Bert(nn.Module):
         return self.mlm(hidden, self.embed.weight)  # (B, T, V)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, pooler: bool | None = None, mlm: bool | None = None) -> Bert:
+    def from_pretrained(cls, path: str | Path, pooler: bool | None = None, mlm: bool | None = None,
+                        weights: bool = True) -> Bert:
         """A Hugging Face BERT folder (``BertModel``, ``BertForMaskedLM`` or ``BertForPreTraining`` weights).
 
         ``pooler``/``mlm``: build those heads (``None``: when the checkpoint has their weights). Every tensor is
         copied by :func:`hf_key_map` with its shape checked; weights the map does not use are an error except the
-        next-sentence head and tied copies.
+        next-sentence head and tied copies. ``weights=False``: the same network from random initialisation (only
+        ``config.json`` is read; ``None`` heads are not built): the "no pretraining" ablation of a fine-tuning run.
         """
-        config, state = read_config(path), read_state(path)
+        config = read_config(path)
+        state = read_state(path) if weights else {}
         origin = str(path)
         require(config, ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                          "intermediate_size", "max_position_embeddings"), f"{origin}/config.json")
@@ -143,6 +146,8 @@ class Bert(nn.Module):
             attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
             max_length=config["max_position_embeddings"])
         model = cls(config["vocab_size"], stack, config.get("type_vocab_size", 2), pooler, mlm)
+        if not weights:
+            return model
         ignore = [r"position_ids$", r"^cls\.seq_relationship\.", r"^cls\.predictions\.decoder\.(weight|bias)$"]
         ignore += [] if pooler else [r"pooler\.dense\."]
         ignore += [] if mlm else [r"^cls\.predictions\."]

@@ -6,6 +6,7 @@ from kexue.nn.conv1d import ResidualBlock1d, ResidualConv1dClassifier, ResidualC
 from kexue.nn.crf import ConditionalRandomField, TransitionConstraints, bio_constraints, bmes_constraints
 from kexue.nn.encoders import (
     CharConvEncoder,
+    CharDGCNNEncoder,
     CharRecurrentEncoder,
     CharTokenEncoder,
     ConvEncoder,
@@ -33,6 +34,7 @@ __all__ = [
     "build_component",
     "causal_mask",
     "CharConvEncoder",
+    "CharDGCNNEncoder",
     "CharRecurrentEncoder",
     "CharTokenEncoder",
     "CharTransformerEncoder",

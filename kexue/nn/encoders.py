@@ -282,3 +282,43 @@ class CharRecurrentEncoder(CharTokenEncoder):
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         h, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
         return h  # (B, T, 2H)
+
+
+class CharDGCNNEncoder(CharTokenEncoder):
+    """Dilated gated convolutions (DGCNN) over the character embeddings: ``ids (B, T, G)``, ``mask (B, T)`` ->
+    ``(B, T, hidden_dim)``. The non-BERT encoder of Su's 2019 triple extractor (kg-2019, the model before
+    用bert4keras做三元组抽取, https://kexue.fm/archives/7161; DGCNN is described in 基于CNN的阅读理解式问答模型：DGCNN,
+    https://kexue.fm/archives/5409).
+
+    Each block is a residual gate ``h <- g * h + (1 - g) * c`` with ``[c, g'] = conv(h)`` (a width-3 convolution of
+    dilation ``d`` to ``2 * hidden_dim`` channels), ``g = sigmoid(dropout(g'))``; padding is zeroed after every
+    block. The dilations grow the context quickly (1, 2, 5 repeated reaches 33 characters in 6 blocks) at the cost
+    of one convolution each.
+
+    Args:
+        num_embeddings, num_features, embed_dim, dropout: as :class:`CharTokenEncoder`.
+        hidden_dim: ``D``, the width after the input projection.
+        dilations: one block per entry, its dilation rate.
+        gate_dropout: dropout on the gate's pre-activation (the kg-2019 code drops 0.1 there).
+    """
+
+    def __init__(self, num_embeddings: int = 2**16, num_features: int = 3, embed_dim: int = 32,
+                 hidden_dim: int = 128, dilations: tuple[int, ...] = (1, 2, 5, 1, 2, 5, 1, 1),
+                 gate_dropout: float = 0.1, dropout: float = 0.2) -> None:
+        super().__init__(num_embeddings, num_features, embed_dim, dropout)
+        if not dilations or min(dilations) < 1 or hidden_dim < 1:
+            raise ValueError(f"need dilations >= 1 (at least one) and hidden_dim >= 1, got {list(dilations)}, "
+                             f"{hidden_dim}")
+        self.project = nn.Linear(num_features * embed_dim, hidden_dim)
+        self.convs = nn.ModuleList(nn.Conv1d(hidden_dim, 2 * hidden_dim, 3, padding=d, dilation=d) for d in dilations)
+        self.gate_dropout = nn.Dropout(gate_dropout)
+        self.output_dim = hidden_dim
+
+    def contextualize(self, x: Tensor, mask: Tensor) -> Tensor:
+        keep = mask[:, None, :]  # (B, 1, T)
+        h = self.project(x).transpose(1, 2).masked_fill(~keep, 0.0)  # (B, D, T)
+        for conv in self.convs:
+            c, g = conv(h).chunk(2, dim=1)  # (B, D, T) each
+            g = torch.sigmoid(self.gate_dropout(g))
+            h = (g * h + (1 - g) * c).masked_fill(~keep, 0.0)
+        return h.transpose(1, 2)  # (B, T, D)

@@ -1,0 +1,225 @@
+"""Task ``relation_extraction``'s data: sentences with their (subject, predicate, object) triples, as the pointer
+labels of 用bert4keras做三元组抽取 (https://kexue.fm/archives/7161).
+
+Default corpus: the DuIE sample that ``kexue fetch duie`` brings (casrel-datautils 1.1.5 ``data/test.json``,
+13,417 sentences, 17 of its 19 predicates used), cut by the fixed seeded split. User files: any layout
+:func:`kexue.data.duie.read_duie` reads (LIC2019 / DuIE 1.0 and 2.0 JSON lines, CasRel JSON), with the predicates
+of ``--data.schema`` (``all_50_schemas``, ``duie_schema.json`` or CasRel ``relation.json``) or else of the training
+file.
+
+Characters are the units (the post's Chinese BERT tokenises Chinese one character a token): each character is
+either ``G`` hashed ids (:func:`kexue.text.char_features`, for the char CNN / DGCNN encoders) or, with
+``--model.bert FOLDER`` (linked to ``data.bert``), one id of that folder's ``vocab.txt`` between ``[CLS]`` and
+``[SEP]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from kexue.data.datamodule import SplitDataModule, check_at_least
+from kexue.data.duie import Triple, duie_examples, duie_predicates, read_duie, read_schema
+from kexue.errors import UsageError
+from kexue.models.checkpoints import read_config
+from kexue.text import char_features
+
+Row = tuple[str, tuple[Triple, ...] | None]  # (text, triples); None for a raw predict line
+
+
+def read_vocab(bert: str) -> dict[str, int]:
+    """The piece -> id map of a BERT folder's ``vocab.txt`` (or of a ``vocab.txt`` path); a missing file or one
+    without ``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]`` is a UsageError naming it."""
+    path = Path(bert)
+    file = path / "vocab.txt" if path.is_dir() else path
+    if not file.is_file():
+        raise UsageError("no vocab.txt: --model.bert must be a BERT folder (config.json, model.safetensors, "
+                         "vocab.txt)", file)
+    vocab: dict[str, int] = {}
+    for i, line in enumerate(file.read_text(encoding="utf-8").split("\n")):
+        piece = line.rstrip("\r")
+        if piece:
+            vocab.setdefault(piece, i)
+    missing = [t for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]") if t not in vocab]
+    if missing:
+        raise UsageError(f"vocab.txt lacks {', '.join(missing)}", file)
+    return vocab
+
+
+def char_token_ids(text: str, vocab: dict[str, int]) -> list[int]:
+    """One id per character of ``text``, wrapped as ``[CLS] ... [SEP]``: the character, else its lower case, else
+    ``[unused1]`` for white space (bert4keras' convention) when the vocabulary has it, else ``[UNK]``. Keeping one
+    token per character keeps pointers and characters aligned (shape ``len(text) + 2``)."""
+    unk, space = vocab["[UNK]"], vocab.get("[unused1]", vocab["[UNK]"])
+    ids = [vocab.get(c, vocab.get(c.lower(), space if c.isspace() else unk)) for c in text]
+    return [vocab["[CLS]"], *ids, vocab["[SEP]"]]
+
+
+def pointer_spans(text: str, triples: tuple[Triple, ...], predicates: dict[str, int]) -> dict[tuple[int, int], list]:
+    """``{(subject start, subject end): [(object start, object end, predicate id), ...]}`` of the triples whose
+    subject and object both lie in ``text`` (ends inclusive, first occurrence, as the post's ``search``); a triple
+    cut off by truncation or with a predicate outside ``predicates`` gives no label (it still counts as gold)."""
+    spans: dict[tuple[int, int], list] = {}
+    for s, p, o in triples:
+        i, j = text.find(s), text.find(o)
+        if i < 0 or j < 0 or p not in predicates:
+            continue
+        spans.setdefault((i, i + len(s) - 1), []).append((j, j + len(o) - 1, predicates[p]))
+    return spans
+
+
+class RelationExtractionDataModule(SplitDataModule):
+    """Batches of sentences for the pointer model.
+
+    Every batch has ``"ids"``: ``(B, T, G)`` hashed character features (0 = padding), or with ``bert`` ``(B, T + 2)``
+    vocabulary ids (``[CLS]`` chars ``[SEP]``, ``[PAD]`` after); ``"mask"`` ``(B, T)`` real characters; and
+    ``"texts"`` (the characters the model saw, ``max_length`` at most). Sentences with triples add
+    ``"subject_labels"`` ``(B, T, 2)`` start/end of every subject, ``"subject_ids"`` ``(B, 2)`` one subject span and
+    ``"object_labels"`` ``(B, T, P, 2)`` its objects' start/end per predicate. In training the subject is drawn as
+    the post draws it (a random subject start, then a random subject end at or after it: sometimes a span that is
+    no subject, whose objects are all 0, which teaches the object head to stay silent on a wrong subject); in
+    evaluation it is the first subject. Evaluation batches also carry ``"triples"`` (the gold sets, from the whole
+    sentence) and ``"index"`` ``(B,)``.
+
+    Args:
+        train_path, val_path, test_path: DuIE / LIC2019 / CasRel files replacing the embedded splits.
+        predict_path: raw sentences, one per line (default: the test sentences).
+        schema: the predicate list (``all_50_schemas`` / ``duie_schema.json`` / ``relation.json``); a triple whose
+            predicate is not in it is an error naming file and line. Default: the fetched DuIE sample's 19, or with
+            user files and no schema the predicates of the training file.
+        predicates: the predicate names in id order (filled from the above; a checkpoint restores them).
+        bert: a BERT folder whose ``vocab.txt`` tokenises (linked from ``model.bert``); ``None``: hashed features.
+        max_length: characters per sentence the model sees (longer ones are cut; their triples beyond the cut are
+            still gold, so they count as misses: nothing is silently dropped from the score); with ``bert`` at most
+            its ``max_position_embeddings - 2``.
+        bigrams: hashed features per character are its id and its two bigrams' (``G = 3``), else its id (``G = 1``).
+        num_buckets: hash buckets (linked to the encoder's embedding rows).
+        split, split_seed, batch_size, num_workers: as every kexue DataModule.
+    """
+
+    featurization: ClassVar[tuple[str, ...]] = ("predicates", "bert", "max_length", "bigrams", "num_buckets")
+
+    def __init__(
+        self,
+        train_path: str | None = None,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        predict_path: str | None = None,
+        schema: str | None = None,
+        predicates: list[str] | None = None,
+        bert: str | None = None,
+        max_length: int = 128,
+        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        split_seed: int = 0,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        bigrams: bool = True,
+        num_buckets: int = 2**16,
+    ) -> None:
+        super().__init__()
+        self.check_split(split)
+        check_at_least(max_length=(max_length, 1), batch_size=(batch_size, 1), num_workers=(num_workers, 0),
+                       num_buckets=(num_buckets, 2))
+        if predicates is not None and (len(set(predicates)) != len(predicates) or not predicates):
+            raise ValueError(f"data.predicates must be distinct names, at least one, got {predicates}")
+        self.save_hyperparameters()
+        self.vocab = read_vocab(bert) if bert else None
+        self.limit = max_length  # characters per sentence; a BERT also needs [CLS] and [SEP] within its positions
+        if bert and Path(bert).is_dir() and (Path(bert) / "config.json").is_file():
+            positions = read_config(bert).get("max_position_embeddings")
+            if isinstance(positions, int):
+                self.limit = max(1, min(max_length, positions - 2))
+        if schema is not None and predicates is None:
+            self.hparams.predicates = read_schema(schema)
+
+    @property
+    def num_features(self) -> int:
+        """``G``, hashed features per character (linked to ``model.encoder.init_args.num_features``)."""
+        return 3 if self.hparams.bigrams else 1
+
+    def _known(self) -> list[str] | None:
+        """The predicates fixed before reading user files (argument, schema, or the asset when it is used)."""
+        hp = self.hparams
+        if hp.predicates is None and not all((hp.train_path, hp.val_path, hp.test_path)):
+            hp.predicates = duie_predicates()
+        return hp.predicates
+
+    @property
+    def predicate_list(self) -> list[str]:
+        """The predicates in id order (linked to ``model.predicates``); read from the training file, sorted, when
+        nothing else names them."""
+        if self._known() is None:
+            self.setup("fit")
+            self.hparams.predicates = sorted({p for _, triples in self.splits["train"] for _, p, _ in triples})
+            if not self.hparams.predicates:
+                raise UsageError("no triples in the training file: no predicates to learn", self.hparams.train_path)
+        return list(self.hparams.predicates)
+
+    def embedded(self) -> list[Row]:
+        self._known()
+        return [(ex.text, ex.triples) for ex in duie_examples()]
+
+    def read(self, path: str) -> list[Row]:
+        return [(ex.text, ex.triples) for ex in read_duie(path, self._known())]
+
+    def setup(self, stage: str) -> None:
+        if stage == "predict" and not self.hparams.predict_path and "predict" not in self.splits:
+            super().setup("fit")  # the test sentences, without their triples
+            self.splits["predict"] = [(row[0], None) for row in self.splits["test"]]
+        super().setup(stage)
+        for name in ("val", "test", "predict"):  # evaluation rows carry their index (DDP-padding repeats count once)
+            rows = self.splits.get(name, [])
+            if rows and len(rows[0]) == 2:
+                self.splits[name] = [(text, triples, k) for k, (text, triples) in enumerate(rows)]
+
+    def collate(self, batch: list[tuple[Any, ...]]) -> dict[str, Any]:
+        """Featurise ``(text, triples[, index])`` rows (``triples`` None for raw predict lines); see the class."""
+        hp = self.hparams
+        texts = [row[0][: self.limit] for row in batch]
+        T = max(1, *map(len, texts))
+        mask = torch.zeros(len(batch), T, dtype=torch.bool)  # (B, T)
+        for i, text in enumerate(texts):
+            mask[i, : len(text)] = True
+        if self.vocab is not None:
+            ids = torch.full((len(batch), T + 2), self.vocab["[PAD]"], dtype=torch.long)  # (B, T + 2)
+            for i, text in enumerate(texts):
+                ids[i, : len(text) + 2] = torch.as_tensor(char_token_ids(text, self.vocab))
+        else:
+            ids = torch.zeros(len(batch), T, self.num_features, dtype=torch.long)  # (B, T, G)
+            for i, text in enumerate(texts):
+                if text:
+                    ids[i, : len(text)] = torch.as_tensor(char_features(text, hp.num_buckets, hp.bigrams))
+        out: dict[str, Any] = {"ids": ids, "mask": mask, "texts": texts}
+        if batch[0][1] is None:  # raw predict lines, printed whole
+            return {**out, "lines": [row[0] for row in batch]}
+        evaluation = len(batch[0]) > 2
+        index = {p: k for k, p in enumerate(self.predicate_list)}
+        subject_labels = torch.zeros(len(batch), T, 2)  # (B, T, 2)
+        subject_ids = torch.zeros(len(batch), 2, dtype=torch.long)  # (B, 2)
+        object_labels = torch.zeros(len(batch), T, len(index), 2)  # (B, T, P, 2)
+        for i, (text, row) in enumerate(zip(texts, batch)):
+            spans = pointer_spans(text, row[1], index)
+            if not spans:
+                continue
+            for s, e in spans:
+                subject_labels[i, s, 0] = subject_labels[i, e, 1] = 1
+            if evaluation:
+                chosen = next(iter(spans))
+            else:  # the post's draw: a subject start, then any subject end at or after it
+                starts = sorted({s for s, _ in spans})
+                start = starts[int(torch.randint(len(starts), ()))]
+                ends = sorted({e for _, e in spans if e >= start})
+                chosen = (start, ends[int(torch.randint(len(ends), ()))])
+            subject_ids[i] = torch.as_tensor(chosen)
+            for s, e, p in spans.get(chosen, []):
+                object_labels[i, s, p, 0] = object_labels[i, e, p, 1] = 1
+        out.update(subject_labels=subject_labels, subject_ids=subject_ids, object_labels=object_labels)
+        if evaluation:
+            out["triples"] = [set(row[1]) for row in batch]
+            out["index"] = torch.as_tensor([row[2] for row in batch], dtype=torch.long)  # (B,)
+        return out
+
+
+__all__ = ["RelationExtractionDataModule", "char_token_ids", "pointer_spans", "read_vocab"]

@@ -1,0 +1,17 @@
+"""Task ``relation_extraction``: DuIE triples by subject pointers, a Conditional-LayerNorm subject condition and
+per-predicate object pointers (kexue.fm/archives/7161); DGCNN encoder or a BERT folder."""
+
+from kexue.registry import Task
+
+TASK = Task(
+    name="relation_extraction",
+    summary="(subject, predicate, object) triples of DuIE sentences (`kexue fetch duie`), DGCNN or BERT + pointers",
+    module="kexue.lightning_modules.relation_extraction:RelationExtractor",
+    datamodule="kexue.datamodules.relation_extraction:RelationExtractionDataModule",
+    config="kexue.conf:relation_extraction.yaml",
+    post="https://kexue.fm/archives/7161",
+    metric="test/f1",
+    links=(("model.bert", "data.bert"), ("data.num_buckets", "model.encoder.init_args.num_embeddings")),
+    data_links=(("data.predicate_list", "model.predicates"),
+                ("data.num_features", "model.encoder.init_args.num_features")),
+)
