@@ -46,6 +46,12 @@ def make_files(root: Path) -> None:
     torch.save({"state_dict": {}, "hyper_parameters": {"encoder": "mean", "labels": ["neg", "pos"]},
                 "kexue": {"task": "sentiment"}}, root / "old_format.ckpt")
     make_model_files(root)
+    good = '{"text": "《远行》是青禾的专辑", "spo_list": [{"subject": "远行", "predicate": "歌手", "object": "青禾"}]}'
+    (root / "duie_ok.jsonl").write_text(good + "\n", encoding="utf-8")
+    (root / "duie_missing.jsonl").write_text(good + '\n{"text": "甲乙", "spo_list": [{"subject": "丙", '
+                                             '"predicate": "歌手", "object": "甲"}]}\n', encoding="utf-8")
+    (root / "duie_broken.jsonl").write_text(good + '\n{"text": "甲乙", "spo_list": [\n', encoding="utf-8")
+    (root / "schema_small.json").write_text('{"0": "作者"}', encoding="utf-8")
     install_fake_dist(site, "future_plugin", {"delta": "future_mod:TASK"}, {"future_mod": GOOD.format(name="delta", api=99)})
 
 
@@ -79,6 +85,7 @@ def make_model_files(root: Path) -> None:
     writer.close()
 
 
+RE_FILES = lambda name: [f"--data.{s}_path={name}" for s in ("train", "val", "test")]  # noqa: E731
 LM_TINY = ["--model.config.dim", "8", "--model.config.num_heads", "2", "--model.config.num_layers", "1"]
 
 # category -> rows of (id, argv, fragments of the one line). Paths are relative to the test's working directory.
@@ -164,6 +171,18 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
                                              "--model.generation.max_new_tokens", "500", *FAST],
          ["max_new_tokens=500", "context of 128 tokens"]),
         ("unknown asset", ["fetch", "nope"], ["unknown asset 'nope'"]),
+    ],
+    "relation extraction": [
+        ("subject not in its sentence", ["fit", "relation_extraction", *RE_FILES("duie_missing.jsonl"), *FAST],
+         ["duie_missing.jsonl:2", "'丙' is not in the text"]),
+        ("malformed JSON line", ["fit", "relation_extraction", *RE_FILES("duie_broken.jsonl"), *FAST],
+         ["duie_broken.jsonl:2", "malformed JSON"]),
+        ("predicate outside the schema", ["fit", "relation_extraction", *RE_FILES("duie_ok.jsonl"), "--data.schema",
+                                          "schema_small.json", *FAST], ["duie_ok.jsonl:1", "'歌手'"]),
+        ("BERT folder without vocab.txt", ["fit", "relation_extraction", *RE_FILES("duie_ok.jsonl"), "--model.bert",
+                                           "bert_folder", *FAST], ["bert_folder/vocab.txt", "no vocab.txt"]),
+        ("threshold outside (0, 1)", ["fit", "relation_extraction", *RE_FILES("duie_ok.jsonl"),
+                                      "--model.end_threshold", "0", *FAST], ["thresholds in (0, 1)"]),
     ],
     "plugins": [
         ("plugin fails to import", ["run", "beta"], ["broken", "no_such_module"]),
