@@ -7,8 +7,9 @@ Rows:
   (subject type, object type) was seen in training gets that pair's most frequent training predicate. A second row
   keeps only type pairs whose predicate share in training is at least a threshold picked on the validation split.
 - `kexue run relation_extraction` as a user types it (DGCNN, early stopping on val/f1, best checkpoint tested).
-- the same task with `--model.bert DIR --model.bert_weights false`: a 4-layer, 256-wide BERT (4 heads, FFN 1024)
-  over the training split's characters, from random initialisation (the pretraining issue adds the pretrained row).
+- the same task with `--model.encoder kexue.models.BertCharEncoder --model.encoder.weights false`: a 4-layer,
+  256-wide BERT (4 heads, FFN 1024) over the training split's characters, from random initialisation (the
+  pretraining issue adds the pretrained row).
 
 Usage: python benchmarks/relation_extraction.py [--parts baseline,dgcnn,bert] [--bert_epochs N]
 """
@@ -22,6 +23,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
+
 from _report import machine, run_kexue, test_metrics, write_section
 from kexue.data.datamodule import fixed_split
 from kexue.data.duie import TripleExample, duie_examples
@@ -112,19 +114,24 @@ def main() -> None:
     hp = data.hparams
     train, val, test = fixed_split(duie_examples(), hp.split, hp.split_seed)  # the task's split, with types
     done = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+
+    def save(key: str, rows: list[str]) -> None:  # each part as it finishes: a later failure loses nothing
+        done[key] = rows
+        RESULTS.write_text(json.dumps(done, ensure_ascii=False, indent=1), encoding="utf-8")
+
     if "baseline" in parts:
-        done["baseline"] = dictionary_rows(train, val, test)
+        save("baseline", dictionary_rows(train, val, test))
     if "dgcnn" in parts:
-        done["dgcnn"] = [kexue_row("kexue `run relation_extraction` (DGCNN, 8 blocks × 128, defaults)", [])]
+        save("dgcnn", [kexue_row("kexue `run relation_extraction` (DGCNN, 8 blocks × 128, defaults)", [])])
     if "bert" in parts:
         with tempfile.TemporaryDirectory() as tmp:
             random_bert(Path(tmp) / "bert", train, hp.max_length)
-            done["bert"] = [kexue_row(
-                f"BERT 4 layers × 256 from random init (`--model.bert DIR --model.bert_weights false --model.lr "
-                f"{args.bert_lr}`, {args.bert_epochs} epochs max)",
-                ["--model.bert", str(Path(tmp) / "bert"), "--model.bert_weights", "false", "--model.lr",
-                 str(args.bert_lr), "--trainer.max_epochs", str(args.bert_epochs)])]
-    RESULTS.write_text(json.dumps(done, ensure_ascii=False, indent=1), encoding="utf-8")
+            save("bert", [kexue_row(
+                f"BERT 4 layers × 256 from random init (`--model.encoder kexue.models.BertCharEncoder "
+                f"--model.encoder.weights false --model.lr {args.bert_lr}`, {args.bert_epochs} epochs max)",
+                ["--model.encoder", "kexue.models.BertCharEncoder", "--model.encoder.checkpoint",
+                 str(Path(tmp) / "bert"), "--model.encoder.weights", "false", "--model.lr", str(args.bert_lr),
+                 "--trainer.max_epochs", str(args.bert_epochs)])])
     rows = [row for key in ("baseline", "dgcnn", "bert") for row in done.get(key, [])]
     triples = lambda rows: sum(len(ex.triples) for ex in rows)  # noqa: E731
     body = "\n".join([

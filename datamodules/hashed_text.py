@@ -26,8 +26,9 @@ def hashed_ngram_ids(texts: Sequence[str], ngrams: Sequence[int], num_buckets: i
 
 
 class HashedTextDataModule(SplitDataModule):
-    """Batches ``{"ids": (B, T) LongTensor, "labels": targets}`` for training and evaluation, and
-    ``{"ids": (B, T), "texts": list[str]}`` for ``predict`` (the raw lines ride along only to be printed).
+    """Batches ``{"ids": (B, T) LongTensor, "texts": list[str], "labels": targets}`` for training and evaluation, and
+    ``{"ids", "texts"}`` for ``predict``. The texts ride along to be printed by ``predict`` and to be tokenised by an
+    encoder that reads texts (a BERT folder, :class:`kexue.models.BertTextEncoder`).
 
     Subclasses pass their task's defaults for ``labels``, ``ngrams`` and ``num_buckets`` and implement
     :meth:`embedded`, :meth:`read` and :meth:`targets` (a batch of examples' targets as a tensor).
@@ -80,14 +81,13 @@ class HashedTextDataModule(SplitDataModule):
         raise NotImplementedError
 
     def collate(self, batch: list[tuple[str, object]]) -> dict[str, object]:
-        """``(text, target)`` examples -> ``{"ids": (B, T), "labels": ...}`` (``"texts"`` instead of
-        ``"labels"`` for raw predict lines)."""
+        """``(text, target)`` examples -> ``{"ids": (B, T), "texts": [...], "labels": ...}`` (no ``"labels"`` for raw
+        predict lines)."""
         hp = self.hparams
         texts = [text for text, _ in batch]
-        out: dict[str, object] = {"ids": hashed_ngram_ids(texts, hp.ngrams, hp.num_buckets, hp.max_length)}
-        if batch[0][1] is self.predict_target:
-            out["texts"] = texts
-        else:
+        out: dict[str, object] = {"ids": hashed_ngram_ids(texts, hp.ngrams, hp.num_buckets, hp.max_length),
+                                  "texts": texts}  # the texts: printed by predict, tokenised by a BERT encoder
+        if batch[0][1] is not self.predict_target:
             out["labels"] = self.targets([target for _, target in batch])
         return out
 

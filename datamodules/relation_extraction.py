@@ -8,14 +8,12 @@ of ``--data.schema`` (``all_50_schemas``, ``duie_schema.json`` or CasRel ``relat
 file.
 
 Characters are the units (the post's Chinese BERT tokenises Chinese one character a token): each character is
-either ``G`` hashed ids (:func:`kexue.text.char_features`, for the char CNN / DGCNN encoders) or, with
-``--model.bert FOLDER`` (linked to ``data.bert``), one id of that folder's ``vocab.txt`` between ``[CLS]`` and
-``[SEP]``.
+``G`` hashed ids (:func:`kexue.text.char_features`) for the char CNN / DGCNN encoders; the batches also carry the
+texts, which a BERT component (:class:`kexue.models.BertCharEncoder`) tokenises one token per character.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -23,38 +21,9 @@ import torch
 from kexue.data.datamodule import SplitDataModule, check_at_least
 from kexue.data.duie import Triple, duie_examples, duie_predicates, read_duie, read_schema
 from kexue.errors import UsageError
-from kexue.models.checkpoints import read_config
 from kexue.text import char_features
 
 Row = tuple[str, tuple[Triple, ...] | None]  # (text, triples); None for a raw predict line
-
-
-def read_vocab(bert: str) -> dict[str, int]:
-    """The piece -> id map of a BERT folder's ``vocab.txt`` (or of a ``vocab.txt`` path); a missing file or one
-    without ``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]`` is a UsageError naming it."""
-    path = Path(bert)
-    file = path / "vocab.txt" if path.is_dir() else path
-    if not file.is_file():
-        raise UsageError("no vocab.txt: --model.bert must be a BERT folder (config.json, model.safetensors, "
-                         "vocab.txt)", file)
-    vocab: dict[str, int] = {}
-    for i, line in enumerate(file.read_text(encoding="utf-8").split("\n")):
-        piece = line.rstrip("\r")
-        if piece:
-            vocab.setdefault(piece, i)
-    missing = [t for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]") if t not in vocab]
-    if missing:
-        raise UsageError(f"vocab.txt lacks {', '.join(missing)}", file)
-    return vocab
-
-
-def char_token_ids(text: str, vocab: dict[str, int]) -> list[int]:
-    """One id per character of ``text``, wrapped as ``[CLS] ... [SEP]``: the character, else its lower case, else
-    ``[unused1]`` for white space (bert4keras' convention) when the vocabulary has it, else ``[UNK]``. Keeping one
-    token per character keeps pointers and characters aligned (shape ``len(text) + 2``)."""
-    unk, space = vocab["[UNK]"], vocab.get("[unused1]", vocab["[UNK]"])
-    ids = [vocab.get(c, vocab.get(c.lower(), space if c.isspace() else unk)) for c in text]
-    return [vocab["[CLS]"], *ids, vocab["[SEP]"]]
 
 
 def pointer_spans(text: str, triples: tuple[Triple, ...], predicates: dict[str, int]) -> dict[tuple[int, int], list]:
@@ -73,9 +42,8 @@ def pointer_spans(text: str, triples: tuple[Triple, ...], predicates: dict[str, 
 class RelationExtractionDataModule(SplitDataModule):
     """Batches of sentences for the pointer model.
 
-    Every batch has ``"ids"``: ``(B, T, G)`` hashed character features (0 = padding), or with ``bert`` ``(B, T + 2)``
-    vocabulary ids (``[CLS]`` chars ``[SEP]``, ``[PAD]`` after); ``"mask"`` ``(B, T)`` real characters; and
-    ``"texts"`` (the characters the model saw, ``max_length`` at most). Sentences with triples add
+    Every batch has ``"ids"``: ``(B, T, G)`` hashed character features (0 = padding); ``"mask"`` ``(B, T)`` real
+    characters; and ``"texts"`` (the characters the model sees, ``max_length`` at most). Sentences with triples add
     ``"subject_labels"`` ``(B, T, 2)`` start/end of every subject, ``"subject_ids"`` ``(B, 2)`` one subject span and
     ``"object_labels"`` ``(B, T, P, 2)`` its objects' start/end per predicate. In training the subject is drawn as
     the post draws it (a random subject start, then a random subject end at or after it: sometimes a span that is
@@ -90,16 +58,15 @@ class RelationExtractionDataModule(SplitDataModule):
             predicate is not in it is an error naming file and line. Default: the fetched DuIE sample's 19, or with
             user files and no schema the predicates of the training file.
         predicates: the predicate names in id order (filled from the above; a checkpoint restores them).
-        bert: a BERT folder whose ``vocab.txt`` tokenises (linked from ``model.bert``); ``None``: hashed features.
         max_length: characters per sentence the model sees (longer ones are cut; their triples beyond the cut are
-            still gold, so they count as misses: nothing is silently dropped from the score); with ``bert`` at most
-            its ``max_position_embeddings - 2``.
+            still gold, so they count as misses: nothing is silently dropped from the score). A BERT encoder needs
+            ``max_length + 2`` positions.
         bigrams: hashed features per character are its id and its two bigrams' (``G = 3``), else its id (``G = 1``).
         num_buckets: hash buckets (linked to the encoder's embedding rows).
         split, split_seed, batch_size, num_workers: as every kexue DataModule.
     """
 
-    featurization: ClassVar[tuple[str, ...]] = ("predicates", "bert", "max_length", "bigrams", "num_buckets")
+    featurization: ClassVar[tuple[str, ...]] = ("predicates", "max_length", "bigrams", "num_buckets")
 
     def __init__(
         self,
@@ -109,7 +76,6 @@ class RelationExtractionDataModule(SplitDataModule):
         predict_path: str | None = None,
         schema: str | None = None,
         predicates: list[str] | None = None,
-        bert: str | None = None,
         max_length: int = 128,
         split: tuple[float, float, float] = (0.8, 0.1, 0.1),
         split_seed: int = 0,
@@ -125,12 +91,6 @@ class RelationExtractionDataModule(SplitDataModule):
         if predicates is not None and (len(set(predicates)) != len(predicates) or not predicates):
             raise ValueError(f"data.predicates must be distinct names, at least one, got {predicates}")
         self.save_hyperparameters()
-        self.vocab = read_vocab(bert) if bert else None
-        self.limit = max_length  # characters per sentence; a BERT also needs [CLS] and [SEP] within its positions
-        if bert and Path(bert).is_dir() and (Path(bert) / "config.json").is_file():
-            positions = read_config(bert).get("max_position_embeddings")
-            if isinstance(positions, int):
-                self.limit = max(1, min(max_length, positions - 2))
         if schema is not None and predicates is None:
             self.hparams.predicates = read_schema(schema)
 
@@ -177,20 +137,15 @@ class RelationExtractionDataModule(SplitDataModule):
     def collate(self, batch: list[tuple[Any, ...]]) -> dict[str, Any]:
         """Featurise ``(text, triples[, index])`` rows (``triples`` None for raw predict lines); see the class."""
         hp = self.hparams
-        texts = [row[0][: self.limit] for row in batch]
+        texts = [row[0][: hp.max_length] for row in batch]
         T = max(1, *map(len, texts))
         mask = torch.zeros(len(batch), T, dtype=torch.bool)  # (B, T)
         for i, text in enumerate(texts):
             mask[i, : len(text)] = True
-        if self.vocab is not None:
-            ids = torch.full((len(batch), T + 2), self.vocab["[PAD]"], dtype=torch.long)  # (B, T + 2)
-            for i, text in enumerate(texts):
-                ids[i, : len(text) + 2] = torch.as_tensor(char_token_ids(text, self.vocab))
-        else:
-            ids = torch.zeros(len(batch), T, self.num_features, dtype=torch.long)  # (B, T, G)
-            for i, text in enumerate(texts):
-                if text:
-                    ids[i, : len(text)] = torch.as_tensor(char_features(text, hp.num_buckets, hp.bigrams))
+        ids = torch.zeros(len(batch), T, self.num_features, dtype=torch.long)  # (B, T, G)
+        for i, text in enumerate(texts):
+            if text:
+                ids[i, : len(text)] = torch.as_tensor(char_features(text, hp.num_buckets, hp.bigrams))
         out: dict[str, Any] = {"ids": ids, "mask": mask, "texts": texts}
         if batch[0][1] is None:  # raw predict lines, printed whole
             return {**out, "lines": [row[0] for row in batch]}
@@ -222,4 +177,4 @@ class RelationExtractionDataModule(SplitDataModule):
         return out
 
 
-__all__ = ["RelationExtractionDataModule", "char_token_ids", "pointer_spans", "read_vocab"]
+__all__ = ["RelationExtractionDataModule", "pointer_spans"]

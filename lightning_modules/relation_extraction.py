@@ -8,9 +8,10 @@ every predicate, the starts and ends of that subject's objects. Probabilities ar
 (``sigmoid ** 2`` for subjects, ``** 4`` for objects) before the cross-entropy and the thresholds (0.6 for a start,
 0.5 for an end); decoding pairs each start with the nearest end at or after it, for every subject found.
 
-The encoder is a component (the DGCNN of Su's non-BERT kg-2019 model by default, or any
-:class:`kexue.nn.CharTokenEncoder`), or with ``--model.bert FOLDER`` a BERT checkpoint folder (the post's model;
-``--model.bert_weights false`` builds the same network from random initialisation).
+The encoder is a component: the DGCNN of Su's non-BERT kg-2019 model by default, any
+:class:`kexue.nn.CharTokenEncoder`, or a BERT folder (the post's model): ``--model.encoder
+kexue.models.BertCharEncoder --model.encoder.checkpoint FOLDER`` (``--model.encoder.weights false``: the same
+network from random initialisation).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from torch import Tensor, nn
 from kexue.data.duie import Triple
 from kexue.losses import powered_sigmoid_bce
 from kexue.metrics import TripleF1, log_span_f1
-from kexue.models.bert import Bert
 from kexue.nn.components import build_component, component_config
 from kexue.nn.encoders import CharDGCNNEncoder
 from kexue.nn.normalization import ConditionalLayerNorm
+from kexue.optim.groups import module_param_groups, scaled_param_groups
 
 Batch = dict  # see kexue.datamodules.relation_extraction.RelationExtractionDataModule
 
@@ -51,19 +52,17 @@ class RelationExtractor(L.LightningModule):
     Args:
         encoder: ``ids (B, T, G)``, ``mask (B, T)`` -> ``(B, T, encoder.output_dim)``, e.g.
             :class:`kexue.nn.CharDGCNNEncoder` (default), ``CharConvEncoder``, ``CharRecurrentEncoder``,
-            ``CharTransformerEncoder``; ``num_embeddings`` / ``num_features`` are linked from the data. Unused
-            with ``bert``.
+            ``CharTransformerEncoder`` (``num_embeddings`` / ``num_features`` linked from the data); or an encoder
+            that reads the texts (``reads_texts``), :class:`kexue.models.BertCharEncoder` over a BERT folder.
         predicates: predicate names in id order (linked from the data).
-        bert: a Hugging Face BERT folder (``config.json``, ``model.safetensors``, ``vocab.txt``) to encode with
-            instead (linked to ``data.bert``, which tokenises with its ``vocab.txt``).
-        bert_weights: load the folder's weights; ``False``: the same network from random initialisation.
         subject_power: subject probabilities are ``sigmoid ** subject_power`` (the post: 2).
         object_power: object probabilities are ``sigmoid ** object_power`` (the post: 4).
         start_threshold: a start is marked where its probability exceeds this (the post: 0.6).
         end_threshold: likewise for an end (the post: 0.5).
         condition_hidden_dim: the Conditional LayerNorm projects the ``2 D`` subject vector to this size first
             (``None``: directly, as the post).
-        lr: AdamW learning rate (the post fine-tunes BERT at 1e-5; a model from scratch wants ~1e-3).
+        lr: AdamW learning rate (the post fine-tunes BERT at 1e-5; a model from scratch wants ~1e-3); a BERT
+            encoder's groups scale it layer by layer.
         weight_decay: AdamW weight decay.
     """
 
@@ -71,8 +70,6 @@ class RelationExtractor(L.LightningModule):
         self,
         encoder: nn.Module = lazy_instance(CharDGCNNEncoder),  # noqa: B008 (shown as class_path/init_args)
         predicates: list[str] = [],  # noqa: B006 (linked from the data)
-        bert: str | None = None,
-        bert_weights: bool = True,
         subject_power: float = 2.0,
         object_power: float = 4.0,
         start_threshold: float = 0.6,
@@ -91,31 +88,19 @@ class RelationExtractor(L.LightningModule):
                              f"{subject_power}, {object_power}, {start_threshold}, {end_threshold}")
         if lr < 0 or weight_decay < 0:
             raise ValueError(f"model.lr and model.weight_decay must be >= 0, got {lr}, {weight_decay}")
-        if bert:
-            self.bert: Bert | None = Bert.from_pretrained(bert, pooler=False, mlm=False, weights=bert_weights)
-            self.encoder = None
-            dim = self.bert.config.dim
-        else:
-            self.bert = None
-            self.encoder = build_component(encoder)
-            dim = self.encoder.output_dim
+        self.encoder = build_component(encoder)
+        dim = self.encoder.output_dim
         P = len(predicates)
         self.subject = nn.Linear(dim, 2)
         self.norm = ConditionalLayerNorm(dim, 2 * dim, condition_hidden_dim)
         self.object = nn.Linear(dim, 2 * P)
         self.val_f1, self.test_f1 = TripleF1(), TripleF1()
 
-    def forward(self, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Character vectors ``(B, T, D)`` and subject logits ``(B, T, 2)`` (start, end) of ``ids`` (``(B, T, G)``
-        hashed features, or ``(B, T + 2)`` BERT ids with ``[CLS]``/``[SEP]``) and the character ``mask (B, T)``."""
-        if self.bert is not None:
-            T = mask.shape[1]
-            if ids.shape[1] > self.bert.config.max_length:
-                raise ValueError(f"{ids.shape[1]} tokens exceed the BERT's {self.bert.config.max_length} positions: "
-                                 f"lower --data.max_length")
-            lengths = mask.sum(1, keepdim=True) + 2  # (B, 1): [CLS] text [SEP]
-            padding = torch.arange(ids.shape[1], device=ids.device)[None] < lengths  # (B, T + 2)
-            h = self.bert(ids, padding=padding)[:, 1 : T + 1]  # (B, T, D): the characters
+    def forward(self, ids: Tensor, mask: Tensor, texts: list[str] | None = None) -> tuple[Tensor, Tensor]:
+        """Character vectors ``(B, T, D)`` and subject logits ``(B, T, 2)`` (start, end) of ``ids`` ``(B, T, G)``
+        (hashed features) or of ``texts`` (an encoder that reads texts), and the character ``mask (B, T)``."""
+        if getattr(self.encoder, "reads_texts", False):
+            h = self.encoder(texts, mask)  # (B, T, D)
         else:
             h = self.encoder(ids, mask)  # (B, T, D)
         return h, self.subject(h)
@@ -132,7 +117,7 @@ class RelationExtractor(L.LightningModule):
         """The post's loss: per-character BCE of the sharpened subject pointers (mean over start/end) plus that of
         the object pointers (mean over start/end, summed over predicates), each averaged over real characters."""
         mask = batch["mask"].float()  # (B, T)
-        h, subject_logits = self(batch["ids"], batch["mask"])
+        h, subject_logits = self(batch["ids"], batch["mask"], batch["texts"])
         hp = self.hparams
         subject = powered_sigmoid_bce(subject_logits, batch["subject_labels"], hp.subject_power).mean(-1)  # (B, T)
         objects = self.object_logits(h, batch["subject_ids"])
@@ -144,7 +129,7 @@ class RelationExtractor(L.LightningModule):
         """The triples of each sentence: subjects from the subject pointers, then each subject's objects and
         predicates, as strings of ``texts`` (the characters the model saw)."""
         hp, names = self.hparams, self.hparams.predicates
-        h, subject_logits = self(ids, mask)
+        h, subject_logits = self(ids, mask, texts)
         p = torch.sigmoid(subject_logits.float()) ** hp.subject_power  # (B, T, 2)
         starts = ((p[..., 0] > hp.start_threshold) & mask).nonzero().tolist()  # [(b, t)]
         ends = ((p[..., 1] > hp.end_threshold) & mask).nonzero().tolist()
@@ -197,8 +182,16 @@ class RelationExtractor(L.LightningModule):
             lines.append(json.dumps({"text": text, "spo_list": spo}, ensure_ascii=False))
         return lines
 
+    def parameter_groups(self) -> list[dict]:
+        """The encoder's own groups (a BERT's layer-wise rates and no-decay groups), then the heads'."""
+        encoder = {id(p) for p in self.encoder.parameters()}
+        heads = [p for p in self.parameters() if id(p) not in encoder]
+        return [*module_param_groups(self.encoder), {"params": heads}]
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        hp = self.hparams
+        return torch.optim.AdamW(scaled_param_groups(self.parameter_groups(), hp.lr), lr=hp.lr,
+                                 weight_decay=hp.weight_decay)
 
 
 __all__ = ["RelationExtractor", "pair_pointers"]

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kexue.datamodules.relation_extraction import RelationExtractionDataModule, char_token_ids, pointer_spans
+from kexue.datamodules.relation_extraction import RelationExtractionDataModule, pointer_spans
 from kexue.lightning_modules.relation_extraction import RelationExtractor, pair_pointers
 from kexue.losses import powered_sigmoid_bce
 from kexue.nn import CharDGCNNEncoder
@@ -109,11 +109,6 @@ def test_labels_follow_the_post() -> None:
     assert evaluation["triples"] == [set(triples), set()] and evaluation["ids"].shape == (2, len(text), 1)
 
 
-def test_char_token_ids_keep_one_token_per_character() -> None:
-    vocab = {p: i for i, p in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[unused1]", "a", "好"])}
-    assert char_token_ids("A 好x", vocab) == [2, 5, 4, 6, 1, 3]
-
-
 def test_the_model_learns_hand_written_sentences_exactly() -> None:
     """A few hundred steps on four sentences: decoding must return exactly their triples (subjects, objects,
     predicates and the CLN conditioning all have to work for this)."""
@@ -135,7 +130,7 @@ def test_the_model_learns_hand_written_sentences_exactly() -> None:
     assert found == [set(triples) for _, triples in rows], (found, loss.item())
 
 
-def tiny_bert(folder: Path) -> None:
+def tiny_bert(folder: Path, max_positions: int = 64) -> None:
     """A random 1-layer BERT folder written by transformers, over the fixture's characters."""
     transformers = pytest.importorskip("transformers")
     chars = sorted(set(SPO.read_text(encoding="utf-8")) - set(' \n"{}:,[]'))
@@ -143,20 +138,24 @@ def tiny_bert(folder: Path) -> None:
     (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]) + "\n",
                                       encoding="utf-8")
     config = transformers.BertConfig(vocab_size=5 + len(chars), hidden_size=16, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=64)
+                                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=max_positions)
     torch.manual_seed(0)
     transformers.BertModel(config).save_pretrained(folder)
+
+
+BERT = ["--model.encoder", "kexue.models.BertCharEncoder", "--model.encoder.checkpoint"]
 
 
 def test_a_bert_folder_fits_predicts_json_lines_and_trains_from_scratch(tmp_path: Path) -> None:
     bert = tmp_path / "bert"
     tiny_bert(bert)
-    fit = kexue("run", "relation_extraction", "--model.bert", str(bert), "--model.lr", "1e-3", *user_files(), *QUICK)
+    fit = kexue("run", "relation_extraction", *BERT, str(bert), "--model.lr", "1e-3", "--data.max_length", "62",
+                *user_files(), *QUICK)
     assert fit.returncode == 0, fit.stderr[-3000:]
     assert "test/f1" in fit.stdout
     ckpt = next(tmp_path.glob("runs/relation_extraction/*/checkpoints/best-*.ckpt"))
     sentences = tmp_path / "sentences.txt"
-    long = "小说《雾中灯塔》由周远写作" * 10  # 130 characters > the BERT's 64 positions: printed whole, read up to 62
+    long = "小说《雾中灯塔》由周远写作" * 10  # 130 characters: printed whole, read up to max_length
     sentences.write_text(f"今天的天气很好\n\n{long}\n", encoding="utf-8")
     pred = kexue("predict", "relation_extraction", "--ckpt_path", str(ckpt), "--data.predict_path", str(sentences),
                  "--logger", "none")
@@ -164,16 +163,24 @@ def test_a_bert_folder_fits_predicts_json_lines_and_trains_from_scratch(tmp_path
     lines = [json.loads(line) for line in pred.stdout.splitlines()[-3:]]
     assert [line["text"] for line in lines] == ["今天的天气很好", "", long]
     assert all(isinstance(line["spo_list"], list) for line in lines)
-    scratch = kexue("fit", "relation_extraction", "--model.bert", str(bert), "--model.bert_weights", "false",
+    scratch = kexue("fit", "relation_extraction", *BERT, str(bert), "--model.encoder.weights", "false",
                     "--data.max_length", "20", *user_files(), "--trainer.fast_dev_run", "1", "--logger", "none")
     assert scratch.returncode == 0, scratch.stderr[-3000:]
+    long_file = tmp_path / "long.jsonl"
+    long_file.write_text(json.dumps({"text": long, "spo_list": [{"subject": "雾中灯塔", "predicate": "作者",
+                                                                 "object": "周远"}]}, ensure_ascii=False) + "\n",
+                         encoding="utf-8")
+    too_long = kexue("fit", "relation_extraction", *BERT, str(bert), *user_files(long_file), "--data.schema",
+                     str(FIXTURES / "duie_relation.json"), "--trainer.fast_dev_run", "1", "--logger", "none",
+                     "--data.max_length", "100")
+    assert_one_line_error(too_long, "64", "--data.max_length 62")
 
 
 def test_user_files_with_and_without_a_schema(tmp_path: Path) -> None:
     fit = kexue("fit", "relation_extraction", *user_files(), "--trainer.fast_dev_run", "1", "--logger", "none",
                 "--print_config")
     assert fit.returncode == 0, fit.stderr[-3000:]
-    for knob in ("start_threshold", "object_power", "bert_weights", "dilations", "schema", "max_length"):
+    for knob in ("start_threshold", "object_power", "gate_dropout", "dilations", "schema", "max_length"):
         assert knob in fit.stdout, knob
     bad_schema = kexue("fit", "relation_extraction", *user_files(), "--data.schema", str(FIXTURES / "duie_schema.jsonl"),
                        "--trainer.fast_dev_run", "1", "--logger", "none")
@@ -188,9 +195,9 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(proc, "broken.jsonl:6", "not in the text")
     folder = tmp_path / "notbert"
     folder.mkdir()
-    proc = kexue("fit", "relation_extraction", "--model.bert", str(folder), *user_files(), "--trainer.fast_dev_run",
-                 "1", "--logger", "none")
-    assert_one_line_error(proc, "vocab.txt")
+    proc = kexue("fit", "relation_extraction", *BERT, str(folder), *user_files(), "--trainer.fast_dev_run", "1",
+                 "--logger", "none")
+    assert_one_line_error(proc, "notbert/vocab.txt")
     proc = kexue("fit", "relation_extraction", *user_files(), "--model.start_threshold", "1.5",
                  "--trainer.fast_dev_run", "1", "--logger", "none")
     assert_one_line_error(proc, "thresholds")

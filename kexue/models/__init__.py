@@ -2,11 +2,11 @@
 (Hugging Face BERT / GPT-2 folders, GPT2_ML, GGUF Llama files) by explicit key maps with shape checks."""
 
 from kexue.models.bert import Bert
+from kexue.models.bert_encoders import BertCharEncoder, BertTextEncoder
 from kexue.models.causal_lm import CausalLM
 from kexue.models.gguf import load_gguf, load_smollm2
 from kexue.models.gpt2 import GPT2ML, load_gpt2, load_gpt2_ml
 from kexue.models.tokenizers import bert_tokenizer, gpt2_tokenizer, wordpiece_tokenizer
 
-__all__ = ["GPT2ML", "Bert", "CausalLM", "bert_tokenizer", "gpt2_tokenizer", "load_gguf", "load_gpt2", "load_gpt2_ml",
-           "load_smollm2",
-           "wordpiece_tokenizer"]
+__all__ = ["GPT2ML", "Bert", "BertCharEncoder", "BertTextEncoder", "CausalLM", "bert_tokenizer", "gpt2_tokenizer",
+           "load_gguf", "load_gpt2", "load_gpt2_ml", "load_smollm2", "wordpiece_tokenizer"]
