@@ -71,8 +71,9 @@ def chunk(example: Example, tags: list[str], max_length: int) -> list[Example]:
 
 
 class SequenceLabelingDataModule(SplitDataModule):
-    """Batches ``{"ids": (B, T, G) hashed features (0 = padding), "tags": (B, T) tag ids (-1 = padding),
-    "index": (B,) example indices}`` (predict: ``"texts"`` instead of ``"tags"``, the raw lines to print).
+    """Batches ``{"ids": (B, T, G) hashed features (0 = padding), "texts": the sentences, "tags": (B, T) tag ids
+    (-1 = padding), "index": (B,) example indices}`` (predict: no ``"tags"``). The texts are printed by ``predict``
+    and tokenised by an encoder that reads them (:class:`kexue.models.BertCharEncoder`).
     Subclasses give the embedded corpus (:meth:`embedded`) and the default tag set and file format.
 
     Args:
@@ -157,8 +158,9 @@ class SequenceLabelingDataModule(SplitDataModule):
                 ids[i, : len(text)] = torch.as_tensor(char_features(text, hp.num_buckets, hp.bigrams))  # (L, G)
             if target is not None:
                 tags[i, : len(target)] = torch.as_tensor(target, dtype=torch.long)
-        out: dict[str, Tensor | list[str]] = {"ids": ids}
-        out.update({"texts": texts} if batch[0][1] is None else {"tags": tags})
+        out: dict[str, Tensor | list[str]] = {"ids": ids, "texts": texts}  # texts: printed, or read by a BERT
+        if batch[0][1] is not None:
+            out["tags"] = tags
         if len(batch[0]) > 2:
             out["index"] = torch.as_tensor([row[2] for row in batch], dtype=torch.long)  # (B,)
         return out

@@ -27,6 +27,7 @@ from kexue.nn.crf import ConditionalRandomField, bio_constraints, bmes_constrain
 from kexue.nn.encoders import CharConvEncoder
 from kexue.nn.memm import MaximumEntropyMarkovModel
 from kexue.optim import scaled_param_groups
+from kexue.optim.groups import module_param_groups
 
 Batch = dict[str, Tensor]  # "ids" (B, T, G), "tags" (B, T) with -1 padding, "index" (B,); predict: "texts"
 
@@ -81,10 +82,12 @@ class SequenceLabeler(L.LightningModule):
         self.val_f1 = SpanF1(tags)
         self.test_f1 = SpanF1(tags)
 
-    def forward(self, ids: Tensor) -> tuple[Tensor, Tensor]:
-        """Emission scores ``(B, T, K)`` and the mask ``(B, T)`` of real characters of ``ids (B, T, G)``."""
+    def forward(self, ids: Tensor, texts: list[str] | None = None) -> tuple[Tensor, Tensor]:
+        """Emission scores ``(B, T, K)`` and the mask ``(B, T)`` of real characters of ``ids (B, T, G)``; an encoder
+        that reads texts (a BERT folder, :class:`kexue.models.BertCharEncoder`) gets the batch's ``texts``."""
         mask = ids[..., 0] > 0  # (B, T): a character's own id is never 0
-        return self.emissions(self.encoder(ids, mask)), mask  # (B, T, K), (B, T)
+        source = texts if getattr(self.encoder, "reads_texts", False) else ids
+        return self.emissions(self.encoder(source, mask)), mask  # (B, T, K), (B, T)
 
     def loss(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
         """Negative log-likelihood per character (``token_mean``), the same scale for all three heads."""
@@ -101,13 +104,13 @@ class SequenceLabeler(L.LightningModule):
         return self.chain.decode(emissions, mask | first, self.constraints).masked_fill(~mask, -1)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        emissions, mask = self(batch["ids"])
+        emissions, mask = self(batch["ids"], batch.get("texts"))
         loss = self.loss(emissions, batch["tags"], mask)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(mask))
         return loss
 
     def _evaluate(self, batch: Batch, stage: str, metric: SpanF1) -> None:
-        emissions, mask = self(batch["ids"])
+        emissions, mask = self(batch["ids"], batch.get("texts"))
         self.log(f"{stage}/loss", self.loss(emissions, batch["tags"], mask), batch_size=len(mask), sync_dist=True)
         metric.update(self.decode(emissions, mask), batch["tags"], batch.get("index"))
 
@@ -126,7 +129,7 @@ class SequenceLabeler(L.LightningModule):
     def predict_step(self, batch: Batch, batch_idx: int) -> list[str]:
         """One line per text, an empty one for an empty text: words separated by spaces (B/M/E/S), or the text
         with ``[entity/LABEL]`` marks (entities)."""
-        paths = self.decode(*self(batch["ids"])).tolist()  # (B, T)
+        paths = self.decode(*self(batch["ids"], batch["texts"])).tolist()  # (B, T)
         return [self.render(text, path[: len(text)]) for text, path in zip(batch["texts"], paths)]
 
     def render(self, text: str, path: list[int]) -> str:
@@ -141,12 +144,14 @@ class SequenceLabeler(L.LightningModule):
         return "".join(pieces) + text[pos:]
 
     def parameter_groups(self) -> list[dict]:
-        """Optimizer groups: every parameter but the CRF's, then the CRF's with ``lr_multiplier`` =
-        ``transition_lr_multiplier`` (:meth:`ConditionalRandomField.param_groups`); one group for other heads."""
-        if not isinstance(self.chain, ConditionalRandomField):
-            return [{"params": list(self.parameters())}]
-        chain = {id(p) for p in self.chain.parameters()}
-        return [{"params": [p for p in self.parameters() if id(p) not in chain]}, *self.chain.param_groups()]
+        """Optimizer groups: the encoder's own (a BERT's layer-wise rates and no-decay groups, else one), the
+        emission layer (and MEMM), then the CRF's with ``lr_multiplier`` = ``transition_lr_multiplier``
+        (:meth:`ConditionalRandomField.param_groups`)."""
+        encoder = {id(p) for p in self.encoder.parameters()}
+        chain = {id(p) for p in self.chain.parameters()} if isinstance(self.chain, ConditionalRandomField) else set()
+        rest = [p for p in self.parameters() if id(p) not in encoder | chain]
+        return [*module_param_groups(self.encoder), {"params": rest},
+                *(self.chain.param_groups() if chain else [])]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams

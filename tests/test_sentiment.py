@@ -83,7 +83,7 @@ def test_collate_hashes_char_ngrams_like_a_handwritten_reference() -> None:
     second = [bucket(s) for s in ("不", "好", "用", "不好", "好用")]  # cut to 3 characters first
     assert batch["ids"].tolist() == [first + [0, 0], second]
     assert batch["labels"].tolist() == [1, 0] and batch["labels"].dtype == torch.long
-    assert "texts" not in batch
+    assert batch["texts"] == ["好用", "不好用吧"]  # whole: a BERT encoder tokenises them itself
     raw = dm.collate([("好", None), ("", None)])  # predict lines: texts ride along, no labels
     assert raw["texts"] == ["好", ""] and "labels" not in raw and raw["ids"].tolist() == [[bucket("好")], [0]]
 

@@ -152,7 +152,7 @@ def hashed(token: str, buckets: int) -> int:
 def test_collate_featurises_into_tensors() -> None:
     dm = SegmentationDataModule(num_buckets=1000)
     batch = dm.collate([("北京", [0, 2], 7), ("好", [3], 8)])
-    assert set(batch) == {"ids", "tags", "index"}
+    assert set(batch) == {"ids", "texts", "tags", "index"} and batch["texts"] == ["北京", "好"]
     assert batch["ids"].tolist() == [
         [[hashed("北", 1000), hashed("\x02北", 1000), hashed("北京", 1000)],
          [hashed("京", 1000), hashed("北京", 1000), hashed("京\x03", 1000)]],

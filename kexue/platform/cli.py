@@ -63,7 +63,7 @@ def expand_presets(args: list[str]) -> list[str]:
                 if value not in ("wandb", "csv", "none"):
                     raise UsageError(f"--logger must be wandb, csv or none, got {value!r}")
                 value = str(known[value])
-            elif not Path(value).exists() and value in known:
+            elif not Path(value).is_file() and value in known:  # a folder named like a preset (./bert) is not a config
                 value = str(known[value])
             elif not Path(value).exists():
                 raise UsageError(f"config file not found (and not a preset: {', '.join(known)})", value)
