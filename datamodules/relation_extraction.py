@@ -129,10 +129,7 @@ class RelationExtractionDataModule(SplitDataModule):
             super().setup("fit")  # the test sentences, without their triples
             self.splits["predict"] = [(row[0], None) for row in self.splits["test"]]
         super().setup(stage)
-        for name in ("val", "test", "predict"):  # evaluation rows carry their index (DDP-padding repeats count once)
-            rows = self.splits.get(name, [])
-            if rows and len(rows[0]) == 2:
-                self.splits[name] = [(text, triples, k) for k, (text, triples) in enumerate(rows)]
+        self.index_evaluation_rows()
 
     def collate(self, batch: list[tuple[Any, ...]]) -> dict[str, Any]:
         """Featurise ``(text, triples[, index])`` rows (``triples`` None for raw predict lines); see the class."""

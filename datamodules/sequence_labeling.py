@@ -143,10 +143,7 @@ class SequenceLabelingDataModule(SplitDataModule):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        for name in ("val", "test", "predict"):  # evaluation rows carry their index (DDP-padding repeats count once)
-            rows = self.splits.get(name, [])
-            if rows and len(rows[0]) == 2:
-                self.splits[name] = [(text, tags, k) for k, (text, tags) in enumerate(rows)]
+        self.index_evaluation_rows()
 
     def collate(self, batch: list[tuple[Any, ...]]) -> dict[str, Tensor | list[str]]:
         """Featurise ``(text, tags[, index])`` examples (``tags`` None for raw predict lines) into tensors."""

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 
 from kexue.nn.components import build_component
-from kexue.optim.groups import module_param_groups, scaled_param_groups
+from kexue.optim.groups import component_param_groups, scaled_param_groups
 
 
 class EncoderClassifier(L.LightningModule):
@@ -96,9 +96,9 @@ class EncoderClassifier(L.LightningModule):
         return [line if text.strip() else "" for line, text in zip(lines, batch["texts"])]
 
     def parameter_groups(self) -> list[dict]:
-        """The encoder's own groups (a BERT's layer-wise rates and no-decay groups, :func:`module_param_groups`), then
-        the head's; ``--optimizer`` uses the same groups."""
-        return [*module_param_groups(self.encoder), {"params": list(self.head.parameters())}]
+        """The encoder's own groups if it has any (a BERT's layer-wise rates and no-decay groups), then the rest
+        (:func:`~kexue.optim.groups.component_param_groups`); ``--optimizer`` uses the same groups."""
+        return component_param_groups(self, self.encoder)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(scaled_param_groups(self.parameter_groups(), self.lr), lr=self.lr,

@@ -24,12 +24,13 @@ from jsonargparse import lazy_instance
 from torch import Tensor, nn
 
 from kexue.data.duie import Triple
+from kexue.lightning_modules.sequence_labeler import CountF1Stages
 from kexue.losses import powered_sigmoid_bce
-from kexue.metrics import TripleF1, log_span_f1
+from kexue.metrics import TripleF1
 from kexue.nn.components import build_component, component_config
 from kexue.nn.encoders import CharDGCNNEncoder
 from kexue.nn.normalization import ConditionalLayerNorm
-from kexue.optim.groups import module_param_groups, scaled_param_groups
+from kexue.optim.groups import component_param_groups, scaled_param_groups
 
 Batch = dict  # see kexue.datamodules.relation_extraction.RelationExtractionDataModule
 
@@ -46,7 +47,7 @@ def pair_pointers(starts: list[tuple[int, ...]], ends: list[tuple[int, ...]]) ->
     return spans
 
 
-class RelationExtractor(L.LightningModule):
+class RelationExtractor(CountF1Stages, L.LightningModule):
     """Subject pointers, then per-predicate object pointers conditioned on a subject (https://kexue.fm/archives/7161).
 
     Args:
@@ -160,18 +161,6 @@ class RelationExtractor(L.LightningModule):
         self.log(f"{stage}/loss", self.loss(batch), batch_size=len(batch["texts"]), sync_dist=True)
         metric.update(self.extract(batch["ids"], batch["mask"], batch["texts"]), batch["triples"], batch["index"])
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_f1)
-
-    def on_validation_epoch_end(self) -> None:
-        log_span_f1(self, self.val_f1, "val")
-
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_f1)
-
-    def on_test_epoch_end(self) -> None:
-        log_span_f1(self, self.test_f1, "test")
-
     def predict_step(self, batch: Batch, batch_idx: int) -> list[str]:
         """One JSON line per sentence: ``{"text", "spo_list": [{"subject", "predicate", "object"}, ...]}`` (the
         LIC2019 layout, sorted), the text as given (a sentence longer than ``--data.max_length`` is read up to it)."""
@@ -183,10 +172,8 @@ class RelationExtractor(L.LightningModule):
         return lines
 
     def parameter_groups(self) -> list[dict]:
-        """The encoder's own groups (a BERT's layer-wise rates and no-decay groups), then the heads'."""
-        encoder = {id(p) for p in self.encoder.parameters()}
-        heads = [p for p in self.parameters() if id(p) not in encoder]
-        return [*module_param_groups(self.encoder), {"params": heads}]
+        """The encoder's own groups if it has any (a BERT's layer-wise rates and no-decay groups), then the rest."""
+        return component_param_groups(self, self.encoder)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams

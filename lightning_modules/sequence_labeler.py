@@ -27,12 +27,30 @@ from kexue.nn.crf import ConditionalRandomField, bio_constraints, bmes_constrain
 from kexue.nn.encoders import CharConvEncoder
 from kexue.nn.memm import MaximumEntropyMarkovModel
 from kexue.optim import scaled_param_groups
-from kexue.optim.groups import module_param_groups
+from kexue.optim.groups import component_param_groups
 
 Batch = dict[str, Tensor]  # "ids" (B, T, G), "tags" (B, T) with -1 padding, "index" (B,); predict: "texts"
 
 
-class SequenceLabeler(L.LightningModule):
+class CountF1Stages:
+    """The validation / test hooks of a LightningModule scored by two :class:`~kexue.metrics.CountF1` metrics,
+    ``val_f1`` and ``test_f1``, that its ``_evaluate(batch, stage, metric)`` updates (shared by
+    :class:`SequenceLabeler` and the relation extractor); precision, recall and F1 are logged at each epoch's end."""
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_f1)
+
+    def on_validation_epoch_end(self) -> None:
+        log_span_f1(self, self.val_f1, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_f1)
+
+    def on_test_epoch_end(self) -> None:
+        log_span_f1(self, self.test_f1, "test")
+
+
+class SequenceLabeler(CountF1Stages, L.LightningModule):
     """Tag each character; batches are ``{"ids": (B, T, G) hashed features, 0 = padding, "tags": (B, T)}``.
 
     Args:
@@ -114,18 +132,6 @@ class SequenceLabeler(L.LightningModule):
         self.log(f"{stage}/loss", self.loss(emissions, batch["tags"], mask), batch_size=len(mask), sync_dist=True)
         metric.update(self.decode(emissions, mask), batch["tags"], batch.get("index"))
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_f1)
-
-    def on_validation_epoch_end(self) -> None:
-        log_span_f1(self, self.val_f1, "val")
-
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_f1)
-
-    def on_test_epoch_end(self) -> None:
-        log_span_f1(self, self.test_f1, "test")
-
     def predict_step(self, batch: Batch, batch_idx: int) -> list[str]:
         """One line per text, an empty one for an empty text: words separated by spaces (B/M/E/S), or the text
         with ``[entity/LABEL]`` marks (entities)."""
@@ -144,14 +150,12 @@ class SequenceLabeler(L.LightningModule):
         return "".join(pieces) + text[pos:]
 
     def parameter_groups(self) -> list[dict]:
-        """Optimizer groups: the encoder's own (a BERT's layer-wise rates and no-decay groups, else one), the
-        emission layer (and MEMM), then the CRF's with ``lr_multiplier`` = ``transition_lr_multiplier``
+        """Optimizer groups: the encoder's own if it has any (a BERT's layer-wise rates and no-decay groups), every
+        other parameter but the CRF's, then the CRF's with ``lr_multiplier`` = ``transition_lr_multiplier``
         (:meth:`ConditionalRandomField.param_groups`)."""
-        encoder = {id(p) for p in self.encoder.parameters()}
-        chain = {id(p) for p in self.chain.parameters()} if isinstance(self.chain, ConditionalRandomField) else set()
-        rest = [p for p in self.parameters() if id(p) not in encoder | chain]
-        return [*module_param_groups(self.encoder), {"params": rest},
-                *(self.chain.param_groups() if chain else [])]
+        if not isinstance(self.chain, ConditionalRandomField):
+            return component_param_groups(self, self.encoder)
+        return [*component_param_groups(self, self.encoder, self.chain.parameters()), *self.chain.param_groups()]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams

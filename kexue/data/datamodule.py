@@ -123,6 +123,15 @@ class SplitDataModule(L.LightningDataModule):
         if stage == "predict" and "predict" not in self.splits:
             self.splits["predict"] = [(t, self.predict_target) for t, _ in self.splits["test"]]
 
+    def index_evaluation_rows(self) -> None:
+        """Append each val / test / predict row's index to it (``(text, target)`` -> ``(text, target, k)``), once:
+        metrics keyed by example index count a row that ``DistributedSampler`` repeats to pad the last batches once
+        (:class:`kexue.metrics.ExampleMetric`). Call it at the end of ``setup``."""
+        for name in ("val", "test", "predict"):
+            rows = self.splits.get(name, [])
+            if rows and len(rows[0]) == 2:
+                self.splits[name] = [(*row, k) for k, row in enumerate(rows)]
+
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         hp, data = self.hparams, self.splits[name]
         return DataLoader(

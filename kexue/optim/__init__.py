@@ -20,6 +20,7 @@ Lightning's LR monitor see one set of groups; ``state_dict`` holds both optimize
 """
 
 from kexue.optim.groups import (
+    component_param_groups,
     configure_optimizers,
     layerwise_lr_groups,
     module_param_groups,
@@ -47,6 +48,7 @@ __all__ = [
     "PiecewiseLinearLR",
     "build_optimizer",
     "configure_optimizers",
+    "component_param_groups",
     "layerwise_lr_groups",
     "module_param_groups",
     "no_weight_decay_groups",

@@ -63,6 +63,17 @@ def module_param_groups(module: torch.nn.Module) -> list[dict[str, Any]]:
     return list(groups()) if callable(groups) else [{"params": [p for p in module.parameters() if p.requires_grad]}]
 
 
+def component_param_groups(module: torch.nn.Module, component: torch.nn.Module,
+                           exclude: Iterable[torch.nn.Parameter] = ()) -> list[dict[str, Any]]:
+    """``component``'s own groups when it defines ``parameter_groups()`` (a BERT encoder's layer-wise rates and
+    no-decay groups), then one group of ``module``'s other parameters (all of them when the component defines no
+    groups), leaving out ``exclude`` (parameters the caller groups itself, e.g. CRF transitions)."""
+    own = getattr(component, "parameter_groups", None)
+    skip = {id(p) for p in exclude} | ({id(p) for p in component.parameters()} if callable(own) else set())
+    rest = [p for p in module.parameters() if id(p) not in skip and p.requires_grad]
+    return [*(own() if callable(own) else []), *([{"params": rest}] if rest else [])]
+
+
 def configure_optimizers(module: torch.nn.Module, optimizer: OptimizerSpec, lr_scheduler: Any = None) -> Any:
     """What ``--optimizer`` / ``--lr_scheduler`` install as a model's ``configure_optimizers``.
 
