@@ -179,6 +179,12 @@ class KexueCLI(LightningCLI):
             raise UsageError(f"checkpoint does not fit this kexue's '{self.task.name}' model ({why}); it was "
                              "probably written by an older kexue: retrain", self.config.ckpt_path) from err
         cfg = self.config
+        # The loggers get the whole parsed config (LoggedSaveConfigCallback), so the DataModule's hyperparameters are
+        # not merged into the model's as well: Lightning refuses a key both have with different values, e.g. a
+        # vocabulary the data fills after save_hyperparameters() copied it (None) or pretrain's data.vocab_size (the
+        # WordPiece target) vs model.vocab_size (the pieces it got).
+        if self.datamodule is not None:
+            self.datamodule._log_hyperparams = False
         # A model with nothing to fit (e.g. text_similarity's fixed vectors) says so with requires_checkpoint = False.
         needs = getattr(self.model, "requires_checkpoint", True)
         if self.command in ("validate", "test", "predict") and not cfg.ckpt_path and not cfg.untrained and needs:
