@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -109,7 +111,7 @@ def main() -> None:
     parser.add_argument("--bert_lr", type=float, default=5e-4)
     args = parser.parse_args()
     parts = set(args.parts.split(","))
-    where = machine()
+    where = machine() if parts & {"baseline", "dgcnn", "bert"} else "rows below as stored; no part rerun"
     data = RelationExtractionDataModule()
     hp = data.hparams
     train, val, test = fixed_split(duie_examples(), hp.split, hp.split_seed)  # the task's split, with types
@@ -117,6 +119,9 @@ def main() -> None:
 
     def save(key: str, rows: list[str]) -> None:  # each part as it finishes: a later failure loses nothing
         done[key] = rows
+        load = os.getloadavg()[1] if hasattr(os, "getloadavg") else float("nan")
+        done.setdefault("when", {})[key] = (f"`--parts {key}` finished {time.strftime('%Y-%m-%d %H:%M')}, load average "
+                                            f"{load:.2f} over its last 5 minutes")
         RESULTS.write_text(json.dumps(done, ensure_ascii=False, indent=1), encoding="utf-8")
 
     if "baseline" in parts:
@@ -136,8 +141,11 @@ def main() -> None:
     triples = lambda rows: sum(len(ex.triples) for ex in rows)  # noqa: E731
     body = "\n".join([
         "## relation_extraction: DuIE triples (kexue.fm/archives/7161)", "",
-        f"Command: `python benchmarks/relation_extraction.py --parts {args.parts} "
-        f"--bert_epochs {args.bert_epochs}` ({where}).",
+        f"Command: `python benchmarks/relation_extraction.py --parts baseline,dgcnn,bert --bert_epochs "
+        f"{args.bert_epochs}` ({where}; each part can be rerun alone, its rows kept in "
+        f"`benchmarks/{RESULTS.name}`).",
+        "Rows as measured: " + "; ".join(done.get("when", {}).get(k, f"`{k}`: from an earlier run")
+                                         for k in ("baseline", "dgcnn", "bert") if k in done) + ".",
         f"Data: the DuIE sample of `kexue fetch duie` (casrel-datautils 1.1.5 `data/test.json`), fixed split {hp.split}"
         f" (split_seed {hp.split_seed}): {len(train)} / {len(val)} / {len(test)} sentences, {triples(train)} / "
         f"{triples(val)} / {triples(test)} triples, 17 predicates used. Scores: exact (subject, predicate, object)"
