@@ -1,7 +1,8 @@
 """Task ``pretrain``: a small Chinese BERT trained from scratch with the masked-language-model objective; when fit
 ends it is written as a Hugging Face BERT folder ``<run>/bert/`` (``config.json``, ``model.safetensors``,
 ``vocab.txt``, tokenizer files) that ``transformers``' ``BertForMaskedLM`` and :meth:`kexue.models.bert.Bert.
-from_pretrained` load, e.g. as ``relation_extraction``'s ``--model.bert``.
+from_pretrained` load, and every downstream task takes as an encoder component (:class:`kexue.models.BertTextEncoder`,
+:class:`kexue.models.BertCharEncoder`).
 
 Posts: 自己实现了一个bert4keras (https://kexue.fm/archives/6915) and its pretraining scripts: BERT's MLM head tied to
 the word embeddings, AdamW without weight decay on biases and LayerNorm, linear warm-up then linear decay.
