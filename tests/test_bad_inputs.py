@@ -78,6 +78,11 @@ def make_model_files(root: Path) -> None:
             (root / folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
     (root / "bert_folder").mkdir()
     (root / "bert_folder" / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    (root / "bert_mismatch").mkdir()  # a vocab.txt of 7 pieces beside a config of 9: not this checkpoint's vocabulary
+    bert = {"model_type": "bert", "vocab_size": 9, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "intermediate_size": 16, "max_position_embeddings": 16}
+    (root / "bert_mismatch" / "config.json").write_text(json.dumps(bert), encoding="utf-8")
+    (root / "bert_mismatch" / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n好\n差\n", encoding="utf-8")
     writer = gguf.GGUFWriter(str(root / "gpt2.gguf"), "gpt2")
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -184,6 +189,11 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
                                            "bert_folder", *FAST], ["bert_folder", "vocab.txt"]),
         ("threshold outside (0, 1)", ["fit", "relation_extraction", *RE_FILES("duie_ok.jsonl"),
                                       "--model.end_threshold", "0", *FAST], ["thresholds in (0, 1)"]),
+    ],
+    "BERT fine-tuning": [
+        ("vocab.txt does not match the embedding size", ["fit", "sentiment", "--config", "bert",
+                                                        "--model.encoder.checkpoint", "bert_mismatch", *FAST],
+         ["bert_mismatch", "vocab.txt has 7 pieces", "vocab_size=9"]),
     ],
     "plugins": [
         ("plugin fails to import", ["run", "beta"], ["broken", "no_such_module"]),
