@@ -12,7 +12,8 @@ from kexue.platform.cli import main
 from kexue.registry import list_tasks
 
 TASKS = [entry.name for entry in list_tasks() if entry.status == "ok"]
-ASSETS = {"relation_extraction": ("duie", "test.json")}  # tasks whose default data is a `kexue fetch` asset (`make test` fetches it)
+ASSETS = {"relation_extraction": ("duie", "test.json"),
+          "reading_comprehension": ("duie", "test.json")}  # tasks whose default data is a `kexue fetch` asset (`make test` fetches it)
 
 
 def needs_asset(name: str) -> None:

@@ -1,0 +1,168 @@
+"""Task ``reading_comprehension``'s data: (passage, question, answers) rows packed as UniLM's
+``[CLS] passage [SEP] question [SEP] answer [SEP]`` (万能的seq2seq, https://kexue.fm/archives/7115).
+
+Default corpus: **templated** extractive questions over the DuIE sample that ``kexue fetch duie`` brings
+(:func:`kexue.data.qa.templated_questions`: ``"{subject}的{predicate}是什么？"``, answer the object, passage the
+sentence), cut by the fixed seeded split. User files: WebQA, SogouQA or JSON lines (:func:`kexue.data.qa.read_qa`).
+Characters are the tokens, one id each (:class:`kexue.seq2seq.CharVocab`): a BERT folder's ``vocab.txt`` with
+``--model.checkpoint`` (linked here), else a vocabulary built from the training split (kept in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import Any, ClassVar
+
+from torch.utils.data import DataLoader
+
+from kexue.data.datamodule import SplitDataModule, check_at_least
+from kexue.data.qa import QAExample, QAFormat, read_qa, templated_questions
+from kexue.data.readers import utf8_lines
+from kexue.errors import UsageError
+from kexue.seq2seq import CharVocab, build_char_vocab, unilm_batch
+
+
+class ReadingComprehensionDataModule(SplitDataModule):
+    """Batches ``{"ids", "segments", "padding", "labels"}`` ``(B, T)`` (:func:`kexue.seq2seq.unilm_batch`) plus, for
+    decoding, ``"sources"`` (``[CLS] passage [SEP] question [SEP]`` id lists), ``"passage_ids"`` and
+    ``"passages"`` (the passage as the model sees it), ``"questions"``, ``"answers"`` (gold tuples; ``()`` for
+    predict lines).
+
+    Args:
+        train_path, val_path, test_path: QA files replacing the embedded splits (format ``data.format``).
+        predict_path: JSON lines ``{"passage", "question"}``; a blank line gives an empty answer.
+        format: ``auto``, ``webqa``, ``sogouqa`` or ``jsonl``.
+        require_span: an answer not in its passage is an error (extractive data; the copy constraint needs it).
+        checkpoint: a BERT folder whose ``vocab.txt`` to use (linked from ``model.checkpoint``).
+        vocabulary: the character vocabulary (built from the training split when ``None``; restored from a
+            checkpoint).
+        min_count: training characters seen fewer times become ``[UNK]``.
+        max_length: tokens of a whole example (linked to the fresh BERT's positions); the passage gets what the
+            question (cut at ``max_question_length``), the answer and the 4 specials leave. In training a longer
+            passage is cut to a window holding the answer; in evaluation and predict it keeps its start.
+        max_question_length, max_answer_length: characters kept (``max_answer_length`` is linked to decoding).
+        split, split_seed, batch_size, num_workers: as every kexue DataModule.
+    """
+
+    featurization: ClassVar[tuple[str, ...]] = ("checkpoint", "vocabulary", "max_length", "max_question_length",
+                                                "max_answer_length")
+
+    def __init__(
+        self,
+        train_path: str | None = None,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        predict_path: str | None = None,
+        format: QAFormat = "auto",
+        require_span: bool = True,
+        checkpoint: str | None = None,
+        vocabulary: list[str] | None = None,
+        min_count: int = 1,
+        max_length: int = 128,
+        max_question_length: int = 24,
+        max_answer_length: int = 16,
+        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        split_seed: int = 0,
+        batch_size: int = 32,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.check_split(split)
+        check_at_least(min_count=(min_count, 1), max_question_length=(max_question_length, 1),
+                       max_answer_length=(max_answer_length, 1), batch_size=(batch_size, 1),
+                       num_workers=(num_workers, 0))
+        if max_length < max_question_length + max_answer_length + 5:
+            raise ValueError(f"data.max_length={max_length} leaves no passage after max_question_length + "
+                             f"max_answer_length + 4 specials ({max_question_length + max_answer_length + 4})")
+        self.save_hyperparameters()
+        self._vocab: CharVocab | None = None
+
+    def embedded(self) -> list[QAExample]:
+        from kexue.data.duie import duie_examples
+
+        return templated_questions(duie_examples())
+
+    def read(self, path: str) -> list[QAExample]:
+        return read_qa(path, self.hparams.format, self.hparams.require_span)
+
+    @property
+    def vocab(self) -> CharVocab:
+        """The tokenizer (the checkpoint's ``vocab.txt`` or :attr:`vocabulary_list`)."""
+        if self._vocab is None:
+            ckpt = self.hparams.checkpoint
+            self._vocab = CharVocab.from_folder(ckpt) if ckpt else CharVocab(tuple(self.vocabulary_list))
+        return self._vocab
+
+    @property
+    def vocabulary_list(self) -> list[str] | None:
+        """The character vocabulary (linked to ``model.vocabulary``; ``None`` with a checkpoint), built from the
+        training split's passages, questions and answers on first use."""
+        hp = self.hparams
+        if hp.checkpoint:
+            return None
+        if hp.vocabulary is None:
+            self.setup("fit")
+            rows = self.splits["train"]
+            hp.vocabulary = build_char_vocab([r.passage + r.question + "".join(r.answers) for r in rows],
+                                             hp.min_count)
+        return list(hp.vocabulary)
+
+    def setup(self, stage: str) -> None:
+        hp = self.hparams
+        if stage == "predict" and hp.predict_path:
+            if "predict" not in self.splits:
+                self.splits["predict"] = self._predict_lines(hp.predict_path)
+            return
+        super().setup("fit" if stage == "predict" else stage)
+        if stage == "predict" and "predict" not in self.splits:  # the test passages and questions
+            self.splits["predict"] = [QAExample(r.passage, r.question, ()) for r in self.splits["test"]]
+
+    @staticmethod
+    def _predict_lines(path: str) -> list[QAExample]:
+        rows = []
+        for lineno, line in enumerate(utf8_lines(path), start=1):
+            if not line.strip():
+                rows.append(QAExample("", "", ()))
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise UsageError(f"malformed JSON ({err.msg}, column {err.colno})", path, lineno) from None
+            if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("passage", "question")):
+                raise UsageError("expected a JSON object with string fields 'passage' and 'question'", path, lineno)
+            rows.append(QAExample(record["passage"], record["question"], ()))
+        return rows
+
+    def _passage(self, row: QAExample, budget: int, training: bool) -> str:
+        passage = row.passage
+        if len(passage) <= budget:
+            return passage
+        at = passage.find(row.answers[0]) if training and row.answers else -1
+        if at < 0 or at + len(row.answers[0]) <= budget:
+            return passage[:budget]
+        start = min(at - (budget - len(row.answers[0])) // 2, len(passage) - budget)
+        return passage[max(0, start) : max(0, start) + budget]
+
+    def train_dataloader(self) -> DataLoader:
+        loader = super().train_dataloader()
+        return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=loader.sampler,
+                          num_workers=loader.num_workers, collate_fn=partial(self.collate, training=True))
+
+    def collate(self, batch: list[QAExample], training: bool = False) -> dict[str, Any]:
+        """Pack rows; see the class. Rows with answers carry their target (``training``: a long passage is cut
+        to a window around it), predict rows only the source."""
+        hp, vocab = self.hparams, self.vocab
+        budget = hp.max_length - hp.max_question_length - hp.max_answer_length - 4
+        passages = [self._passage(r, budget, training) for r in batch]
+        questions = [r.question[: hp.max_question_length] for r in batch]
+        passage_ids = [vocab.encode(p) for p in passages]
+        sources = [[vocab.cls, *p, vocab.sep, *vocab.encode(q), vocab.sep] for p, q in zip(passage_ids, questions)]
+        targets = [[*vocab.encode(r.answers[0][: hp.max_answer_length]), vocab.sep] if r.answers else []
+                   for r in batch]
+        return {**unilm_batch(sources, targets, vocab.pad), "sources": sources, "passage_ids": passage_ids,
+                "passages": passages, "questions": [r.question for r in batch],
+                "answers": [r.answers for r in batch]}
+
+
+__all__ = ["ReadingComprehensionDataModule"]

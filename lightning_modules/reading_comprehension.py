@@ -1,0 +1,174 @@
+"""Task ``reading_comprehension``: UniLM on one BERT (source = passage + question, target = answer), the target-side
+LM loss, beam-search decoding restricted to passage substrings, and the exposure-bias switch.
+
+Posts: 从语言模型到Seq2Seq：Transformer如戏，全靠Mask (https://kexue.fm/archives/6933), 万能的seq2seq
+(https://kexue.fm/archives/7115; its reading-comprehension example copies the answer from the passage), and
+Seq2Seq中Exposure Bias现象的浅析与对策 (https://kexue.fm/archives/7259; random replacement of teacher-forced inputs).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Literal
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchmetrics import MeanMetric
+
+from kexue.data.qa import char_f1, exact_match
+from kexue.errors import UsageError
+from kexue.models.bert import Bert
+from kexue.nn.masks import seq2seq_mask
+from kexue.nn.transformer import TransformerConfig
+from kexue.seq2seq import (
+    BERT_SPECIALS,
+    CharVocab,
+    copied_text,
+    random_replace,
+    unilm_beam_search,
+    unilm_loss,
+    unilm_step,
+)
+
+DEFAULT_CONFIG = TransformerConfig(dim=256, num_layers=4, num_heads=4, ffn_dim=1024, max_length=128, eps=1e-12,
+                                   dropout=0.1, attention_dropout=0.1)
+
+
+class ReadingComprehension(L.LightningModule):
+    """UniLM reading comprehension: ``logits = BERT_MLM(ids, segments, mask=seq2seq_mask(segments))`` ``(B, T, V)``,
+    loss :func:`kexue.seq2seq.unilm_loss` on the answer positions; ``val/em``, ``val/f1``, ``test/em``,
+    ``test/f1`` of beam-searched answers (:func:`kexue.data.qa.exact_match`, :func:`kexue.data.qa.char_f1`).
+
+    Args:
+        vocabulary: the character vocabulary of a BERT trained here (linked from the data; ``None`` with a
+            checkpoint).
+        checkpoint: a Hugging Face BERT folder with its MLM head (the one ``kexue run pretrain`` writes,
+            ``bert-base-chinese``); characters are its tokens, as :class:`kexue.models.BertCharEncoder`.
+        weights: load the checkpoint's weights (``False``: the same network from random initialisation).
+        config: the fresh BERT's stack (ignored with ``checkpoint``); ``max_length`` linked from the data.
+        beam_size: beams of the decoder.
+        max_answer_length: tokens an answer may have (linked from ``data.max_answer_length``).
+        copy_from_passage: only answers that are passage substrings (post 7115's constraint for extractive data).
+        exposure_bias: ``random_replace`` replaces teacher-forced answer inputs by random characters with
+            probability ``replace_prob`` in training, labels unchanged (post 7259); ``none`` trains as usual.
+        replace_prob: that probability.
+        lr, weight_decay, warmup: AdamW, linear warm-up over that fraction of the steps then linear decay.
+    """
+
+    runtime_arguments: ClassVar[tuple[str, ...]] = ("beam_size", "copy_from_passage")
+
+    def __init__(
+        self,
+        vocabulary: list[str] | None = None,
+        checkpoint: str | None = None,
+        weights: bool = True,
+        config: TransformerConfig = DEFAULT_CONFIG,
+        beam_size: int = 3,
+        max_answer_length: int = 16,
+        copy_from_passage: bool = True,
+        exposure_bias: Literal["none", "random_replace"] = "none",
+        replace_prob: float = 0.1,
+        lr: float = 5e-4,
+        weight_decay: float = 0.01,
+        warmup: float = 0.05,
+    ) -> None:
+        super().__init__()
+        if beam_size < 1 or max_answer_length < 1:
+            raise ValueError(f"model.beam_size and model.max_answer_length must be >= 1, got {beam_size}, "
+                             f"{max_answer_length}")
+        if not 0 <= replace_prob <= 1 or lr < 0 or weight_decay < 0 or not 0 <= warmup < 1:
+            raise ValueError(f"model.replace_prob in [0, 1], lr >= 0, weight_decay >= 0, warmup in [0, 1) needed, "
+                             f"got {replace_prob}, {lr}, {weight_decay}, {warmup}")
+        self.save_hyperparameters()
+        if checkpoint:
+            self.vocab = CharVocab.from_folder(checkpoint)
+            self.bert = Bert.from_pretrained(checkpoint, pooler=False, mlm=True, weights=weights)
+            if len(self.vocab) != self.bert.vocab_size:
+                raise UsageError(f"vocab.txt has {len(self.vocab)} pieces but config.json says vocab_size="
+                                 f"{self.bert.vocab_size}", checkpoint)
+        else:
+            if not vocabulary:
+                raise ValueError("model.vocabulary (linked from the data) or model.checkpoint is required")
+            self.vocab = CharVocab(tuple(vocabulary))
+            self.bert = Bert(len(self.vocab), TransformerConfig.coerce(config), pooler=False, mlm=True)
+        specials = {self.vocab.index.get(t) for t in (*BERT_SPECIALS, "[MASK]")} - {None}
+        self.first_regular = max(specials) + 1  # random_replace draws from [first_regular, V): no special token
+        self.banned = sorted(specials - {self.vocab.sep})
+        self.metrics = torch.nn.ModuleDict({f"{s}_{m}": MeanMetric() for s in ("val", "test") for m in ("em", "f1")})
+
+    def forward(self, ids: Tensor, segments: Tensor, padding: Tensor) -> Tensor:
+        """MLM logits ``(B, T, V)`` of packed ``ids``, ``segments``, ``padding`` ``(B, T)`` under UniLM's mask."""
+        hidden = self.bert(ids, token_type_ids=segments, padding=padding, mask=seq2seq_mask(segments))  # (B, T, D)
+        return self.bert.mlm_logits(hidden)  # (B, T, V)
+
+    def _check_length(self, ids: Tensor) -> None:
+        if ids.shape[1] > self.bert.config.max_length:
+            raise UsageError(f"examples of {ids.shape[1]} tokens and the BERT has {self.bert.config.max_length} "
+                             f"positions: pass --data.max_length {self.bert.config.max_length} or less")
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        ids = batch["ids"]
+        self._check_length(ids)
+        if self.hparams.exposure_bias == "random_replace":
+            where = batch["segments"].bool() & batch["padding"]  # (B, T): the teacher-forced answer inputs
+            ids = random_replace(ids, where, self.hparams.replace_prob, self.first_regular, len(self.vocab))
+        loss = unilm_loss(self(ids, batch["segments"], batch["padding"]), batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(ids))
+        return loss
+
+    def decode(self, batch: dict[str, Any]) -> list[str]:
+        """Beam-searched answer text per row (passage characters as written when copying)."""
+        copy = self.hparams.copy_from_passage
+        found = unilm_beam_search(unilm_step(self.bert), batch["sources"], self.vocab.sep, self.hparams.beam_size,
+                                  self.hparams.max_answer_length, batch["passage_ids"] if copy else None,
+                                  self.banned, self.vocab.pad, self.device)
+        if copy:
+            return [copied_text(p, pid, ids) for (ids, _), p, pid in zip(found, batch["passages"],
+                                                                           batch["passage_ids"])]
+        return ["".join(self.vocab.pieces[i] if i != self.vocab.index.get("[unused1]") else " " for i in ids)
+                for ids, _ in found]
+
+    def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
+        self._check_length(batch["ids"])
+        loss = unilm_loss(self(batch["ids"], batch["segments"], batch["padding"]), batch["labels"])
+        self.log(f"{stage}/loss", loss, batch_size=len(batch["ids"]), sync_dist=True)
+        for pred, gold in zip(self.decode(batch), batch["answers"]):
+            self.metrics[f"{stage}_em"].update(exact_match(pred, gold))
+            self.metrics[f"{stage}_f1"].update(char_f1(pred, gold))
+        for m in ("em", "f1"):
+            self.log(f"{stage}/{m}", self.metrics[f"{stage}_{m}"], prog_bar=stage == "val",
+                     batch_size=len(batch["ids"]))
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[str]:
+        """One JSON line ``{"passage", "question", "answer"}`` per input line (empty lines: empty answer)."""
+        keep = [i for i, p in enumerate(batch["passages"]) if p]
+        answers = [""] * len(batch["passages"])
+        if keep:
+            sub = {k: [batch[k][i] for i in keep] for k in ("sources", "passage_ids", "passages")}
+            self._check_length(torch.zeros(1, max(map(len, sub["sources"])) + self.hparams.max_answer_length + 1))
+            for i, text in zip(keep, self.decode(sub)):
+                answers[i] = text
+        return [json.dumps({"passage": p, "question": q, "answer": a}, ensure_ascii=False)
+                for p, q, a in zip(batch["passages"], batch["questions"], answers)]
+
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        decay = [p for n, p in self.named_parameters() if p.dim() > 1 and "norm" not in n]
+        rest = [p for n, p in self.named_parameters() if not (p.dim() > 1 and "norm" not in n)]
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
+                                       {"params": rest, "weight_decay": 0.0}], lr=hp.lr)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = max(1, int(hp.warmup * total))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+__all__ = ["ReadingComprehension"]
