@@ -46,7 +46,8 @@ class ReadingComprehension(L.LightningModule):
         checkpoint: a Hugging Face BERT folder with its MLM head (the one ``kexue run pretrain`` writes,
             ``bert-base-chinese``); characters are its tokens, as :class:`kexue.models.BertCharEncoder`.
         weights: load the checkpoint's weights (``False``: the same network from random initialisation).
-        config: the fresh BERT's stack (ignored with ``checkpoint``); ``max_length`` linked from the data.
+        config: the fresh BERT's stack (with ``checkpoint`` only its ``max_length``, linked from
+            ``data.max_length``, is read: the checkpoint must have that many positions).
         beam_size: beams of the decoder.
         max_answer_length: tokens an answer may have (linked from ``data.max_answer_length``).
         copy_from_passage: only answers that are passage substrings (post 7115's constraint for extractive data).
@@ -87,6 +88,10 @@ class ReadingComprehension(L.LightningModule):
             if len(self.vocab) != self.bert.vocab_size:
                 raise UsageError(f"vocab.txt has {len(self.vocab)} pieces but config.json says vocab_size="
                                  f"{self.bert.vocab_size}", checkpoint)
+            wanted, positions = TransformerConfig.coerce(config).max_length, self.bert.config.max_length
+            if wanted > positions:  # config.max_length is linked from data.max_length
+                raise UsageError(f"data.max_length={wanted} but the checkpoint has {positions} positions: pass "
+                                 f"--data.max_length {positions} or less", checkpoint)
         else:
             if not vocabulary:
                 raise ValueError("model.vocabulary (linked from the data) or model.checkpoint is required")

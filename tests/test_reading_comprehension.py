@@ -197,6 +197,15 @@ def test_fit_predict_and_bad_input_through_the_cli(tmp_path: Path, monkeypatch: 
     assert len(lines) == 3 and lines[1] == {"passage": "", "question": "", "answer": ""}
     for line in (lines[0], lines[2]):
         assert line["answer"] and line["answer"] in line["passage"]  # copied from the passage
+    folder = tmp_path / "bert"
+    vocab = build_char_vocab([line for line in (QA / "train.jsonl").read_text(encoding="utf-8").splitlines()])
+    Bert(len(vocab), TransformerConfig(dim=16, num_layers=1, num_heads=2, ffn_dim=32, max_length=64), pooler=False,
+         mlm=True).save_pretrained(folder)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    ckpt_args = ["--model.checkpoint", str(folder), *files, *tiny[8:], "--trainer.fast_dev_run", "1"]
+    assert main(["fit", "reading_comprehension", *ckpt_args, "--data.max_length", "64"]) == 0
+    assert main(["fit", "reading_comprehension", *ckpt_args]) == 2  # 128 tokens, 64 positions
+    assert "--data.max_length 64 or less" in capsys.readouterr().err.strip().splitlines()[-1]
     bad = [f"--data.train_path={QA / 'missing_answer.jsonl'}", *files[1:]]
     assert main(["fit", "reading_comprehension", *bad, *tiny, "--trainer.fast_dev_run", "1"]) == 2
     assert "missing_answer.jsonl:2: missing field 'answer'" in capsys.readouterr().err.strip().splitlines()[-1]
