@@ -84,7 +84,7 @@ class Bert(nn.Module):
         self.mlm = MaskedLMHead(config.dim, vocab_size, config.activation, config.eps) if mlm else None
 
     def forward(self, ids: Tensor, token_type_ids: Tensor | None = None, padding: Tensor | None = None,
-                mask: Tensor | None = None) -> Tensor:
+                mask: Tensor | None = None, condition: Tensor | None = None) -> Tensor:
         """Hidden states ``(B, T, D)`` of ``ids`` ``(B, T)``.
 
         Args:
@@ -92,6 +92,8 @@ class Bert(nn.Module):
             padding: ``(B, T)`` ``True`` for real tokens (default: all real).
             mask: an extra boolean attention mask broadcastable to ``(B, H, T, T)``, e.g. UniLM's
                 :func:`kexue.nn.seq2seq_mask` ``(B, 1, T, T)``.
+            condition: ``(B, C)`` for a BERT built with ``config.condition_dim = C``: every LayerNorm is then a
+                Conditional LayerNorm on it (https://kexue.fm/archives/7124); ``None`` otherwise.
         """
         if ids.dim() != 2 or (ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size)):
             raise ValueError(f"ids must be (B, T) token ids in [0, {self.vocab_size}), got shape {tuple(ids.shape)}")
@@ -102,7 +104,7 @@ class Bert(nn.Module):
             raise ValueError(f"token_type_ids of shape {tuple(token_type_ids.shape)} for ids {tuple(ids.shape)}: "
                              f"need the same shape and values in [0, {self.type_vocab_size})")
         x = self.embed(ids) + self.token_type(token_type_ids)  # (B, T, D); the stack adds positions, then LN
-        return self.transformer(x, padding=padding, mask=mask)  # (B, T, D)
+        return self.transformer(x, padding=padding, mask=mask, condition=condition)  # (B, T, D)
 
     def pooled(self, hidden: Tensor) -> Tensor:
         """The pooler's ``tanh(W h_[CLS] + b)`` ``(B, D)`` of hidden states ``(B, T, D)``."""
@@ -118,13 +120,16 @@ class Bert(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, pooler: bool | None = None, mlm: bool | None = None,
-                        weights: bool = True) -> Bert:
+                        weights: bool = True, condition_dim: int | None = None) -> Bert:
         """A Hugging Face BERT folder (``BertModel``, ``BertForMaskedLM`` or ``BertForPreTraining`` weights).
 
         ``pooler``/``mlm``: build those heads (``None``: when the checkpoint has their weights). Every tensor is
         copied by :func:`hf_key_map` with its shape checked; weights the map does not use are an error except the
         next-sentence head and tied copies. ``weights=False``: the same network from random initialisation (only
         ``config.json`` is read; ``None`` heads are not built): the "no pretraining" ablation of a fine-tuning run.
+        ``condition_dim``: make every stack LayerNorm a Conditional LayerNorm on a ``(B, condition_dim)`` condition
+        (https://kexue.fm/archives/7124): the checkpoint's LayerNorm weights become its bases and the new condition
+        projections start at zero, so before training the model equals the checkpoint for any condition.
         """
         config = read_config(path)
         state = read_state(path) if weights else {}
@@ -144,14 +149,20 @@ class Bert(nn.Module):
             ffn_dim=config["intermediate_size"], activation=activation(config, "hidden_act", f"{origin}/config.json"),
             eps=config.get("layer_norm_eps", 1e-12), dropout=config.get("hidden_dropout_prob", 0.1),
             attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
-            max_length=config["max_position_embeddings"])
+            max_length=config["max_position_embeddings"], condition_dim=condition_dim)
         model = cls(config["vocab_size"], stack, config.get("type_vocab_size", 2), pooler, mlm)
         if not weights:
             return model
         ignore = [r"position_ids$", r"^cls\.seq_relationship\.", r"^cls\.predictions\.decoder\.(weight|bias)$"]
         ignore += [] if pooler else [r"pooler\.dense\."]
         ignore += [] if mlm else [r"^cls\.predictions\."]
-        assign(model, state, hf_key_map(model, prefix), ignore, origin)
+        keys = hf_key_map(model, prefix)
+        if condition_dim is not None:  # the condition projections are new: they keep their zeros
+            new = {f"<new>.{k}": torch.zeros_like(v) for k, v in model.named_parameters()
+                   if ".to_gamma." in k or ".to_beta." in k}
+            state = {**state, **new}
+            keys.update({k.removeprefix("<new>."): k for k in new})
+        assign(model, state, keys, ignore, origin)
         return model
 
     def hf_config(self) -> dict:

