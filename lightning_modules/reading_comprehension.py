@@ -107,6 +107,14 @@ class ReadingComprehension(L.LightningModule):
         hidden = self.bert(ids, token_type_ids=segments, padding=padding, mask=seq2seq_mask(segments))  # (B, T, D)
         return self.bert.mlm_logits(hidden)  # (B, T, V)
 
+    def loss(self, ids: Tensor, segments: Tensor, padding: Tensor, labels: Tensor) -> Tensor:
+        """:func:`kexue.seq2seq.unilm_loss` of the batch, the MLM head run only where ``labels`` ``(B, T)`` count
+        (the answer side: a tenth of the positions, and the head is the widest layer)."""
+        hidden = self.bert(ids, token_type_ids=segments, padding=padding, mask=seq2seq_mask(segments))  # (B, T, D)
+        keep = labels != -100  # (B, T)
+        logits = self.bert.mlm_logits(hidden[keep][None])  # (1, N, V)
+        return unilm_loss(logits, labels[keep][None])
+
     def _check_length(self, ids: Tensor) -> None:
         if ids.shape[1] > self.bert.config.max_length:
             raise UsageError(f"examples of {ids.shape[1]} tokens and the BERT has {self.bert.config.max_length} "
@@ -118,7 +126,7 @@ class ReadingComprehension(L.LightningModule):
         if self.hparams.exposure_bias == "random_replace":
             where = batch["segments"].bool() & batch["padding"]  # (B, T): the teacher-forced answer inputs
             ids = random_replace(ids, where, self.hparams.replace_prob, self.first_regular, len(self.vocab))
-        loss = unilm_loss(self(ids, batch["segments"], batch["padding"]), batch["labels"])
+        loss = self.loss(ids, batch["segments"], batch["padding"], batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(ids))
         return loss
 
@@ -136,7 +144,7 @@ class ReadingComprehension(L.LightningModule):
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         self._check_length(batch["ids"])
-        loss = unilm_loss(self(batch["ids"], batch["segments"], batch["padding"]), batch["labels"])
+        loss = self.loss(batch["ids"], batch["segments"], batch["padding"], batch["labels"])
         self.log(f"{stage}/loss", loss, batch_size=len(batch["ids"]), sync_dist=True)
         for pred, gold in zip(self.decode(batch), batch["answers"]):
             self.metrics[f"{stage}_em"].update(exact_match(pred, gold))

@@ -172,7 +172,10 @@ def test_random_replacement_rate_and_labels_untouched() -> None:
     batch = unilm_batch([[2, 5, 6, 3]] * 4, [[7, 8, 9, 3]] * 4)
     before = {k: v.clone() for k, v in batch.items()}
     seen = []
-    model.forward = lambda i, s, p: seen.append(i) or torch.zeros(*i.shape, 10)  # record what the net reads
+    full = unilm_loss(model(batch["ids"], batch["segments"], batch["padding"]), batch["labels"])
+    assert torch.allclose(model.eval().loss(batch["ids"], batch["segments"], batch["padding"], batch["labels"]), full)
+    model.train()
+    model.loss = lambda i, s, p, labels: seen.append(i) or torch.zeros(())  # record what the net reads
     model.log = lambda *a, **k: None
     model.training_step(batch, 0)
     assert all(torch.equal(batch[k], before[k]) for k in before)  # labels (and the batch) untouched
@@ -197,6 +200,11 @@ def test_fit_predict_and_bad_input_through_the_cli(tmp_path: Path, monkeypatch: 
     assert len(lines) == 3 and lines[1] == {"passage": "", "question": "", "answer": ""}
     for line in (lines[0], lines[2]):
         assert line["answer"] and line["answer"] in line["passage"]  # copied from the passage
+    bad_lines = tmp_path / "bad.jsonl"
+    bad_lines.write_text('{"passage": "甲乙", "question": "甲？"}\n{"passage": "甲乙"}\n', encoding="utf-8")
+    assert main(["predict", "reading_comprehension", "--ckpt_path", str(ckpt), "--data.predict_path",
+                 str(bad_lines), "--logger", "none"]) == 2
+    assert "bad.jsonl:2: expected a JSON object" in capsys.readouterr().err.strip().splitlines()[-1]
     folder = tmp_path / "bert"
     vocab = build_char_vocab([line for line in (QA / "train.jsonl").read_text(encoding="utf-8").splitlines()])
     Bert(len(vocab), TransformerConfig(dim=16, num_layers=1, num_heads=2, ffn_dim=32, max_length=64), pooler=False,
