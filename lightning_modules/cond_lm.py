@@ -116,6 +116,7 @@ class ConditionalLM(L.LightningModule):
         condition_dim: size of the label embedding that conditions every LayerNorm.
         generation: decoding for the samples and ``predict``.
         num_samples: reviews per label sampled after each validation epoch.
+        max_length: the longest example in tokens (linked from ``data.max_length``): must fit the model's positions.
         lr, weight_decay: AdamW's.
     """
 
@@ -132,6 +133,7 @@ class ConditionalLM(L.LightningModule):
         condition_dim: int = 128,
         generation: GenerationConfig = DEFAULT_GENERATION,
         num_samples: int = 2,
+        max_length: int = 64,
         lr: float = 5e-4,
         weight_decay: float = 0.01,
     ) -> None:
@@ -152,6 +154,9 @@ class ConditionalLM(L.LightningModule):
                 raise ValueError("model.vocabulary (linked from the data) or model.checkpoint is required")
             config = replace(TransformerConfig.coerce(config), condition_dim=condition_dim)
             bert = Bert(vocab_size, config, pooler=False, mlm=True)
+        if max_length > bert.config.max_length:
+            raise ValueError(f"data.max_length={max_length} exceeds the model's {bert.config.max_length} positions: "
+                             f"lower it{'' if checkpoint else ' or raise model.config.max_length'}")
         self.net = ConditionalBertLM(bert, len(labels))
         generation = generation if isinstance(generation, GenerationConfig) else GenerationConfig(**generation)
         self.generation = replace(generation, eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id)

@@ -11,6 +11,7 @@ TASK = Task(
     config="kexue.conf:cond_lm.yaml",
     post="https://kexue.fm/archives/7124",
     metric="test/ppl",
-    links=(("model.checkpoint", "data.checkpoint"), ("data.labels", "model.labels")),
+    links=(("model.checkpoint", "data.checkpoint"), ("data.labels", "model.labels"),
+           ("data.max_length", "model.max_length")),
     data_links=(("data.vocab_size", "model.vocab_size"), ("data.vocabulary_list", "model.vocabulary")),
 )

@@ -76,7 +76,7 @@ def test_the_mask_is_causal_and_padding_costs_no_loss() -> None:
     torch.manual_seed(0)
     model = ConditionalLM(len(vocab), vocab, config=dict(dim=16, num_layers=2, num_heads=2, dropout=0.0,
                                                          max_length=32), condition_dim=4,
-                          generation=GenerationConfig(max_new_tokens=8)).eval()
+                          generation=GenerationConfig(max_new_tokens=8), max_length=32).eval()
     data = ConditionalLMDataModule(vocabulary=vocab)
     batch = data.collate([("很好", 1), ("房间太小了", 0)])
     ids, labels = batch["ids"], batch["labels"]
@@ -124,6 +124,8 @@ def test_a_bad_label_line_is_one_line_and_a_bert_folder_trains(tmp_path: Path) -
                  "--logger", "none")
     assert_one_line_error(proc, "labels.txt:2", "happy")
     folder = bert_folder(tmp_path / "bert")
+    proc = kexue("fit", "cond_lm", "--model.checkpoint", str(folder), "--trainer.fast_dev_run", "true")
+    assert_one_line_error(proc, "data.max_length=64", "32 positions")
     (tmp_path / "reviews.txt").write_text("".join(f"{t}\t{label}\n" for t, label in zip(TEXTS, "pos neg pos neg".split())),
                                           encoding="utf-8")
     files = [f"--data.{s}_path=reviews.txt" for s in ("train", "val", "test")]
