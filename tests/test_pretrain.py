@@ -147,3 +147,15 @@ def test_fit_writes_a_bert_folder_that_transformers_loads_with_the_same_logits(t
     assert logits.shape == expected.shape
     torch.testing.assert_close(logits[padding], expected[padding], atol=1e-4, rtol=1e-4)
     assert expected.std() > 0.1  # a trained (not all-equal) head
+
+
+def test_gpu_preset_sizes_the_model_data_and_trainer() -> None:
+    import yaml
+
+    out = kexue("fit", "pretrain", "--config", "pretrain_gpu", "--config", "ddp", "--print_config")
+    assert out.returncode == 0, out.stderr[-2000:]
+    config = yaml.safe_load(out.stdout)
+    assert config["trainer"]["precision"] == "bf16-mixed" and config["trainer"]["max_steps"] == 50000
+    assert config["trainer"]["strategy"] == "ddp"
+    assert (config["model"]["config"]["dim"], config["model"]["config"]["num_layers"]) == (512, 8)
+    assert (config["data"]["max_length"], config["data"]["batch_size"]) == (256, 128)
