@@ -94,6 +94,7 @@ def measure(name: str, args: list[str], judge_ckpt: Path, n: int, train_texts: s
 
 
 def table_row(r: dict) -> str:
+    """One Markdown table row of a measured row (:func:`measure`)."""
     return (f"| {r['name']} | {r['agreement']:.3f} ({r['agreement_neg']:.2f} / {r['agreement_pos']:.2f}) | "
             f"{r['distinct_1']:.3f} | {r['distinct_2']:.3f} | {r['copied']:.3f} | {r['test_ppl']:.1f} | "
             f"{r['mean_chars']:.1f} | {r['epochs']} | {r['train_seconds']} |")

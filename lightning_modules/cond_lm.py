@@ -23,6 +23,7 @@ from torchmetrics.text import Perplexity
 from kexue.datamodules.cond_lm import cond_lm_tokenizer
 from kexue.generation import GenerationConfig, apply_repetition_penalty, filter_top_k_top_p
 from kexue.models.bert import Bert
+from kexue.models.checkpoints import read_config
 from kexue.nn.masks import causal_mask
 from kexue.nn.transformer import TransformerConfig
 
@@ -62,6 +63,7 @@ class ConditionalBertLM(nn.Module):
         nn.init.normal_(self.label_embedding.weight, std=0.02)
 
     def forward(self, ids: Tensor, labels: Tensor) -> Tensor:
+        """Next-token logits ``(B, T, V)`` of ``ids`` ``(B, T)`` under ``labels`` ``(B,)``."""
         mask = causal_mask(ids.shape[1], device=ids.device)  # (T, T): all target, no source (UniLM)
         hidden = self.bert(ids, mask=mask, condition=self.label_embedding(labels))  # (B, T, D)
         return self.bert.mlm_logits(hidden)  # (B, T, V)
@@ -144,11 +146,12 @@ class ConditionalLM(L.LightningModule):
         self.save_hyperparameters()
         self.tokenizer = cond_lm_tokenizer(checkpoint, vocabulary)
         if checkpoint:
+            size, pieces = read_config(checkpoint).get("vocab_size"), self.tokenizer.tokenizer.get_vocab_size(False)
+            if size != pieces:
+                raise ValueError(f"{checkpoint}: vocab.txt has {pieces} pieces but config.json "
+                                 f"says vocab_size={size}: the vocabulary is not this checkpoint's")
             bert = Bert.from_pretrained(checkpoint, pooler=False, mlm=True, weights=weights,
                                         condition_dim=condition_dim)
-            if bert.vocab_size != self.tokenizer.vocab_size:
-                raise ValueError(f"{checkpoint}: vocab.txt has {self.tokenizer.vocab_size} pieces but config.json "
-                                 f"says vocab_size={bert.vocab_size}")
         else:
             if vocabulary is None or vocab_size < 5:
                 raise ValueError("model.vocabulary (linked from the data) or model.checkpoint is required")
