@@ -16,7 +16,7 @@ Rows (parts):
 - `unconditioned`: the default with `--data.shuffle_labels true`, so the label carries nothing: what the judge says
   of text that ignores the label it was asked for.
 
-Usage: python benchmarks/cond_lm.py [--parts fresh,pretrained,unconditioned] [--samples 200] [--smoke]
+Usage: python benchmarks/cond_lm.py [--parts fresh,pretrained,unconditioned] [--samples 200] [--epochs 1] [--smoke]
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--parts", default="fresh,pretrained,unconditioned")
     parser.add_argument("--samples", type=int, default=200, help="reviews per label")
     parser.add_argument("--pretrained_lr", type=float, default=1e-4)
+    parser.add_argument("--epochs", type=int, default=1, help="--trainer.max_epochs of every row")
     parser.add_argument("--smoke", action="store_true", help="tiny models, a few batches; nothing written")
     args = parser.parse_args()
     parts = [p for p in args.parts.split(",") if p]
@@ -137,6 +138,7 @@ def main() -> None:
                                                       "pretrain.py first)")
                 continue
             name, extra = commands[part]
+            extra = [*extra, "--trainer.max_epochs", str(args.epochs)]
             row = measure(name, extra, judge_ckpt, 4 if args.smoke else args.samples, train_texts, args.smoke)
             load = os.getloadavg()[1] if hasattr(os, "getloadavg") else float("nan")
             row["when"] = f"{time.strftime('%Y-%m-%d %H:%M')}, load average {load:.2f} over its last 5 minutes"
@@ -150,7 +152,8 @@ def main() -> None:
     rows = [done[p] for p in PARTS if p in done]
     body = "\n".join([
         "## cond_lm: label-conditioned reviews, Conditional LayerNorm (kexue.fm/archives/7124)", "",
-        f"Command: `python benchmarks/cond_lm.py --parts {','.join(parts)} --samples {args.samples}` ({where}; each "
+        f"Command: `python benchmarks/cond_lm.py --parts {','.join(parts)} --samples {args.samples} --epochs "
+        f"{args.epochs}` ({where}; each "
         f"part can be rerun alone, its row kept in `benchmarks/{RESULTS.name}`).",
         "Rows as measured: " + "; ".join(f"`{p}` {done[p]['when']}" for p in PARTS if p in done) + ".",
         *(f"`{p}`: {note}." for p, note in done.get("notes", {}).items()),
