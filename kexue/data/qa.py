@@ -23,12 +23,13 @@ from collections import Counter
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Callable, Iterable, Literal
 
 from kexue.data.readers import utf8_lines
 from kexue.errors import UsageError
 
 QAFormat = Literal["auto", "webqa", "sogouqa", "jsonl"]
+Fail = Callable[[str], UsageError]  # builds the error of one record
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class QAExample:
     answers: tuple[str, ...]
 
 
-def _fail(path: Path, where: str | int) -> callable:
+def _fail(path: Path, where: str | int) -> Fail:
     def fail(why: str) -> UsageError:
         if isinstance(where, int):
             return UsageError(why, path, where)
@@ -55,7 +56,7 @@ def _fail(path: Path, where: str | int) -> callable:
     return fail
 
 
-def _field(record: object, key: str, fail: callable, kind: type = str) -> object:
+def _field(record: object, key: str, fail: Fail, kind: type = str) -> object:
     if not isinstance(record, dict):
         raise fail(f"expected a JSON object, found {type(record).__name__}")
     if key not in record:
@@ -66,7 +67,7 @@ def _field(record: object, key: str, fail: callable, kind: type = str) -> object
     return value
 
 
-def _example(passage: str, question: str, answers: list[str], require_span: bool, fail: callable) -> QAExample:
+def _example(passage: str, question: str, answers: list[str], require_span: bool, fail: Fail) -> QAExample:
     answers = [a for a in answers if a.strip()]
     inside = [a for a in answers if a in passage]
     if require_span and not inside:
