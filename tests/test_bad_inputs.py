@@ -52,6 +52,8 @@ def make_files(root: Path) -> None:
                                              '"predicate": "歌手", "object": "甲"}]}\n', encoding="utf-8")
     (root / "duie_broken.jsonl").write_text(good + '\n{"text": "甲乙", "spo_list": [\n', encoding="utf-8")
     (root / "schema_small.json").write_text('{"0": "作者"}', encoding="utf-8")
+    (root / "labels_bad.txt").write_text("pos\nhappy\n", encoding="utf-8")
+    (root / "labels_count.txt").write_text("pos\tmany\n", encoding="utf-8")
     install_fake_dist(site, "future_plugin", {"delta": "future_mod:TASK"}, {"future_mod": GOOD.format(name="delta", api=99)})
 
 
@@ -194,6 +196,20 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
         ("vocab.txt does not match the embedding size", ["fit", "sentiment", "--config", "bert",
                                                         "--model.encoder.checkpoint", "bert_mismatch", *FAST],
          ["bert_mismatch", "vocab.txt has 7 pieces", "vocab_size=9"]),
+    ],
+    "conditional generation": [
+        ("label line not a label", ["predict", "cond_lm", "--untrained", "true", *LM_TINY, "--data.predict_path",
+                                    "labels_bad.txt", *FAST], ["labels_bad.txt:2", "'happy'"]),
+        ("count not a positive integer", ["predict", "cond_lm", "--untrained", "true", *LM_TINY,
+                                          "--data.predict_path", "labels_count.txt", *FAST],
+         ["labels_count.txt:1", "'many'"]),
+        ("BERT vocab.txt does not match config.json", ["fit", "cond_lm", "--model.checkpoint", "bert_mismatch", *FAST],
+         ["bert_mismatch", "vocab.txt has 7 pieces", "vocab_size=9"]),
+        ("max_new_tokens over the positions", ["predict", "cond_lm", "--untrained", "true", *LM_TINY,
+                                               "--model.generation.max_new_tokens", "64", *FAST],
+         ["max_new_tokens=64", "64 positions"]),
+        ("data.max_length over the positions", ["fit", "cond_lm", *LM_TINY, "--data.max_length", "200", *FAST],
+         ["data.max_length=200", "64 positions"]),
     ],
     "plugins": [
         ("plugin fails to import", ["run", "beta"], ["broken", "no_such_module"]),
