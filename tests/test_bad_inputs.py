@@ -93,6 +93,7 @@ def make_model_files(root: Path) -> None:
 
 
 RE_FILES = lambda name: [f"--data.{s}_path={name}" for s in ("train", "val", "test")]  # noqa: E731
+RC_FILES = lambda name: [f"--data.{s}_path={FIXTURES / 'qa' / name}" for s in ("train", "val", "test")]  # noqa: E731
 LM_TINY = ["--model.config.dim", "8", "--model.config.num_heads", "2", "--model.config.num_layers", "1"]
 
 # category -> rows of (id, argv, fragments of the one line). Paths are relative to the test's working directory.
@@ -196,6 +197,20 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
         ("vocab.txt does not match the embedding size", ["fit", "sentiment", "--config", "bert",
                                                         "--model.encoder.checkpoint", "bert_mismatch", *FAST],
          ["bert_mismatch", "vocab.txt has 7 pieces", "vocab_size=9"]),
+    ],
+    "reading comprehension": [
+        ("WebQA record without its question", ["fit", "reading_comprehension", *RC_FILES("webqa_missing.json"),
+                                               *FAST],
+         ["webqa_missing.json", "record Q_TRN_000002", "missing field 'question'"]),
+        ("answer not in its passage", ["fit", "reading_comprehension", *RC_FILES("sogouqa_not_in_passage.json"),
+                                       *FAST], ["record 102, passage 0", "not in its passage"]),
+        ("JSON line without its answer", ["fit", "reading_comprehension", *RC_FILES("missing_answer.jsonl"), *FAST],
+         ["missing_answer.jsonl:2", "missing field 'answer'"]),
+        ("replace_prob outside [0, 1]", ["fit", "reading_comprehension", *RC_FILES("train.jsonl"),
+                                         "--model.replace_prob", "1.5", *FAST], ["model.replace_prob in [0, 1]"]),
+        ("checkpoint folder without vocab.txt", ["fit", "reading_comprehension", *RC_FILES("train.jsonl"),
+                                                 "--model.checkpoint", "bert_folder", *FAST],
+         ["bert_folder", "vocab.txt"]),
     ],
     "conditional generation": [
         ("label line not a label", ["predict", "cond_lm", "--untrained", "true", *LM_TINY, "--data.predict_path",
