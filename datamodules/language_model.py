@@ -22,7 +22,30 @@ from kexue.models.pretrained import LMTokenizer, char_tokenizer, char_vocabulary
 from kexue.text import pad_sequences
 
 
-class LanguageModelDataModule(SplitDataModule):
+class CharVocabulary:
+    """``vocabulary_list`` and ``vocab_size`` of a DataModule whose model is either a fresh network over the training
+    split's characters (``hparams.vocabulary``, built on first use from ``splits["train"]`` texts with
+    ``hparams.min_count`` and kept in the hyperparameters so that the Lightning checkpoint carries it) or a
+    checkpoint with its own tokenizer (``hparams.checkpoint``): shared by ``language_model`` and ``cond_lm``."""
+
+    @property
+    def vocabulary_list(self) -> list[str] | None:
+        """The character vocabulary (``None`` with a checkpoint)."""
+        hp = self.hparams
+        if hp.checkpoint:
+            return None
+        if hp.vocabulary is None:
+            self.setup("fit")
+            hp.vocabulary = char_vocabulary((text for text, *_ in self.splits["train"]), hp.min_count)
+        return list(hp.vocabulary)
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids the model must embed."""
+        return self.tokenizer.vocab_size
+
+
+class LanguageModelDataModule(CharVocabulary, SplitDataModule):
     """Batches ``{"ids": (B, T), "padding": (B, T) bool}`` of ``<bos> text <eos>`` (train/val/test) and
     ``{"ids", "padding", "texts"}`` of ``<bos> prompt`` for ``predict`` (prompts left-padded, the generation side).
 
@@ -79,23 +102,6 @@ class LanguageModelDataModule(SplitDataModule):
                 self.vocabulary_list)
         return self._tokenizer
 
-    @property
-    def vocabulary_list(self) -> list[str] | None:
-        """The character vocabulary (built from the training split on first use; ``None`` with a checkpoint).
-        Stored in ``hparams.vocabulary`` so that the Lightning checkpoint carries it."""
-        hp = self.hparams
-        if hp.checkpoint:
-            return None
-        if hp.vocabulary is None:
-            self.setup("fit")
-            hp.vocabulary = char_vocabulary((text for text, _ in self.splits["train"]), hp.min_count)
-        return list(hp.vocabulary)
-
-    @property
-    def vocab_size(self) -> int:
-        """Token ids the model must embed."""
-        return self.tokenizer.vocab_size
-
     def collate(self, batch: list[tuple[str, object]]) -> dict[str, object]:
         tok, hp = self.tokenizer, self.hparams
         texts = [text for text, _ in batch]
@@ -119,4 +125,4 @@ class LanguageModelDataModule(SplitDataModule):
             self.splits["predict"] = [(text[:n], self.predict_target) for text, _ in self.splits["test"]]
 
 
-__all__ = ["LanguageModelDataModule"]
+__all__ = ["CharVocabulary", "LanguageModelDataModule"]

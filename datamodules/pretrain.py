@@ -247,4 +247,5 @@ def batch_tokens(batch: dict[str, Tensor]) -> int:
     return int(batch["padding"].sum())
 
 
-__all__ = ["PretrainDataModule", "batch_rows", "batch_tokens", "sentiment_held_out", "vocabulary_tokenizer", "whole_word_mask", "word_groups"]
+__all__ = ["PretrainDataModule", "batch_rows", "batch_tokens",
+           "sentiment_held_out", "vocabulary_tokenizer", "whole_word_mask", "word_groups"]

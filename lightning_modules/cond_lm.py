@@ -11,19 +11,18 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
 from typing import ClassVar, Iterable, Sequence
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.text import Perplexity
 
-from kexue.datamodules.cond_lm import cond_lm_tokenizer
 from kexue.generation import GenerationConfig, apply_repetition_penalty, filter_top_k_top_p
+from kexue.lightning_modules.language_model import NextTokenStages
 from kexue.models.bert import Bert
 from kexue.models.checkpoints import read_config
+from kexue.models.pretrained import cond_lm_tokenizer
 from kexue.nn.masks import causal_mask
 from kexue.nn.transformer import TransformerConfig
 
@@ -102,7 +101,7 @@ class ConditionalBertLM(nn.Module):
         return [row[: row.index(eos_id)] if eos_id in row else row for row in rows]
 
 
-class ConditionalLM(L.LightningModule):
+class ConditionalLM(NextTokenStages, L.LightningModule):
     """Next-token cross-entropy of label-conditioned reviews (``{"ids", "padding", "labels"}`` batches); ``val/ppl``
     and ``test/ppl`` are per-token perplexities; after each validation epoch ``num_samples`` reviews per label go to
     W&B (a table) and to ``<run>/samples.txt``.
@@ -182,26 +181,6 @@ class ConditionalLM(L.LightningModule):
         targets = ids[:, 1:].masked_fill(~padding[:, 1:], -100)  # (B, T-1): no loss where there is no next token
         return logits, targets
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        logits, targets = self._logits_targets(batch)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(targets))
-        return loss
-
-    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
-        logits, targets = self._logits_targets(batch)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        metric = self.val_ppl if stage == "val" else self.test_ppl
-        metric.update(logits.float(), targets)
-        self.log(f"{stage}/loss", loss, batch_size=len(targets), sync_dist=True)
-        self.log(f"{stage}/ppl", metric, prog_bar=stage == "val", batch_size=len(targets))
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
     def generate(self, labels: Sequence[int]) -> list[str]:
         """One sampled review (text) per label index of ``labels``, with :attr:`generation`."""
         was_training = self.net.training
@@ -221,13 +200,7 @@ class ConditionalLM(L.LightningModule):
             return
         labels = [i for i in range(len(self.hparams.labels)) for _ in range(n)]
         rows = [[self.current_epoch, self.hparams.labels[i], text] for i, text in zip(labels, self.generate(labels))]
-        root = Path(self.trainer.default_root_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / "samples.txt", "a", encoding="utf-8") as f:
-            f.writelines(f"epoch {e}\t{label}\t{text}\n" for e, label, text in rows)
-        for logger in self.loggers:
-            if hasattr(logger, "log_text"):  # W&B: a table of (epoch, label, sample)
-                logger.log_text(key="samples", columns=["epoch", "label", "sample"], data=rows)
+        self.write_samples(rows, ["epoch", "label", "sample"])
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[str]:
         """One ``label<TAB>review[<TAB>review ...]`` line per label line (as many reviews as its count)."""

@@ -29,7 +29,45 @@ DEFAULT_CONFIG = TransformerConfig(dim=128, num_layers=3, num_heads=4, ffn_dim=5
 DEFAULT_GENERATION = GenerationConfig(max_new_tokens=40, do_sample=True, top_k=20, repetition_penalty=1.2, seed=0)
 
 
-class LanguageModel(L.LightningModule):
+class NextTokenStages:
+    """The training / validation / test steps of a next-token language model (shared by :class:`LanguageModel` and
+    the conditional LM of task ``cond_lm``): the subclass gives ``_logits_targets(batch)`` -> logits ``(B, T-1, V)``
+    and targets ``(B, T-1)`` (``-100`` where there is no next token) and two torchmetrics ``Perplexity``,
+    ``val_ppl`` and ``test_ppl``; :meth:`write_samples` sends generated text to ``<run>/samples.txt`` and W&B."""
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits, targets = self._logits_targets(batch)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(targets))
+        return loss
+
+    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
+        logits, targets = self._logits_targets(batch)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        metric = self.val_ppl if stage == "val" else self.test_ppl
+        metric.update(logits.float(), targets)
+        self.log(f"{stage}/loss", loss, batch_size=len(targets), sync_dist=True)
+        self.log(f"{stage}/ppl", metric, prog_bar=stage == "val", batch_size=len(targets))
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def write_samples(self, rows: list[list], columns: list[str]) -> None:
+        """Append ``rows`` (``columns``: epoch first, the sample last) to ``<run>/samples.txt`` and log them to the
+        loggers that take text (W&B: a table)."""
+        root = Path(self.trainer.default_root_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / "samples.txt", "a", encoding="utf-8") as f:
+            f.writelines(f"epoch {row[0]}\t" + "\t".join(str(c) for c in row[1:]) + "\n" for row in rows)
+        for logger in self.loggers:
+            if hasattr(logger, "log_text"):
+                logger.log_text(key="samples", columns=columns, data=rows)
+
+
+class LanguageModel(NextTokenStages, L.LightningModule):
     """Next-token cross-entropy on ``{"ids", "padding"}`` batches; ``val/ppl`` and ``test/ppl`` are per-token
     perplexities (torchmetrics ``Perplexity``); samples go to W&B (a table) and to ``<run>/samples.txt``.
 
@@ -94,40 +132,17 @@ class LanguageModel(L.LightningModule):
         targets = ids[:, 1:].masked_fill(~padding[:, 1:], -100)  # (B, T-1): no loss where there is no next token
         return logits, targets
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        logits, targets = self._logits_targets(batch)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(targets))
-        return loss
-
-    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
-        logits, targets = self._logits_targets(batch)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        metric = self.val_ppl if stage == "val" else self.test_ppl
-        metric.update(logits.float(), targets)
-        self.log(f"{stage}/loss", loss, batch_size=len(targets), sync_dist=True)
-        self.log(f"{stage}/ppl", metric, prog_bar=stage == "val", batch_size=len(targets))
-
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+        super().validation_step(batch, batch_idx)
         if batch_idx == 0 and not self._sample_prompts:
             ids, padding = batch["ids"][: self.hparams.num_samples], batch["padding"]
             self._sample_prompts = [row[keep][:4].tolist() for row, keep in zip(ids, padding)]  # <bos> + 3 tokens
-
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking or not self._sample_prompts or not self.trainer.is_global_zero:
             return
         rows = [[self.current_epoch, prompt, text] for prompt, text in self._continue(self._sample_prompts)]
-        root = Path(self.trainer.default_root_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / "samples.txt", "a", encoding="utf-8") as f:
-            f.writelines(f"epoch {e}\t{p}\t{t}\n" for e, p, t in rows)
-        for logger in self.loggers:
-            if hasattr(logger, "log_text"):  # W&B: a table of (epoch, prompt, sample)
-                logger.log_text(key="samples", columns=["epoch", "prompt", "sample"], data=rows)
+        self.write_samples(rows, ["epoch", "prompt", "sample"])
 
     def _continue(self, prompts: list[list[int]]) -> list[tuple[str, str]]:
         """``(prompt text, continuation text)`` per prompt of token ids, with :attr:`generation`."""
@@ -151,4 +166,4 @@ class LanguageModel(L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
-__all__ = ["LanguageModel"]
+__all__ = ["LanguageModel", "NextTokenStages"]
