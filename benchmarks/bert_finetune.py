@@ -45,6 +45,7 @@ def sentiment_run(extra: list[str], seed: int, workdir: Path) -> dict[str, float
 
 
 def seeds_row(label: str, runs: list[dict[str, float]]) -> str:
+    """A table row: mean (and sd) over the seeds' runs of :func:`sentiment_run`."""
     acc = np.array([r["acc"] for r in runs])
     per = ", ".join(f"{r['acc']:.4f}" for r in runs)
     spread = f" ± {acc.std(ddof=1):.4f}" if len(runs) > 1 else ""
@@ -92,15 +93,20 @@ def main() -> None:
             rows.append(seeds_row("`kexue run sentiment` (default: mean of hashed char 1-3-grams)", runs))
             save("baseline", rows)
         if "bert" in parts:
-            runs = [sentiment_run([*bert_args, "--model.lr", str(args.lr)], s, Path(tmp) / f"bert{s}") for s in seeds]
-            done["bert_mean"] = float(np.mean([r["acc"] for r in runs]))
-            save("bert", [seeds_row(f"BERT pretrained here, `--config bert --model.lr {args.lr:g}`, "
-                                    f"{args.epochs} epochs", runs)])
+            label = f"BERT pretrained here, `--config bert --model.lr {args.lr:g}`, {args.epochs} epochs"
+            for seed in seeds:  # saved seed by seed (a run is ~40 CPU-minutes on 2 cores): seeds add up across calls
+                runs = done.setdefault("seeds", {}).setdefault(label, {})
+                runs[str(seed)] = sentiment_run([*bert_args, "--model.lr", str(args.lr)], seed, Path(tmp) / f"b{seed}")
+                done["bert_mean"] = float(np.mean([r["acc"] for r in runs.values()]))
+                save("bert", [seeds_row(label, list(runs.values()))])
         if "scratch" in parts:
-            runs = [sentiment_run([*bert_args, "--model.encoder.weights", "false", "--model.lr", str(args.scratch_lr)],
-                                  s, Path(tmp) / f"scratch{s}") for s in scratch_seeds]
-            save("scratch", [seeds_row(f"same network from random init (`--model.encoder.weights false --model.lr "
-                                       f"{args.scratch_lr:g}`), {args.epochs} epochs", runs)])
+            label = (f"same network from random init (`--model.encoder.weights false --model.lr {args.scratch_lr:g}`), "
+                     f"{args.epochs} epochs")
+            for seed in scratch_seeds:
+                runs = done.setdefault("seeds", {}).setdefault(label, {})
+                runs[str(seed)] = sentiment_run([*bert_args, "--model.encoder.weights", "false", "--model.lr",
+                                                 str(args.scratch_lr)], seed, Path(tmp) / f"s{seed}")
+                save("scratch", [seeds_row(label, list(runs.values()))])
         if "re" in parts:
             work = Path(tmp) / "re"
             work.mkdir()
