@@ -75,6 +75,12 @@ def main() -> None:
         raise SystemExit(f"no BERT at {args.bert}: run python benchmarks/pretrain.py first")
 
     def save(key: str, rows: list[str]) -> None:  # each part as it finishes: a later failure loses nothing
+        fresh = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+        for label, runs in fresh.get("seeds", {}).items():  # another call may have saved seeds meanwhile: keep them
+            done.setdefault("seeds", {}).setdefault(label, {}).update(
+                {s: r for s, r in runs.items() if s not in done["seeds"][label]})
+        done.update({k: v for k, v in fresh.items() if k not in done and k != "seeds"})
+        done["when"] = {**fresh.get("when", {}), **done.get("when", {})}
         done[key] = rows
         load = os.getloadavg()[1] if hasattr(os, "getloadavg") else float("nan")
         done.setdefault("when", {})[key] = (f"`{key}` finished {time.strftime('%Y-%m-%d %H:%M')}, load average "
@@ -97,6 +103,8 @@ def main() -> None:
             for seed in seeds:  # saved seed by seed (a run is ~40 CPU-minutes on 2 cores): seeds add up across calls
                 runs = done.setdefault("seeds", {}).setdefault(label, {})
                 runs[str(seed)] = sentiment_run([*bert_args, "--model.lr", str(args.lr)], seed, Path(tmp) / f"b{seed}")
+                save("bert", [])
+                runs = done["seeds"][label]
                 done["bert_mean"] = float(np.mean([r["acc"] for r in runs.values()]))
                 save("bert", [seeds_row(label, list(runs.values()))])
         if "scratch" in parts:
@@ -106,7 +114,8 @@ def main() -> None:
                 runs = done.setdefault("seeds", {}).setdefault(label, {})
                 runs[str(seed)] = sentiment_run([*bert_args, "--model.encoder.weights", "false", "--model.lr",
                                                  str(args.scratch_lr)], seed, Path(tmp) / f"s{seed}")
-                save("scratch", [seeds_row(label, list(runs.values()))])
+                save("scratch", [])
+                save("scratch", [seeds_row(label, list(done["seeds"][label].values()))])
         if "re" in parts:
             work = Path(tmp) / "re"
             work.mkdir()
