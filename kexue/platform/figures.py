@@ -60,3 +60,24 @@ def log_confusion_matrix(trainer: Any, key: str, metric: Any, labels: Sequence[s
     matrix = metric.compute()  # (C, C)
     metric.reset()
     return log_figure(trainer, key, confusion_matrix_figure(matrix, labels))
+
+
+def image_grid_figure(images: torch.Tensor, columns: int = 8, title: str = "") -> Any:
+    """A matplotlib figure of grey images ``(N, 1, H, W)`` or ``(N, H, W)`` with values in [0, 1], ``columns`` a
+    row: the sample and reconstruction grids of the generative tasks (kexue.fm/archives/6482, 6760, 5716)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    x = images.detach().float().cpu().clamp(0, 1).reshape(images.shape[0], *images.shape[-2:])  # (N, H, W)
+    rows = max(1, -(-len(x) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + (0.3 if title else 0)),
+                             squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k < len(x):
+            ax.imshow(x[k].numpy(), cmap="gray_r", vmin=0, vmax=1)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    return fig

