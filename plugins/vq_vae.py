@@ -1,0 +1,16 @@
+"""Task ``vq_vae``: VQ-VAE, images to a grid of discrete codes and back, then a Transformer prior over the codes."""
+
+from kexue.registry import Task
+
+TASK = Task(
+    name="vq_vae",
+    summary="VQ-VAE (codebook / EMA, dead-code restarts) on digits or MNIST-5k + Transformer prior over the code grid",
+    module="kexue.lightning_modules.vq_vae:VQVAE",
+    datamodule="kexue.datamodules.images:ImageDataModule",
+    config="kexue.conf:vq_vae.yaml",
+    post="https://kexue.fm/archives/6760",
+    metric="test/mse",
+    data_links=(("data.data_shape", "model.data_shape"),),
+)
+# `kexue run vq_vae --model.quantizer none` trains the plain autoencoder with the same bottleneck (no prior);
+# `--model.quantizer ema` the moving-average codebook. Reconstructions and prior samples: figures/ in the run dir.

@@ -1,0 +1,209 @@
+"""VQ-VAE (kexue.fm/archives/6760): the quantiser's math against brute force and hand computation, the prior's
+causality, and the task through the CLI (both quantisers and the plain autoencoder)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from kexue.models.vq_vae import CodePrior, VQAutoencoder, grid_stages
+from kexue.nn.quantize import (
+    CodeUsage,
+    VectorQuantizer,
+    code_perplexity,
+    ema_codebook_update,
+    nearest_codes,
+    vq_losses,
+)
+from kexue.nn.transformer import TransformerConfig
+from kexue.platform.cli import main
+
+
+def test_nearest_codes_is_the_brute_force_argmin() -> None:
+    g = torch.Generator().manual_seed(0)
+    z, codebook = torch.randn(50, 3, generator=g), torch.randn(7, 3, generator=g)
+    expected = [min(range(7), key=lambda k: sum((z[i, d] - codebook[k, d]).item() ** 2 for d in range(3)))
+                for i in range(50)]
+    assert nearest_codes(z, codebook).tolist() == expected
+
+
+def test_quantizer_output_is_the_nearest_code_at_every_position() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(num_codes=5, code_dim=3, data_init=False).eval()
+    z = torch.randn(2, 3, 4, 5)  # (B, D, H, W)
+    out = vq(z)
+    assert out.codes.shape == (2, 4, 5) and out.quantized.shape == z.shape
+    for b, i, j in [(0, 0, 0), (1, 3, 4), (0, 2, 1)]:
+        d = ((vq.codebook - z[b, :, i, j]) ** 2).sum(1)  # (K,)
+        assert out.codes[b, i, j] == d.argmin()
+        torch.testing.assert_close(out.quantized[b, :, i, j], vq.codebook[d.argmin()].detach())
+
+
+def test_straight_through_gradient_is_the_identity_to_the_encoder() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(num_codes=4, code_dim=2, beta=0.0, data_init=False).eval()
+    z = torch.randn(3, 2, 2, 2, requires_grad=True)
+    w = torch.randn(3, 2, 2, 2)
+    (grad,) = torch.autograd.grad((vq(z).quantized * w).sum(), z)
+    torch.testing.assert_close(grad, w)
+    assert vq.codebook.grad is None  # the decoder's gradient never reaches the codebook through the output
+
+
+def test_loss_terms_equal_their_formulas_and_move_what_they_should() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(num_codes=6, code_dim=3, beta=0.25, data_init=False).eval()
+    z = torch.randn(2, 3, 3, 3, requires_grad=True)
+    out = vq(z)
+    e = vq.codebook.detach()[out.codes].permute(0, 3, 1, 2)  # (B, D, H, W)
+    ref = ((z.detach() - e) ** 2).sum().item() / z.numel()
+    assert out.codebook_loss.item() == pytest.approx(ref, rel=1e-6)
+    assert out.commitment_loss.item() == pytest.approx(ref, rel=1e-6)
+    assert out.loss.item() == pytest.approx(1.25 * ref, rel=1e-6)
+    # codebook term: gradient to the codes only, 2 (e - z) / n summed per code; commitment: to z only, 2 (z - e) / n
+    g_z, g_e = torch.autograd.grad(out.codebook_loss, [z, vq.codebook], allow_unused=True)
+    assert g_z is None
+    expected = torch.zeros(6, 3)
+    for b in range(2):
+        for i in range(3):
+            for j in range(3):
+                k = out.codes[b, i, j]
+                expected[k] += 2 * (vq.codebook[k].detach() - z[b, :, i, j].detach()) / z.numel()
+    torch.testing.assert_close(g_e, expected)
+    g_z, g_e = torch.autograd.grad(out.commitment_loss, [z, vq.codebook], allow_unused=True)
+    assert g_e is None
+    torch.testing.assert_close(g_z, 2 * (z.detach() - e) / z.numel())
+    a, b = torch.randn(4, 5), torch.randn(4, 5)
+    torch.testing.assert_close(vq_losses(a, b)[0], torch.tensor(np.mean((a.numpy() - b.numpy()) ** 2)))
+
+
+def test_ema_update_equals_a_hand_computed_reference() -> None:
+    z = torch.tensor([[1.0, 0.0], [3.0, 2.0], [0.0, 4.0]])  # (N=3, D=2)
+    codes = torch.tensor([0, 0, 2])
+    cluster_size = torch.tensor([1.0, 2.0, 1.0])  # K = 3
+    embed_sum = torch.tensor([[1.0, 1.0], [2.0, 2.0], [0.0, 0.0]])
+    decay, eps = 0.5, 0.1
+    size, total, codebook = ema_codebook_update(z, codes, cluster_size, embed_sum, decay, eps)
+    # N = 0.5 [1, 2, 1] + 0.5 [2, 0, 1] = [1.5, 1, 1]; m = 0.5 m + 0.5 [[4, 2], [0, 0], [0, 4]]
+    assert size.tolist() == [1.5, 1.0, 1.0]
+    assert total.tolist() == [[2.5, 1.5], [1.0, 1.0], [0.0, 2.0]]
+    n = 3.5
+    smoothed = [(s + eps) / (n + 3 * eps) * n for s in (1.5, 1.0, 1.0)]
+    expected = [[2.5 / smoothed[0], 1.5 / smoothed[0]], [1 / smoothed[1], 1 / smoothed[1]], [0, 2 / smoothed[2]]]
+    torch.testing.assert_close(codebook, torch.tensor(expected))
+
+
+def test_ema_quantizer_moves_its_codebook_to_the_running_means() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(num_codes=2, code_dim=1, ema=True, decay=0.0, eps=0.0, restart_after=0, data_init=False)
+    vq.codebook.copy_(torch.tensor([[-1.0], [1.0]]))
+    z = torch.tensor([-3.0, -1.0, 2.0, 4.0]).view(1, 1, 1, 4)
+    vq(z)  # decay 0: the codes become the means of their assigned vectors
+    assert vq.codebook.flatten().tolist() == [-2.0, 3.0]
+
+
+def test_dead_codes_restart_on_encoder_outputs() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(num_codes=3, code_dim=2, restart_after=2, data_init=False)
+    with torch.no_grad():
+        vq.codebook.copy_(torch.tensor([[0.0, 0.0], [100.0, 100.0], [-100.0, -100.0]]))
+    z = torch.randn(1, 2, 2, 2) * 0.1  # always nearest to code 0
+    vq(z)
+    assert vq.restarts.item() == 0 and vq.unused.tolist() == [0, 1, 1]
+    vq(z)  # codes 1 and 2 unused for 2 batches: moved onto rows of z
+    rows = z.permute(0, 2, 3, 1).reshape(-1, 2)
+    assert vq.restarts.item() == 2
+    for k in (1, 2):
+        assert ((rows - vq.codebook[k].detach()).abs().sum(1) < 1e-6).any()
+    vq.eval()
+    vq(z * 1000)  # eval: no restarts, no update
+    assert vq.restarts.item() == 2
+
+
+def test_data_init_takes_the_codebook_from_the_first_batch() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(num_codes=4, code_dim=2)
+    z = torch.randn(2, 2, 3, 3) + 10
+    vq(z)
+    rows = z.permute(0, 2, 3, 1).reshape(-1, 2)
+    assert all(((rows - c).abs().sum(1) < 1e-6).any() for c in vq.codebook.detach())
+
+
+def test_perplexity_is_exp_entropy_by_brute_force() -> None:
+    counts = torch.tensor([5, 0, 3, 2, 0, 10])
+    p = [c / 20 for c in counts.tolist() if c]
+    perplexity, used = code_perplexity(counts)
+    assert perplexity.item() == pytest.approx(math.exp(-sum(q * math.log(q) for q in p)), rel=1e-6)
+    assert used.item() == pytest.approx(4 / 6)
+    assert code_perplexity(torch.tensor([7, 7, 7, 7]))[0].item() == pytest.approx(4.0, rel=1e-6)
+    metric = CodeUsage(6)
+    metric.update(torch.tensor([[0, 0, 2], [5, 5, 5]]))
+    metric.update(torch.tensor([5, 3]))
+    from scipy.stats import entropy
+
+    out = metric.compute()
+    assert out["perplexity"].item() == pytest.approx(math.exp(entropy([2, 0, 1, 1, 0, 4])), rel=1e-6)
+    assert out["codes_used"].item() == pytest.approx(4 / 6)
+
+
+def test_bad_quantizer_arguments() -> None:
+    with pytest.raises(ValueError, match="num_codes must be >= 2"):
+        VectorQuantizer(num_codes=1)
+    with pytest.raises(ValueError, match="beta must be >= 0"):
+        VectorQuantizer(beta=-0.1)
+    with pytest.raises(ValueError, match=r"z must be \(B, 16, H, W\)"):
+        VectorQuantizer(code_dim=16)(torch.zeros(2, 3, 4, 4))
+
+
+def test_grid_and_autoencoder_shapes() -> None:
+    assert grid_stages(28, 28) == 2 and grid_stages(8, 8) == 1 and grid_stages(7, 9) == 0
+    net = VQAutoencoder([1, 28, 28], hidden=8, code_dim=4, quantizer=VectorQuantizer(8, 4))
+    x = torch.rand(3, 1, 28, 28)
+    x_hat, vq = net(x)
+    assert net.grid == (7, 7) and x_hat.shape == x.shape and vq.codes.shape == (3, 7, 7)
+    assert net.decode_codes(net.encode_codes(x)).shape == x.shape
+    plain, out = VQAutoencoder([1, 8, 8], hidden=8, code_dim=4)(torch.rand(2, 1, 8, 8))
+    assert plain.shape == (2, 1, 8, 8) and out is None
+
+
+def test_prior_is_causal_and_samples_codes() -> None:
+    torch.manual_seed(0)
+    prior = CodePrior(5, TransformerConfig(dim=16, num_layers=1, num_heads=2, dropout=0.0)).eval()
+    codes = torch.randint(0, 5, (2, 9))
+    changed = codes.clone()
+    changed[:, 4:] = (changed[:, 4:] + 1) % 5
+    a, b = prior(codes), prior(changed)  # (B, T, K)
+    assert a.shape == (2, 9, 5)
+    torch.testing.assert_close(a[:, :5], b[:, :5])  # logits of code t see codes < t only (code 4 is input to 5)
+    assert not torch.allclose(a[:, 5:], b[:, 5:])
+    samples = prior.sample(4, 9, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (4, 9) and int(samples.min()) >= 0 and int(samples.max()) < 5
+    # the cached sampler's distribution equals the full forward's: greedy at a tiny temperature agrees
+    greedy = prior.sample(2, 9, temperature=1e-6)
+    full = prior(greedy).argmax(-1)
+    assert torch.equal(full, greedy)
+
+
+TINY = ["--model.hidden", "8", "--model.code_dim", "4", "--model.num_codes", "8", "--model.prior.dim", "16",
+        "--model.prior.num_heads", "2", "--model.prior.num_layers", "1", "--model.num_samples", "4"]
+
+
+@pytest.mark.parametrize("quantizer", ["ema", "none"])
+def test_cli_fast_dev_run(quantizer: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "vq_vae", "--trainer.fast_dev_run=1", "--logger", "none", "--model.quantizer", quantizer,
+                 *TINY]) == 0
+    lines = dict(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("test/"))
+    assert "test/mse" in lines
+    assert ("test/perplexity" in lines) == (quantizer != "none")
+
+
+def test_cli_two_stages_train_the_prior(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    """Two epochs on a few batches: the autoencoder first, then the prior (its NLL below uniform's log K)."""
+    assert main(["run", "vq_vae", "--logger", "csv", "--trainer.max_epochs=3", "--model.prior_epochs=1",
+                 "--trainer.limit_train_batches=8", "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1",
+                 "--trainer.enable_progress_bar=false", "--model.prior_lr=0.01", *TINY]) == 0
+    out = dict(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("test/"))
+    assert float(out["test/prior_nll"]) < math.log(8) and float(out["test/mse"]) < 0.2
+    assert list(tmp_path.rglob("samples_prior.png")) and list(tmp_path.rglob("reconstructions_test.png"))
