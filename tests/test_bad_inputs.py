@@ -226,6 +226,18 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
         ("data.max_length over the positions", ["fit", "cond_lm", *LM_TINY, "--data.max_length", "200", *FAST],
          ["data.max_length=200", "64 positions"]),
     ],
+    "VQ-VAE": [
+        ("VQ-VAE with fewer than 2 codes", ["fit", "vq_vae", "--model.num_codes", "1", *FAST],
+         ["model.num_codes must be >= 2, got 1"]),
+        ("negative VQ-VAE commitment weight", ["fit", "vq_vae", "--model.beta", "-0.25", *FAST],
+         ["model.beta must be >= 0, got -0.25"]),
+        ("VQ-VAE prior epochs leave none for the autoencoder", ["fit", "vq_vae", "--trainer.max_epochs", "4",
+                                                              "--model.prior_epochs", "4", "--logger", "none"],
+         ["model.prior_epochs=4", "trainer.max_epochs=4"]),
+        ("VQ-VAE code grid longer than the prior's positions", ["fit", "vq_vae", "--data.dataset", "mnist5k",
+                                                              "--model.stages", "0", *FAST],
+         ["model.prior.max_length=256", "28x28 = 784 codes"]),
+    ],
     "plugins": [
         ("plugin fails to import", ["run", "beta"], ["broken", "no_such_module"]),
         ("two plugins, one name", ["fit", "gamma"], ["dup_one 1.0 and dup_two 1.0"]),
