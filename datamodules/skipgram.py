@@ -20,7 +20,8 @@ from kexue.text.corpus import keep_probability, sentence_ids, window_pairs
 class _PairBatches(IterableDataset):
     """Fresh skip-gram pairs (or CBOW windows) every epoch: new subsampling draws, new window spans, new
     order. Yields ready batches; ``(center (B,), context (B,))`` or ``(center (B,), contexts (B, 2W))``
-    with ``-1`` padding for CBOW."""
+    with ``-1`` padding for CBOW; with ``paragraphs``, skip-gram batches add ``paragraph (B,)``, the corpus line
+    (sentence / document) of each pair."""
 
     def __init__(self, dm: "SkipGramDataModule", seed: int) -> None:
         self.dm, self.seed, self.epoch = dm, seed, 0
@@ -32,6 +33,7 @@ class _PairBatches(IterableDataset):
         ids, sent = dm.ids[keep], dm.sentences[keep]
         spans = rng.integers(1, dm.window + 1, len(ids))  # word2vec's shrunk window, uniform in 1..W
         center, context, _ = window_pairs(ids, sent, dm.window, spans)
+        paragraphs = sent[center] if dm.paragraphs else None  # (P,): the corpus line of each pair (task jose)
         if dm.mode == "cbow":
             order = np.argsort(center, kind="stable")
             center, context = center[order], context[order]
@@ -46,7 +48,8 @@ class _PairBatches(IterableDataset):
         b = dm.batch_size
         for i in range(0, len(order), b):
             idx = order[i : i + b]
-            yield torch.as_tensor(targets[idx], dtype=torch.long), torch.as_tensor(inputs[idx], dtype=torch.long)
+            batch = [targets[idx], inputs[idx], *([] if paragraphs is None else [paragraphs[idx]])]
+            yield tuple(torch.as_tensor(x, dtype=torch.long) for x in batch)
 
 
 class SkipGramDataModule(WordVectorDataModule):
@@ -57,6 +60,9 @@ class SkipGramDataModule(WordVectorDataModule):
         batch_size: pairs (skip-gram) or windows (CBOW) per step.
         mode: ``"skipgram"`` or ``"cbow"`` (linked from ``model.mode``).
         seed: seed of the per-epoch subsampling and shuffling.
+        paragraphs: skip-gram batches also carry each pair's paragraph id, ``(center, context, paragraph)``, the
+            paragraph being the corpus line (sentence or document) the pair comes from (task ``jose``; JoSE,
+            https://kexue.fm/archives/7063). Sized by :attr:`num_paragraphs`.
         (other arguments, ``window`` among them: :class:`WordVectorDataModule`; each center draws its own
         window span in ``1..window``)
     """
@@ -67,12 +73,16 @@ class SkipGramDataModule(WordVectorDataModule):
         batch_size: int = 4096,
         mode: Literal["skipgram", "cbow"] = "skipgram",
         seed: int = 0,
+        paragraphs: bool = False,
         **corpus_options,
     ) -> None:
         super().__init__(**corpus_options)
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        if paragraphs and mode == "cbow":
+            raise ValueError("data.paragraphs needs data.mode skipgram: CBOW windows have no single pair")
         self.sample, self.batch_size, self.mode, self.seed = sample, batch_size, mode, seed
+        self.paragraphs = paragraphs
         self._train: _PairBatches | None = None
 
     def load(self) -> None:
@@ -81,6 +91,12 @@ class SkipGramDataModule(WordVectorDataModule):
             super().load()
             self.sentences = sentence_ids(self.offsets)  # (N,)
             self.keep_prob = keep_probability(self.vocab.counts, self.sample)  # (V,)
+
+    @property
+    def num_paragraphs(self) -> int:
+        """``S``, the number of corpus lines (sentences or documents; the paragraphs of JoSE)."""
+        self.load()
+        return len(self.offsets) - 1
 
     @property
     def steps_per_epoch(self) -> int:

@@ -238,6 +238,11 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
                                                               "--model.stages", "0", *FAST],
          ["model.prior.max_length=256", "28x28 = 784 codes"]),
     ],
+    "spherical embeddings (jose)": [
+        ("JoSE margin not positive", ["fit", "jose", "--model.margin", "-0.1", *FAST], ["model.margin", "> 0", "-0.1"]),
+        ("JoSE vectors of dimension 1", ["fit", "jose", "--model.dim", "1", *FAST], ["model.dim must be >= 2"]),
+        ("JoSE on CBOW windows", ["fit", "jose", "--data.mode", "cbow", *FAST], ["data.paragraphs needs data.mode skipgram"]),
+    ],
     "plugins": [
         ("plugin fails to import", ["run", "beta"], ["broken", "no_such_module"]),
         ("two plugins, one name", ["fit", "gamma"], ["dup_one 1.0 and dup_two 1.0"]),

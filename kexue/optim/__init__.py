@@ -37,6 +37,7 @@ from kexue.optim.optimizers import (
     PiecewiseLinearLR,
     build_optimizer,
 )
+from kexue.optim.riemannian import RiemannianSGD, sphere_sgd_step  # JoSE (https://kexue.fm/archives/7063)
 
 __all__ = [
     "AdaFactor",
@@ -46,6 +47,7 @@ __all__ = [
     "Lookahead",
     "OptimizerWrapper",
     "PiecewiseLinearLR",
+    "RiemannianSGD",
     "build_optimizer",
     "configure_optimizers",
     "component_param_groups",
@@ -53,4 +55,5 @@ __all__ = [
     "module_param_groups",
     "no_weight_decay_groups",
     "scaled_param_groups",
+    "sphere_sgd_step",
 ]
