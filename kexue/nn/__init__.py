@@ -18,6 +18,14 @@ from kexue.nn.masks import causal_mask, combine_masks, padding_mask, seq2seq_mas
 from kexue.nn.memm import MaximumEntropyMarkovModel
 from kexue.nn.normalization import ConditionalLayerNorm, conditional_layer_norm
 from kexue.nn.positions import LearnedPositions, RotaryEmbedding, SinusoidalPositions, sinusoidal_positions
+from kexue.nn.quantize import (
+    CodeUsage,
+    VectorQuantizer,
+    code_perplexity,
+    ema_codebook_update,
+    nearest_codes,
+    vq_losses,
+)
 from kexue.nn.synthesizer import SynthesizerAttention, synthesized_attention
 from kexue.nn.transformer import (
     CharTransformerEncoder,
@@ -69,4 +77,10 @@ __all__ = [
     "SynthesizerAttention",
     "synthesized_attention",
     "TransitionConstraints",
+    "CodeUsage",
+    "VectorQuantizer",
+    "code_perplexity",
+    "ema_codebook_update",
+    "nearest_codes",
+    "vq_losses",
 ]
