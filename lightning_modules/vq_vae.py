@@ -28,7 +28,8 @@ class VQVAE(L.LightningModule):
     Args:
         data_shape: ``[C, H, W]`` (linked from ``data.data_shape``).
         quantizer: ``vq`` (codebook loss), ``ema`` (moving-average codebook) or ``none`` (the plain autoencoder with
-            the same encoder, decoder and ``code_dim x H' x W'`` bottleneck; no prior).
+            the same encoder, decoder and ``code_dim x H' x W'`` bottleneck; no prior: it stops after
+            ``max_epochs - prior_epochs`` epochs, the VQ-VAE's autoencoder budget).
         num_codes: codebook size ``K`` (>= 2).
         code_dim: channels ``D`` of the bottleneck.
         hidden: channels of the convolutions.
@@ -54,7 +55,7 @@ class VQVAE(L.LightningModule):
         decay: float = 0.99,
         restart_after: int = 100,
         prior: TransformerConfig = PRIOR,
-        prior_epochs: int = 10,
+        prior_epochs: int = 25,
         lr: float = 2e-3,
         prior_lr: float = 2e-3,
         num_samples: int = 64,
@@ -105,9 +106,15 @@ class VQVAE(L.LightningModule):
 
     def on_fit_start(self) -> None:
         max_epochs = self.trainer.max_epochs or 0
-        if self.prior is not None and not self.trainer.fast_dev_run and 0 < max_epochs <= self.hparams.prior_epochs:
+        if not self.trainer.fast_dev_run and 0 < max_epochs <= self.hparams.prior_epochs:
             raise ValueError(f"model.prior_epochs={self.hparams.prior_epochs} leaves no epoch for the autoencoder "
                              f"with trainer.max_epochs={max_epochs}")
+
+    def on_train_epoch_end(self) -> None:
+        # The plain autoencoder has no prior: it stops where the VQ-VAE's autoencoder stage ends (same budget).
+        max_epochs = self.trainer.max_epochs or 0
+        if self.prior is None and max_epochs > 0 and self.current_epoch + 1 >= max_epochs - self.hparams.prior_epochs:
+            self.trainer.should_stop = True
 
     def forward(self, x: Tensor) -> Tensor:
         """Reconstructions ``(B, C, H, W)`` of ``x`` ``(B, C, H, W)``."""

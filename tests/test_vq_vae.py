@@ -207,3 +207,14 @@ def test_cli_two_stages_train_the_prior(tmp_path, capsys: pytest.CaptureFixture[
     out = dict(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("test/"))
     assert float(out["test/prior_nll"]) < math.log(8) and float(out["test/mse"]) < 0.2
     assert list(tmp_path.rglob("samples_prior.png")) and list(tmp_path.rglob("reconstructions_test.png"))
+
+
+def test_cli_plain_autoencoder_stops_where_the_vq_vae_autoencoder_stage_ends(tmp_path) -> None:  # noqa: ANN001
+    import csv
+
+    assert main(["fit", "vq_vae", "--logger", "csv", "--model.quantizer", "none", "--trainer.max_epochs=5",
+                 "--model.prior_epochs=3", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+                 "--trainer.enable_progress_bar=false", *TINY]) == 0
+    (path,) = tmp_path.rglob("metrics.csv")
+    epochs = {int(row["epoch"]) for row in csv.DictReader(path.open()) if row.get("val/mse")}
+    assert epochs == {0, 1}
