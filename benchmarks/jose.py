@@ -13,7 +13,6 @@ Usage: python benchmarks/jose.py [--epochs N] [--jose-epochs N]
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 
@@ -30,7 +29,6 @@ def main() -> None:
     parser.add_argument("--jose-epochs", type=int, default=5, help="JoSE epochs (the JoSE code's default is 10)")
     parser.add_argument("--kexue-args", nargs="*", default=[], help="extra arguments for every kexue run")
     args = parser.parse_args()
-    load = os.getloadavg()[0]
     runs = (
         ("kexue `jose` (joint hinge, the post's loss)", "jose", [f"--trainer.max_epochs={args.jose_epochs}"]),
         ("kexue `jose --model.hinge separate` (the JoSE code's loss)", "jose",
@@ -46,8 +44,8 @@ def main() -> None:
             rows.append((name, scores(words, torch.tensor(vectors)), seconds))
     cov = rows[0][1]
     body = [
-        f"Command: `python benchmarks/jose.py --epochs {args.epochs} --jose-epochs {args.jose_epochs}`; {machine()}; "
-        f"load average {load:.1f} at start (shared machine: compare times within this table only).",
+        f"Command: `python benchmarks/jose.py --epochs {args.epochs} --jose-epochs {args.jose_epochs}`; {machine()} "
+        "(shared machine: compare times within this table only).",
         "",
         "English embedded corpus (gensim's enwiki sample + lee_background, about 0.5M tokens, 15k lines = JoSE's "
         f"paragraphs), min_count 5, dim 100, window 5, subsampling 1e-3. JoSE: margin 0.15, 2 negatives, Riemannian "

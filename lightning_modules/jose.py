@@ -45,6 +45,8 @@ def spherical_hinge_loss(
     if u.shape != v.shape or u.shape != d.shape or u_neg.dim() != 3 or u_neg.shape[::2] != u.shape:
         raise ValueError(f"u, v, d must be (B, D) and u_neg (B, K, D), got {tuple(u.shape)}, {tuple(v.shape)}, "
                          f"{tuple(d.shape)}, {tuple(u_neg.shape)}")
+    if hinge not in ("joint", "separate"):
+        raise ValueError(f"hinge must be 'joint' or 'separate', got {hinge!r}")
     candidates = torch.cat([u[:, None], u_neg], dim=1)  # (B, 1 + K, D): the word, then its noise words
     scores = torch.bmm(candidates, torch.stack([v, d], dim=-1))  # (B, 1 + K, 2): cos(c, v), cos(c, d)
     if hinge == "joint":
