@@ -1,0 +1,154 @@
+"""Invertible-ResNet density model (i-ResNet) by maximum likelihood on 2-D points or dequantised images.
+
+Posts: 细水长flow之可逆ResNet (https://kexue.fm/archives/6482), 恒等式 det(exp(A)) = exp(Tr(A)) 赏析
+(https://kexue.fm/archives/6377). Points: NLL in nats; images: bits/dim of the discrete images (see
+:func:`kexue.nn.flows.bits_per_dim`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from kexue.nn.flows import (
+    InvertibleResNet,
+    IResNetConfig,
+    bits_per_dim,
+    dequantize,
+    inverse_logit_transform,
+    logit_transform,
+)
+from kexue.platform.figures import image_grid_figure, log_figure
+
+DEFAULT_FLOW = IResNetConfig()
+
+
+class FlowModel(L.LightningModule):
+    """Fit ``log p(x)`` with an :class:`~kexue.nn.flows.InvertibleResNet`; batches ``(x, y)``, ``y`` unused.
+
+    Args:
+        data_shape: ``[2]`` (points) or ``[1, H, W]`` (images); linked from ``data.data_shape``.
+        levels: grey levels of the images (0 for real-valued points); linked from ``data.levels``.
+        flow: the i-ResNet's knobs (:class:`~kexue.nn.flows.IResNetConfig`; ``--model.flow.lipschitz`` etc.).
+        logit_alpha: images only: the flow models ``logit(α + (1 - 2α) z)`` of the dequantised ``z`` (its
+            log-det is counted); 0 models ``z - 1/2``.
+        num_samples: samples drawn for the figure each validation epoch.
+        grid_size: points per side of the 2-D density figure.
+        lr: peak Adam learning rate (one-cycle schedule). weight_decay: AdamW's. warmup: warm-up fraction.
+    """
+
+    def __init__(
+        self,
+        data_shape: list[int] | None = None,
+        levels: int = 0,
+        flow: IResNetConfig = DEFAULT_FLOW,
+        logit_alpha: float = 0.05,
+        num_samples: int = 64,
+        grid_size: int = 80,
+        lr: float = 3e-3,
+        weight_decay: float = 0.0,
+        warmup: float = 0.05,
+    ) -> None:
+        super().__init__()
+        if not data_shape:
+            raise ValueError("model.data_shape is required (the CLI links it from data.data_shape)")
+        if levels == 1 or levels < 0:
+            raise ValueError(f"model.levels must be 0 (points) or >= 2 grey levels, got {levels}")
+        if not 0 <= logit_alpha < 0.5:
+            raise ValueError(f"model.logit_alpha must be in [0, 0.5), got {logit_alpha}")
+        if lr < 0 or weight_decay < 0 or num_samples < 0 or grid_size < 2:
+            raise ValueError(f"model.lr, model.weight_decay, model.num_samples must be >= 0 and model.grid_size "
+                             f">= 2, got {lr}, {weight_decay}, {num_samples}, {grid_size}")
+        self.save_hyperparameters()
+        self.flow = InvertibleResNet(list(data_shape), IResNetConfig.coerce(flow))
+        self.dim = math.prod(data_shape)
+        self._last_batch: Tensor | None = None
+
+    @property
+    def is_images(self) -> bool:
+        return self.hparams.levels >= 2
+
+    def nll(self, x: Tensor, generator: torch.Generator | None = None, exact: bool | None = None) -> Tensor:
+        """Negative log-likelihood ``(B,)`` in nats: of the points, or of the dequantised images on [0, 1)^D."""
+        if not self.is_images:
+            return -self.flow.log_prob(x, exact)
+        z = dequantize(x, self.hparams.levels, generator)
+        y, logdet = logit_transform(z, self.hparams.logit_alpha)
+        return -(self.flow.log_prob(y, exact) + logdet)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss = self.nll(batch[0]).mean()
+        self.log("train/nll", loss, prog_bar=True, batch_size=len(batch[0]))
+        return loss
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], batch_idx: int, stage: str) -> None:
+        # Lightning evaluates under inference mode; the log-det needs autograd (Jacobians, vector-Jacobian products).
+        with torch.inference_mode(False), torch.enable_grad():
+            x = batch[0].clone()
+            generator = torch.Generator().manual_seed(batch_idx)  # the same dequantisation noise every epoch
+            nll = self.nll(x, generator).detach()  # (B,)
+        self.log(f"{stage}/nll", nll.mean(), prog_bar=True, batch_size=len(x), sync_dist=True)
+        if self.is_images:
+            bpd = bits_per_dim(nll.mean(), self.dim, self.hparams.levels)
+            self.log(f"{stage}/bits_per_dim", bpd, prog_bar=True, batch_size=len(x), sync_dist=True)
+        if stage == "val" and batch_idx == 0:
+            self._last_batch = x[:512]
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "test")
+
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        """``n`` samples ``(n, *data_shape)``: points, or images in [0, 1] (the inverse of the preprocessing)."""
+        x = self.flow.sample(n)
+        return inverse_logit_transform(x, self.hparams.logit_alpha) if self.is_images else x
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking or self.hparams.num_samples == 0:
+            return
+        samples = self.sample(self.hparams.num_samples).float().cpu()
+        if self.is_images:
+            log_figure(self.trainer, "val/samples", image_grid_figure(samples, title=f"epoch {self.current_epoch}"))
+        else:
+            log_figure(self.trainer, "val/density", self.density_figure(samples))
+
+    def density_grid(self, lim: float = 2.5) -> tuple[Tensor, Tensor]:
+        """``(log p on a grid_size × grid_size grid over [-lim, lim]², the grid's axis values)``: 2-D points only."""
+        axis = torch.linspace(-lim, lim, self.hparams.grid_size, device=self.device)
+        grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)  # (G*G, 2), x varies fastest
+        with torch.inference_mode(False), torch.enable_grad():
+            logp = torch.cat([self.flow.log_prob(chunk, exact=True).detach() for chunk in grid.split(2048)])
+        return logp.reshape(len(axis), len(axis)), axis
+
+    def density_figure(self, samples: Tensor) -> object:
+        """Learned density (exact log-det) beside samples and validation points: the 2-D figure of each epoch."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        logp, axis = self.density_grid()
+        lim = float(axis[-1])
+        fig, (left, right) = plt.subplots(1, 2, figsize=(8, 4))
+        left.imshow(logp.exp().cpu().numpy(), origin="lower", extent=(-lim, lim, -lim, lim), cmap="viridis")
+        left.set_title(f"learned density, epoch {self.current_epoch}")
+        if self._last_batch is not None:
+            data = self._last_batch.float().cpu()
+            right.scatter(data[:, 0], data[:, 1], s=3, c="grey", alpha=0.5, label="val data")
+        right.scatter(samples[:, 0], samples[:, 1], s=3, c="tab:red", label="samples")
+        right.set_xlim(-lim, lim), right.set_ylim(-lim, lim), right.legend(loc="upper right", fontsize=7)
+        right.set_title("samples (inverse of Gaussian draws)")
+        return fig
+
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=total, pct_start=hp.warmup)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

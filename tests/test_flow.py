@@ -1,0 +1,197 @@
+"""Task ``flow`` (kexue.fm/archives/6482, 6377): the i-ResNet's identities, log-dets, inverse and bits/dim against
+independent references (torch.linalg, torch.func / torch.autograd Jacobians, numerical integration), and the CLI."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kexue.lightning_modules.flow import FlowModel
+from kexue.nn.flows import (
+    ActNorm,
+    InvertibleResidualBlock,
+    InvertibleResNet,
+    IResNetConfig,
+    SpectralNormConv2d,
+    SpectralNormLinear,
+    bits_per_dim,
+    dequantize,
+    exact_logdet,
+    hutchinson_logdet,
+    inverse_logit_transform,
+    logdet_power_series,
+    logit_transform,
+    residual_branch,
+)
+from kexue.platform.cli import main
+
+
+def contraction(D: int, radius: float, seed: int = 0) -> torch.Tensor:
+    """A random ``(D, D)`` float64 matrix of spectral norm ``radius``."""
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(D, D, generator=g, dtype=torch.float64)
+    return radius * A / torch.linalg.matrix_norm(A, ord=2)
+
+
+def warmed(module: torch.nn.Module, x: torch.Tensor, steps: int = 30) -> torch.nn.Module:
+    """``module`` after ``steps`` training forwards (the spectral norms' power iterations converge), in eval."""
+    module.train()
+    with torch.no_grad():
+        for _ in range(steps):
+            module(x)
+    return module.eval()
+
+
+def test_det_exp_equals_exp_trace() -> None:  # 6377's identity, on a non-symmetric matrix
+    A = torch.randn(5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(torch.linalg.det(torch.linalg.matrix_exp(A)), torch.exp(torch.trace(A)))
+    # ... hence log det(I + J) = tr(log(I + J)): with log(I + J) = Σ (-1)^{k+1} J^k / k (6482)
+    J = contraction(5, 0.6)
+    log_m = sum((-1) ** (k + 1) * torch.linalg.matrix_power(J, k) / k for k in range(1, 80))
+    torch.testing.assert_close(torch.linalg.matrix_exp(log_m), torch.eye(5, dtype=torch.float64) + J)
+
+
+@pytest.mark.parametrize("radius", [0.3, 0.9])
+def test_power_series_matches_slogdet(radius: float) -> None:
+    J = torch.stack([contraction(6, radius, seed) for seed in range(3)])  # (3, 6, 6)
+    exact = torch.linalg.slogdet(torch.eye(6, dtype=torch.float64) + J)[1]
+    n = 400 if radius > 0.5 else 60
+    torch.testing.assert_close(logdet_power_series(J, n), exact, atol=1e-9, rtol=0)
+    tail = 6 * sum(radius ** k / k for k in range(4, 2000))  # |Σ_{k>3}| <= D Σ ρ^k / k
+    assert (logdet_power_series(J, 3) - exact).abs().max() <= tail
+    assert (logdet_power_series(J, 1) - exact).abs().max() > 1e-3  # the test can tell one term from the series
+
+
+@pytest.mark.parametrize("probe", ["rademacher", "gaussian"])
+def test_hutchinson_estimate_within_standard_error_of_slogdet(probe: str) -> None:
+    torch.manual_seed(0)
+    W = contraction(4, 0.5).float()  # g(x) = tanh(x W^T) / 1: Lip <= 0.5
+    x = torch.randn(3, 4, requires_grad=True)
+    gx = torch.tanh(x @ W.T)  # (3, 4)
+    samples = hutchinson_logdet(gx, x, n_terms=20, n_probes=1000, probe=probe, return_samples=True)  # (1000, 3)
+    mean, se = samples.mean(0), samples.std(0) / math.sqrt(samples.shape[0])
+    J = torch.func.vmap(torch.func.jacrev(lambda v: torch.tanh(v @ W.T)))(x.detach())  # (3, 4, 4)
+    exact = torch.linalg.slogdet(torch.eye(4) + J)[1]
+    assert ((mean - exact).abs() <= 4 * se + 1e-5).all(), (mean, exact, se)  # truncation after 20 terms: ~1e-8
+    few = hutchinson_logdet(gx, x, n_terms=1, n_probes=1000, probe=probe)  # one term: biased, and detectably so
+    assert ((few - exact).abs() > 4 * se).any()
+
+
+def test_exact_logdet_matches_autograd_jacobian() -> None:
+    torch.manual_seed(0)
+    g = warmed(residual_branch([3], IResNetConfig(hidden=8, lipschitz=0.7)), torch.randn(16, 3))
+    x = torch.randn(5, 3)
+    ref = torch.stack([torch.linalg.slogdet(torch.autograd.functional.jacobian(lambda v: v + g(v[None])[0], row))[1]
+                       for row in x])
+    torch.testing.assert_close(exact_logdet(g, x), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_spectral_norms_are_the_coefficient() -> None:
+    torch.manual_seed(0)
+    lin = warmed(SpectralNormLinear(6, 9, coeff=0.8), torch.randn(4, 6))
+    W = torch.autograd.functional.jacobian(lambda v: lin(v[None])[0], torch.zeros(6))  # (9, 6): the map itself
+    assert abs(torch.linalg.matrix_norm(W, ord=2).item() - 0.8) < 1e-3
+    conv = warmed(SpectralNormConv2d(2, 3, 3, (5, 5), coeff=0.7), torch.randn(2, 2, 5, 5), steps=60)
+    M = torch.autograd.functional.jacobian(lambda v: conv(v.view(1, 2, 5, 5)).flatten(), torch.zeros(50))  # (75, 50)
+    assert abs(torch.linalg.matrix_norm(M, ord=2).item() - 0.7) < 1e-2  # the operator's norm, not the kernel's
+
+
+@pytest.mark.parametrize("network, shape", [("mlp", [2]), ("mlp", [1, 4, 4]), ("conv", [1, 6, 6])])
+def test_inverse_reconstructs(network: str, shape: list[int]) -> None:
+    torch.manual_seed(0)
+    config = IResNetConfig(network=network, num_blocks=3, hidden=16, lipschitz=0.9, exact_logdet=False)
+    x = torch.randn(8, *shape) * 2
+    block = warmed(InvertibleResidualBlock(residual_branch(shape, config)), x, steps=3)
+    y, _ = block(x, exact=True)
+    assert (block.inverse(y, iterations=200) - x).abs().max() <= 1e-4
+    flow = warmed(InvertibleResNet(shape, config), x, steps=3)
+    z, _ = flow(x)
+    assert (flow.inverse(z.detach(), iterations=200) - x).abs().max() <= 1e-4
+    assert (flow.inverse(z.detach(), iterations=1) - x).abs().max() > 1e-3  # one iteration is not enough
+
+
+def test_flow_logdet_matches_the_whole_maps_jacobian() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(6, 1, 2, 2)
+    flow = warmed(InvertibleResNet([1, 2, 2], IResNetConfig(num_blocks=3, hidden=8, eval_terms=30)), x, steps=5)
+    _, logdet = flow(x, exact=True)
+    J = torch.stack([torch.autograd.functional.jacobian(lambda v: flow(v.view(1, 1, 2, 2), exact=True)[0].flatten(),
+                                                        row.flatten()) for row in x])  # (6, 4, 4)
+    ref = torch.linalg.slogdet(J)[1]
+    torch.testing.assert_close(logdet, ref, atol=1e-4, rtol=1e-4)  # blocks + ActNorm (initialised: not identity)
+    torch.manual_seed(1)
+    estimates = torch.stack([flow(x, exact=False)[1].detach() for _ in range(100)])  # (100, 6), 1 probe each
+    se = estimates.std(0) / math.sqrt(100)
+    assert ((estimates.mean(0) - ref).abs() <= 4 * se + 1e-4).all()
+
+
+def test_2d_density_integrates_to_one() -> None:
+    torch.manual_seed(0)
+    model = FlowModel(data_shape=[2], flow=IResNetConfig(num_blocks=2, hidden=16), grid_size=101)
+    warmed(model.flow, torch.randn(64, 2) * 0.8, steps=3)
+    logp, axis = model.density_grid(lim=7.0)
+    step = (axis[1] - axis[0]).item()
+    assert abs(logp.exp().sum().item() * step**2 - 1) < 2e-2
+
+
+def test_actnorm_logdet_and_inverse() -> None:
+    x = torch.randn(4, 3, 2, 2) * 3 + 1
+    norm = ActNorm(3).train()
+    y, logdet = norm(x)
+    assert y.mean((0, 2, 3)).abs().max() < 1e-5  # data-dependent initialisation
+    J = torch.autograd.functional.jacobian(lambda v: norm(v.view(1, 3, 2, 2))[0].flatten(), x[0].flatten())
+    torch.testing.assert_close(logdet[0], torch.linalg.slogdet(J)[1])
+    torch.testing.assert_close(norm.inverse(y), x, atol=1e-5, rtol=1e-5)
+
+
+def test_dequantisation_and_bits_per_dim() -> None:
+    levels, D = 17, 64
+    x = torch.randint(0, levels, (500, D)).float() / (levels - 1)  # digits-like grey levels
+    z = dequantize(x, levels, torch.Generator().manual_seed(0))
+    assert ((z >= 0) & (z < 1)).all()
+    assert torch.equal(torch.floor(z * levels), torch.round(x * (levels - 1)))  # each level keeps its cube
+    # The uniform density on [0, 1)^D (nll 0) gives every image probability levels^-D: log2(levels) bits/dim.
+    assert abs(bits_per_dim(0.0, D, levels) - math.log2(levels)) < 1e-12
+    # A density constant on each cube, p = P(level) * levels^D: bits/dim = -log2 P(image) / D exactly.
+    probs = torch.distributions.Dirichlet(torch.ones(levels)).sample()  # per-pixel level probabilities
+    level = torch.round(x * (levels - 1)).long()  # (500, D)
+    nll = -(torch.log(probs[level]) + math.log(levels)).sum(1)  # (500,): -log p(z) in nats
+    ref = -torch.log2(probs[level]).sum(1) / D
+    torch.testing.assert_close(bits_per_dim(nll, D, levels), ref)
+
+
+def test_logit_transform_logdet_and_inverse() -> None:
+    z = torch.rand(3, 5)
+    for alpha in (0.0, 0.05):
+        y, logdet = logit_transform(z, alpha)
+        J = torch.stack([torch.autograd.functional.jacobian(lambda v, a=alpha: logit_transform(v[None], a)[0][0], r)
+                         for r in z])
+        torch.testing.assert_close(logdet, torch.linalg.slogdet(J)[1])
+        torch.testing.assert_close(inverse_logit_transform(y, alpha), z)
+
+
+def test_image_nll_is_the_flow_nll_of_the_logit_plus_its_logdet() -> None:
+    torch.manual_seed(0)
+    model = FlowModel(data_shape=[1, 3, 3], levels=5, flow=IResNetConfig(num_blocks=2, hidden=8)).eval()
+    x = torch.randint(0, 5, (4, 1, 3, 3)).float() / 4
+    nll = model.nll(x, torch.Generator().manual_seed(3))
+    y, logdet = logit_transform(dequantize(x, 5, torch.Generator().manual_seed(3)), 0.05)
+    torch.testing.assert_close(nll, -(model.flow.log_prob(y) + logdet))
+
+
+@pytest.mark.parametrize("kwargs, fragment", [({"lipschitz": 1.0}, "lipschitz must be in (0, 1)"),
+                                              ({"lipschitz": 0.0}, "lipschitz must be in (0, 1)"),
+                                              ({"n_terms": 0}, "n_terms must be >= 1"),
+                                              ({"n_probes": -1}, "n_probes must be >= 1")])
+def test_config_rejects(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        IResNetConfig(**kwargs)
+
+
+def test_digits_preset_runs_and_reports_bits_per_dim(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "flow", "--config", "flow_digits", "--model.flow.num_blocks", "2", "--model.flow.hidden",
+                 "16", "--trainer.fast_dev_run=1", "--logger", "csv"]) == 0
+    metrics = dict(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("test/"))
+    assert 0 < float(metrics["test/bits_per_dim"]) < 20
