@@ -238,6 +238,15 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
                                                               "--model.stages", "0", *FAST],
          ["model.prior.max_length=256", "28x28 = 784 codes"]),
     ],
+    "GAN (variational inference)": [
+        ("negative GAN regulariser weight", ["fit", "gan", "--model.reg_weight", "-1", *FAST],
+         ["model.reg_weight must be >= 0", "-1.0"]),
+        ("GAN latent size 0", ["fit", "gan", "--model.latent_dim", "0", *FAST], ["model.latent_dim must be >= 1, got 0"]),
+        ("VAE baseline latent size 0", ["fit", "gan_vae", "--model.latent_dim", "0", *FAST],
+         ["model.latent_dim must be >= 1, got 0"]),
+        ("GAN on 2-D points", ["fit", "gan", "--data.dataset", "moons", *FAST], ["model.data_shape must be grey images"]),
+        ("GAN with one --optimizer", ["fit", "gan", "--optimizer", "Adam", *FAST], ["--optimizer is not supported"]),
+    ],
     "spherical embeddings (jose)": [
         ("JoSE margin not positive", ["fit", "jose", "--model.margin", "-0.1", *FAST], ["model.margin", "> 0", "-0.1"]),
         ("JoSE vectors of dimension 1", ["fit", "jose", "--model.dim", "1", *FAST], ["model.dim must be >= 2"]),
