@@ -14,7 +14,6 @@ from typing import Literal
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from kexue.metrics import frechet_distance, inception_score
@@ -33,19 +32,7 @@ class JudgedGenerator(L.LightningModule):
     """
 
     def _check(self, data_shape: list[int] | None, latent_dim: int, num_samples: int, lr: float, judge: str) -> None:
-        if data_shape is None:
-            raise ValueError("model.data_shape is required (the CLI links it from data.data_shape)")
-        if len(data_shape) != 3 or data_shape[0] != 1 or data_shape[1] % 4 or data_shape[2] % 4:
-            raise ValueError(f"model.data_shape must be grey images [1, H, W] with H, W multiples of 4 (MNIST-5k, "
-                             f"digits), got {list(data_shape)}")
-        if latent_dim < 1:
-            raise ValueError(f"model.latent_dim must be >= 1, got {latent_dim}")
-        if num_samples < 2:
-            raise ValueError(f"model.num_samples must be >= 2, got {num_samples}")
-        if not lr > 0:
-            raise ValueError(f"model.lr must be > 0, got {lr}")
-        if judge not in ("auto", "mnist5k", "digits", "none"):
-            raise ValueError(f"model.judge must be auto, mnist5k, digits or none, got {judge!r}")
+        blocks.check_arguments(data_shape, latent_dim=latent_dim, num_samples=num_samples, lr=lr, judge=judge)
         seed = torch.Generator().manual_seed(1234)  # the same codes for every run: grids are comparable
         self.register_buffer("fixed_z", torch.randn(num_samples, latent_dim, generator=seed), persistent=False)
         self._judge: list = []  # a list, so the judge is no submodule: not trained, not in the checkpoint
@@ -117,14 +104,8 @@ class GAN(JudgedGenerator):
                  beta1: float = 0.5, d_lr_multiplier: float = 1.0, num_samples: int = 500,
                  judge: Literal["auto", "mnist5k", "digits", "none"] = "auto") -> None:
         super().__init__()
-        if reg_weight < 0:
-            raise ValueError(f"model.reg_weight must be >= 0 (0 = plain GAN), got {reg_weight}")
-        for name, value in (("width", width), ("generator_steps", generator_steps), ("old_every", old_every)):
-            if value < 1:
-                raise ValueError(f"model.{name} must be >= 1, got {value}")
-        if not (0 <= beta1 < 1 and d_lr_multiplier > 0):
-            raise ValueError(f"model.beta1 must be in [0, 1) and model.d_lr_multiplier > 0, got {beta1}, "
-                             f"{d_lr_multiplier}")
+        blocks.check_arguments(data_shape, reg_weight=reg_weight, width=width, generator_steps=generator_steps,
+                               old_every=old_every, beta1=beta1, d_lr_multiplier=d_lr_multiplier)
         self._check(data_shape, latent_dim, num_samples, lr, judge)
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -188,8 +169,7 @@ class VAE(JudgedGenerator):
     def __init__(self, data_shape: list[int] | None = None, latent_dim: int = 64, width: int = 32, lr: float = 1e-3,
                  num_samples: int = 500, judge: Literal["auto", "mnist5k", "digits", "none"] = "auto") -> None:
         super().__init__()
-        if width < 1:
-            raise ValueError(f"model.width must be >= 1, got {width}")
+        blocks.check_arguments(data_shape, width=width)
         self._check(data_shape, latent_dim, num_samples, lr, judge)
         self.save_hyperparameters()
         self.encoder = blocks.ConvEncoder(latent_dim, data_shape, width)
@@ -200,11 +180,7 @@ class VAE(JudgedGenerator):
 
     def negative_elbo(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(reconstruction, kl)`` batch means of images ``x (B, 1, H, W)`` in [0, 1]."""
-        mean, log_var = self.encoder(x)  # (B, d) each
-        z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)  # (B, d), reparameterised
-        logits = self.decoder(z).float()  # (B, 1, H, W)
-        rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(-1)  # (B,)
-        return rec.mean(), blocks.gaussian_kl(mean.float(), log_var.float()).mean()
+        return blocks.vae_negative_elbo(self.encoder, self.decoder, x)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         rec, kl = self.negative_elbo(batch[0])

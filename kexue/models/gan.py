@@ -109,5 +109,38 @@ def gaussian_kl(mean: Tensor, log_var: Tensor) -> Tensor:
     return 0.5 * (mean.square() + log_var.exp() - 1 - log_var).sum(-1)
 
 
-__all__ = ["ConvEncoder", "DCGANDiscriminator", "DCGANGenerator", "discriminator_loss", "gaussian_kl",
-           "generator_loss", "generator_regularizer"]
+def vae_negative_elbo(encoder: nn.Module, decoder: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(reconstruction, kl)``, batch means of the VAE's negative ELBO terms for images ``x (B, C, H, W)`` in [0, 1]:
+    Bernoulli ``BCE(x, decoder(z))`` summed over pixels with one reparameterised ``z ~ q(z|x)`` from ``encoder``'s
+    ``(mean, log_var)``, and :func:`gaussian_kl` to ``N(0, I)`` (float32 under autocast)."""
+    mean, log_var = encoder(x)  # (B, d) each
+    z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)  # (B, d)
+    logits = decoder(z).float()  # (B, C, H, W)
+    rec = F.binary_cross_entropy_with_logits(logits, x.float(), reduction="none").flatten(1).sum(-1)  # (B,)
+    return rec.mean(), gaussian_kl(mean.float(), log_var.float()).mean()
+
+
+def check_arguments(data_shape: list[int] | None, **values: float) -> None:
+    """ValueError naming ``model.<option>`` for the first bad value of the GAN / VAE tasks' arguments (kept here
+    so the LightningModules stay short): ``data_shape`` grey images with sides multiple of 4, ``latent_dim``,
+    ``width``, ``generator_steps``, ``old_every``, ``num_samples`` >= 1 (2), ``reg_weight`` >= 0, ``lr`` > 0,
+    ``beta1`` in [0, 1), ``d_lr_multiplier`` > 0, ``judge`` one of auto / mnist5k / digits / none."""
+    if data_shape is None:
+        raise ValueError("model.data_shape is required (the CLI links it from data.data_shape)")
+    if len(data_shape) != 3 or data_shape[0] != 1 or data_shape[1] % 4 or data_shape[2] % 4:
+        raise ValueError(f"model.data_shape must be grey images [1, H, W] with H, W multiples of 4 (MNIST-5k, "
+                         f"digits), got {list(data_shape)}")
+    rules = {"latent_dim": (lambda v: v >= 1, ">= 1"), "width": (lambda v: v >= 1, ">= 1"),
+             "generator_steps": (lambda v: v >= 1, ">= 1"), "old_every": (lambda v: v >= 1, ">= 1"),
+             "num_samples": (lambda v: v >= 2, ">= 2"), "reg_weight": (lambda v: v >= 0, ">= 0 (0 = plain GAN)"),
+             "lr": (lambda v: v > 0, "> 0"), "beta1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+             "d_lr_multiplier": (lambda v: v > 0, "> 0"),
+             "judge": (lambda v: v in ("auto", "mnist5k", "digits", "none"), "auto, mnist5k, digits or none")}
+    for name, value in values.items():
+        test, text = rules[name]
+        if not test(value):
+            raise ValueError(f"model.{name} must be {text}, got {value!r}")
+
+
+__all__ = ["ConvEncoder", "DCGANDiscriminator", "DCGANGenerator", "check_arguments", "discriminator_loss",
+           "gaussian_kl", "generator_loss", "generator_regularizer", "vae_negative_elbo"]
