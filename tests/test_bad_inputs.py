@@ -247,6 +247,16 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
         ("GAN on 2-D points", ["fit", "gan", "--data.dataset", "moons", *FAST], ["model.data_shape must be grey images"]),
         ("GAN with one --optimizer", ["fit", "gan", "--optimizer", "Adam", *FAST], ["--optimizer is not supported"]),
     ],
+    "invertible ResNet (flow)": [
+        ("flow Lipschitz coefficient 1", ["fit", "flow", "--model.flow.lipschitz", "1.0", *FAST],
+         ["model.flow.lipschitz must be in (0, 1)", "got 1.0"]),
+        ("flow Lipschitz coefficient above 1", ["fit", "flow", "--model.flow.lipschitz", "1.5", *FAST],
+         ["model.flow.lipschitz must be in (0, 1)", "got 1.5"]),
+        ("flow with no series terms", ["fit", "flow", "--model.flow.n_terms", "0", *FAST],
+         ["model.flow.n_terms must be >= 1, got 0"]),
+        ("flow with no Hutchinson probes", ["fit", "flow", "--model.flow.n_probes", "0", *FAST],
+         ["model.flow.n_probes must be >= 1, got 0"]),
+    ],
     "spherical embeddings (jose)": [
         ("JoSE margin not positive", ["fit", "jose", "--model.margin", "-0.1", *FAST], ["model.margin", "> 0", "-0.1"]),
         ("JoSE vectors of dimension 1", ["fit", "jose", "--model.dim", "1", *FAST], ["model.dim must be >= 2"]),
