@@ -44,6 +44,7 @@ class JudgedGenerator(L.LightningModule):
 
     @property
     def judge(self) -> torch.nn.Module | None:
+        """The frozen judge (loaded or trained once, on this module's device), or None for ``judge: none``."""
         name = self.hparams.judge
         if name == "none":
             return None

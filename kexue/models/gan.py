@@ -42,6 +42,7 @@ class DCGANGenerator(nn.Module):
         )
 
     def forward(self, z: Tensor) -> Tensor:
+        """Images ``(B, C, H, W)`` of codes ``z (B, latent_dim)``."""
         h = self.project(z).view(len(z), *self.base)  # (B, 2w, H/4, W/4)
         x = self.up(h)  # (B, C, H, W)
         return torch.tanh(x) if self.output == "tanh" else x
@@ -62,6 +63,7 @@ class DCGANDiscriminator(nn.Module):
         self.head = nn.Linear(2 * width * (H // 4) * (W // 4), 1)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(B,)`` of images ``x (B, C, H, W)``."""
         return self.head(self.convs(x).flatten(1)).squeeze(-1)  # (B,)
 
 
@@ -79,6 +81,7 @@ class ConvEncoder(nn.Module):
         self.head = nn.Linear(2 * width * (H // 4) * (W // 4), 2 * latent_dim)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mean, log_var)`` each ``(B, latent_dim)`` of images ``x (B, C, H, W)``."""
         mean, log_var = self.head(self.convs(x).flatten(1)).chunk(2, dim=-1)  # (B, d), (B, d)
         return mean, log_var
 
