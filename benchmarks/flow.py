@@ -33,7 +33,7 @@ LOGDET_PATH = {"moons": "exact (slogdet of the 2 × 2 Jacobians), training and t
                "digits": "estimated in training (5 terms, 1 probe); exact at test (64 ≤ exact_max_dim)",
                "mnist5k": "estimated: training 5 terms, test 20 terms, 1 Rademacher probe per image"}
 BANDWIDTHS = {"points": [0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3], "images": [0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2]}
-COMPONENTS = {"points": [2, 4, 8, 16, 32, 64], "images": [1, 2, 5, 10, 20]}
+COMPONENTS = {"points": [2, 4, 8, 16, 32, 64], "images": [1, 2, 5, 10]}
 
 
 def dequantised_splits(name: str) -> tuple[dict[str, np.ndarray], int, int]:

@@ -29,6 +29,11 @@ DEFAULT_FLOW = IResNetConfig()
 class FlowModel(L.LightningModule):
     """Fit ``log p(x)`` with an :class:`~kexue.nn.flows.InvertibleResNet`; batches ``(x, y)``, ``y`` unused.
 
+    Which log-det the reported NLL uses: the flow's :meth:`~kexue.nn.flows.InvertibleResNet.use_exact` — exact
+    (``slogdet``) for 2-D points and for images of at most ``flow.exact_max_dim`` pixels (8 × 8 digits), otherwise
+    the power series with ``flow.eval_terms`` terms and Hutchinson traces. Evaluation batches draw their
+    dequantisation noise from a generator seeded by the batch index (the same noise every epoch).
+
     Args:
         data_shape: ``[2]`` (points) or ``[1, H, W]`` (images); linked from ``data.data_shape``.
         levels: grey levels of the images (0 for real-valued points); linked from ``data.levels``.
@@ -84,12 +89,15 @@ class FlowModel(L.LightningModule):
         self.log("train/nll", loss, prog_bar=True, batch_size=len(batch[0]))
         return loss
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor], batch_idx: int, stage: str) -> None:
+    def _eval_nll(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> tuple[Tensor, Tensor]:
+        """``(x, nll (B,))`` of an evaluation batch: the batch's dequantisation noise is seeded by its index."""
         # Lightning evaluates under inference mode; the log-det needs autograd (Jacobians, vector-Jacobian products).
         with torch.inference_mode(False), torch.enable_grad():
             x = batch[0].clone()
-            generator = torch.Generator().manual_seed(batch_idx)  # the same dequantisation noise every epoch
-            nll = self.nll(x, generator).detach()  # (B,)
+            return x, self.nll(x, torch.Generator().manual_seed(batch_idx)).detach()
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], batch_idx: int, stage: str) -> None:
+        x, nll = self._eval_nll(batch, batch_idx)
         self.log(f"{stage}/nll", nll.mean(), prog_bar=True, batch_size=len(x), sync_dist=True)
         if self.is_images:
             bpd = bits_per_dim(nll.mean(), self.dim, self.hparams.levels)
@@ -102,6 +110,12 @@ class FlowModel(L.LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "test")
+
+    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> list[str]:
+        """One line per example (``kexue predict`` prints them): its NLL in nats (points) or bits/dim (images)."""
+        _, nll = self._eval_nll(batch, batch_idx)
+        values = bits_per_dim(nll, self.dim, self.hparams.levels) if self.is_images else nll
+        return [f"{v:.4f}" for v in values.tolist()]
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
