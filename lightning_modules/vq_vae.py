@@ -56,7 +56,7 @@ class VQVAE(L.LightningModule):
         restart_after: int = 100,
         prior: TransformerConfig = PRIOR,
         prior_epochs: int = 25,
-        lr: float = 2e-3,
+        lr: float = 1e-3,
         prior_lr: float = 2e-3,
         num_samples: int = 64,
         temperature: float = 1.0,
@@ -117,8 +117,8 @@ class VQVAE(L.LightningModule):
             self.trainer.should_stop = True
 
     def forward(self, x: Tensor) -> Tensor:
-        """Reconstructions ``(B, C, H, W)`` of ``x`` ``(B, C, H, W)``."""
-        return self.net(x)[0]
+        """Reconstructions ``(B, C, H, W)`` in [0, 1] of ``x`` ``(B, C, H, W)``."""
+        return self.net(x)[0].clamp(0, 1)
 
     def _prior_nll(self, x: Tensor) -> Tensor:
         """Mean negative log-likelihood (nats per code) of the prior on the codes of ``x``."""
@@ -145,7 +145,8 @@ class VQVAE(L.LightningModule):
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, n = batch[0], len(batch[0])
         x_hat, vq = self.net(x)
-        self.log(f"{stage}/mse", F.mse_loss(x_hat.float(), x), batch_size=n, sync_dist=True, prog_bar=True)
+        x_hat = x_hat.float().clamp(0, 1)  # images: the metric and the figures see pixels in [0, 1]
+        self.log(f"{stage}/mse", F.mse_loss(x_hat, x), batch_size=n, sync_dist=True, prog_bar=True)
         if vq is not None:
             (self.val_usage if stage == "val" else self.test_usage).update(vq.codes)
             self.log(f"{stage}/prior_nll", self._prior_nll(x), batch_size=n, sync_dist=True)
@@ -163,7 +164,7 @@ class VQVAE(L.LightningModule):
         x_hat = self._evaluate(batch, "test")
         if batch_idx == 0:  # originals over their reconstructions, 16 a row
             x = batch[0][:16]
-            pairs = torch.cat([x, x_hat[: len(x)].float()])
+            pairs = torch.cat([x, x_hat[: len(x)]])
             log_figure(self.trainer, "reconstructions/test", image_grid_figure(pairs, columns=len(x)))
 
     def on_test_epoch_end(self) -> None:

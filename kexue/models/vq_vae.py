@@ -74,7 +74,8 @@ class ImageDecoder(nn.Module):
 
 class VQAutoencoder(nn.Module):
     """Encoder -> quantiser -> decoder; ``quantizer=None`` is the plain autoencoder with the same continuous
-    ``code_dim x H' x W'`` bottleneck. Pixels are in [0, 1]; the decoder's output goes through a sigmoid.
+    ``code_dim x H' x W'`` bottleneck. Pixels are in [0, 1]; the decoder's output is linear (with a sigmoid, a trial on
+    MNIST-5k stalled at the all-background image), clamped to [0, 1] where images are shown or scored.
 
     Args:
         data_shape: ``[C, H, W]`` of the images.
@@ -97,10 +98,10 @@ class VQAutoencoder(nn.Module):
         self.decoder = ImageDecoder(C, hidden, code_dim, self.stages)
 
     def forward(self, x: Tensor) -> tuple[Tensor, VQOutput | None]:
-        """Reconstructions ``(B, C, H, W)`` in [0, 1] of ``x`` ``(B, C, H, W)``, and the quantiser's output."""
+        """Reconstructions ``(B, C, H, W)`` (unclamped) of ``x`` ``(B, C, H, W)``, and the quantiser's output."""
         z = self.encoder(x)  # (B, D, H', W')
         vq = self.quantizer(z) if self.quantizer is not None else None
-        return torch.sigmoid(self.decoder(z if vq is None else vq.quantized)), vq
+        return self.decoder(z if vq is None else vq.quantized), vq
 
     @torch.no_grad()
     def encode_codes(self, x: Tensor) -> Tensor:
@@ -110,7 +111,7 @@ class VQAutoencoder(nn.Module):
     @torch.no_grad()
     def decode_codes(self, codes: Tensor) -> Tensor:
         """Images ``(B, C, H, W)`` in [0, 1] decoded from a code grid ``codes`` ``(B, H', W')``."""
-        return torch.sigmoid(self.decoder(self.quantizer.lookup(codes).float()))
+        return self.decoder(self.quantizer.lookup(codes).float()).clamp(0, 1)
 
 
 class CodePrior(nn.Module):
