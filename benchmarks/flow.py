@@ -25,7 +25,6 @@ import torch
 
 from _report import machine, run_kexue, test_metrics, write_section
 
-ROOT = Path(__file__).resolve().parent.parent
 PRESETS = {"moons": [], "circles": ["--data.dataset=circles"], "digits": ["--config", "flow_digits"],
            "mnist5k": ["--config", "flow_mnist5k"]}
 LOGDET_PATH = {"moons": "exact (slogdet of the 2 × 2 Jacobians), training and test",
@@ -89,8 +88,7 @@ def rows(name: str, args: argparse.Namespace, workdir: Path) -> list[str]:
     from kexue.nn.flows import bits_per_dim
 
     splits, levels, D = dequantised_splits(name)
-    preset = [str(ROOT / "conf" / "model" / f"{a}.yaml") if a.startswith("flow_") else a for a in PRESETS[name]]
-    extra = [*preset, *([f"--trainer.max_epochs={args.epochs}"] if args.epochs else []), *args.extra]
+    extra = [*PRESETS[name], *([f"--trainer.max_epochs={args.epochs}"] if args.epochs else []), *args.extra]
     proc, seconds = run_kexue(["run", "flow", "--logger", "csv", "--trainer.enable_progress_bar=false",
                                f"--seed_everything={args.seed}", *extra], workdir)
     metrics = test_metrics(proc.stdout)
