@@ -17,7 +17,6 @@ Usage: python benchmarks/vq_vae.py [--datasets digits mnist5k] [--epochs N --pri
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,6 @@ from _report import ROOT, machine, run_kexue, test_metrics, write_section
 
 FULL = {"digits": (55, 25), "mnist5k": (40, 15)}  # dataset -> (epochs, prior epochs)
 ROWS = (("VQ-VAE, codebook loss", "vq"), ("VQ-VAE, EMA codebook", "ema"), ("plain autoencoder", "none"))
-LOAD_AT_START = os.getloadavg()[0]
 
 
 def judge_landed() -> bool:
@@ -67,6 +65,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=500, help="prior samples scored by the judge")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `kexue run` arguments")
     args = parser.parse_args()
+    where = machine()  # now: its load average is the one when the script started
     reduced = args.epochs is not None or args.prior_epochs is not None or bool(args.extra)
     judged = judge_landed()
     table = ["| data | model | epochs (AE + prior) | test MSE | code perplexity | codes used | prior NLL (nats/code) "
@@ -99,12 +98,12 @@ def main() -> None:
                 table.append("| " + " | ".join(cells) + f" | {seconds:.0f} |")
                 print(table[-1], flush=True)
     label = "Reduced run (smaller than the full settings; the full run is still to do)" if reduced else "Full run"
-    full = " ".join(f"{d} {e} epochs ({p} of them the prior's)" for d, (e, p) in FULL.items())
+    full = "; ".join(f"{d} {e} epochs, {p} of them the prior's" for d, (e, p) in FULL.items())
     body = [
         "## vq_vae: VQ-VAE vs the plain autoencoder with the same bottleneck",
         "",
-        f"{label}: `python benchmarks/vq_vae.py {' '.join(sys.argv[1:])}`".rstrip() + f" on {machine()} "
-        f"(load {LOAD_AT_START:.2f} at start). Full settings: `python benchmarks/vq_vae.py` ({full}).",
+        f"{label}: `python benchmarks/vq_vae.py {' '.join(sys.argv[1:])}`".rstrip() + f" on {where}. "
+        f"Full settings: `python benchmarks/vq_vae.py` ({full}).",
         "",
         "Defaults: K = 64 codes of D = 16 channels, beta = 0.25, dead codes restarted after 100 unused batches; the "
         "code grid is 4 x 4 on digits (8 x 8 pixels), 7 x 7 on MNIST-5k (28 x 28). The plain autoencoder keeps the "
