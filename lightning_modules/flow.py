@@ -21,6 +21,7 @@ from kexue.nn.flows import (
     inverse_logit_transform,
     logit_transform,
 )
+from kexue.optim.groups import adamw_one_cycle
 from kexue.platform.figures import image_grid_figure, log_figure
 
 DEFAULT_FLOW = IResNetConfig()
@@ -162,7 +163,5 @@ class FlowModel(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         hp = self.hparams
-        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=total, pct_start=hp.warmup)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return adamw_one_cycle(self.parameters(), hp.lr, hp.weight_decay, hp.warmup,
+                               int(self.trainer.estimated_stepping_batches))

@@ -142,14 +142,6 @@ class JoSE(WordVectorModule):
     def vectors(self) -> Tensor:
         return self.word.weight
 
-    def on_train_start(self) -> None:
-        self._threads = torch.get_num_threads()
-        if self.hparams.train_threads is not None and self.device.type == "cpu":
-            torch.set_num_threads(self.hparams.train_threads)
-
-    def on_train_end(self) -> None:
-        torch.set_num_threads(getattr(self, "_threads", torch.get_num_threads()))
-
     def forward(self, center: Tensor, context: Tensor, paragraph: Tensor) -> Tensor:
         """Per-tuple loss ``(B,)`` of ids ``center``, ``context``, ``paragraph`` ``(B,)``, noise words drawn here."""
         noise = torch.multinomial(self.noise, len(center) * self.hparams.negative, replacement=True)

@@ -18,6 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from kexue.nn.components import build_component, component_config
 from kexue.nn.conv1d import ResidualConv1dEncoder
+from kexue.optim.groups import adamw_one_cycle
 from kexue.platform.figures import log_confusion_matrix
 
 
@@ -152,8 +153,5 @@ class SpectraClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         hp = self.hparams
-        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        # One cycle (warm-up, then cosine decay to ~0): a good model in a small, fixed epoch budget on CPU.
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=total, pct_start=hp.warmup)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return adamw_one_cycle(self.parameters(), hp.lr, hp.weight_decay, hp.warmup,
+                               int(self.trainer.estimated_stepping_batches))

@@ -78,14 +78,6 @@ class Word2Vec(WordVectorModule):
         noise = noise**ns_exponent  # (V,)
         self.register_buffer("noise", (noise / noise.sum()).float())
 
-    def on_train_start(self) -> None:
-        self._threads = torch.get_num_threads()
-        if self.hparams.train_threads is not None and self.device.type == "cpu":
-            torch.set_num_threads(self.hparams.train_threads)
-
-    def on_train_end(self) -> None:
-        torch.set_num_threads(getattr(self, "_threads", torch.get_num_threads()))
-
     def vectors(self) -> Tensor:
         return self.inp.weight
 

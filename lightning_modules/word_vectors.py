@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
+import torch
 from torch import Tensor
 
 from kexue.data.packages import gensim_test_file
@@ -63,6 +64,17 @@ class WordVectorModule(L.LightningModule):
     def vectors(self) -> Tensor:
         """The ``(V, D)`` word vectors that are evaluated and exported."""
         raise NotImplementedError
+
+    def on_train_start(self) -> None:
+        # A subclass's ``train_threads`` hyperparameter caps torch's intra-op threads while it trains on the CPU
+        # (sparse row updates gain nothing from more; word2vec, jose); restored when training ends.
+        self._threads = torch.get_num_threads()
+        threads = self.hparams.get("train_threads")
+        if threads is not None and self.device.type == "cpu":
+            torch.set_num_threads(threads)
+
+    def on_train_end(self) -> None:
+        torch.set_num_threads(getattr(self, "_threads", torch.get_num_threads()))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vocabulary"] = [str(w) for w in self.words]  # plain str: checkpoints load with weights_only

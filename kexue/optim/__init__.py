@@ -20,6 +20,7 @@ Lightning's LR monitor see one set of groups; ``state_dict`` holds both optimize
 """
 
 from kexue.optim.groups import (
+    adamw_one_cycle,
     component_param_groups,
     configure_optimizers,
     layerwise_lr_groups,
@@ -48,6 +49,7 @@ __all__ = [
     "OptimizerWrapper",
     "PiecewiseLinearLR",
     "RiemannianSGD",
+    "adamw_one_cycle",
     "build_optimizer",
     "configure_optimizers",
     "component_param_groups",

@@ -110,3 +110,13 @@ def _build_scheduler(optimizer: Optimizer, spec: Any) -> Any:
             scheduler.monitor = monitor
         return scheduler
     return spec(optimizer)
+
+
+def adamw_one_cycle(params: Iterable[Any], lr: float, weight_decay: float, warmup: float, total_steps: int) -> dict:
+    """Lightning's ``configure_optimizers`` answer for a small fixed epoch budget on the CPU: AdamW at peak ``lr``
+    under one cycle (``warmup`` share of ``total_steps`` rising, then cosine decay to ~0), stepped per batch.
+    Used by the tasks that train from scratch in a few minutes (spectra, kexue.fm/archives/5505; flow, 6482)."""
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, total_steps),
+                                                   pct_start=warmup)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
