@@ -53,6 +53,17 @@ def seeds_row(label: str, runs: list[dict[str, float]]) -> str:
             f"({per}) | {np.mean([r['f1'] for r in runs]):.4f} | {np.mean([r['seconds'] for r in runs]):.0f} |")
 
 
+def derive_rows(done: dict) -> None:
+    """Rebuild the ``bert`` / ``scratch`` rows and ``bert_mean`` from the per-seed results, so rows written by a
+    call that started before another call's seeds landed never go stale."""
+    for key, prefix in (("bert", "BERT"), ("scratch", "same network")):
+        runs = {label: r for label, r in done.get("seeds", {}).items() if label.startswith(prefix)}
+        if runs:
+            done[key] = [seeds_row(label, [r[s] for s in sorted(r, key=int)]) for label, r in runs.items()]
+            if key == "bert":
+                done["bert_mean"] = float(np.mean([x["acc"] for x in next(iter(runs.values())).values()]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="baseline,bert,scratch")
@@ -80,8 +91,11 @@ def main() -> None:
             done.setdefault("seeds", {}).setdefault(label, {}).update(
                 {s: r for s, r in runs.items() if s not in done["seeds"][label]})
         done.update({k: v for k, v in fresh.items() if k not in done and k != "seeds"})
-        done["when"] = {**fresh.get("when", {}), **done.get("when", {})}
+        finished = lambda t: t.split(" finished ")[-1]  # noqa: E731  (the later of two calls' times wins)
+        done["when"] = {k: max(fresh.get("when", {}).get(k, ""), done.get("when", {}).get(k, ""), key=finished)
+                        for k in {*fresh.get("when", {}), *done.get("when", {})}}
         done[key] = rows
+        derive_rows(done)
         load = os.getloadavg()[1] if hasattr(os, "getloadavg") else float("nan")
         done.setdefault("when", {})[key] = (f"`{key}` finished {time.strftime('%Y-%m-%d %H:%M')}, load average "
                                             f"{load:.2f} over its last 5 minutes")
@@ -103,10 +117,7 @@ def main() -> None:
             for seed in seeds:  # saved seed by seed (a run is ~40 CPU-minutes on 2 cores): seeds add up across calls
                 runs = done.setdefault("seeds", {}).setdefault(label, {})
                 runs[str(seed)] = sentiment_run([*bert_args, "--model.lr", str(args.lr)], seed, Path(tmp) / f"b{seed}")
-                save("bert", [])
-                runs = done["seeds"][label]
-                done["bert_mean"] = float(np.mean([r["acc"] for r in runs.values()]))
-                save("bert", [seeds_row(label, list(runs.values()))])
+                save("bert", [])  # the rows come from all seeds saved so far (derive_rows)
         if "scratch" in parts:
             label = (f"same network from random init (`--model.encoder.weights false --model.lr {args.scratch_lr:g}`), "
                      f"{args.epochs} epochs")
@@ -115,7 +126,6 @@ def main() -> None:
                 runs[str(seed)] = sentiment_run([*bert_args, "--model.encoder.weights", "false", "--model.lr",
                                                  str(args.scratch_lr)], seed, Path(tmp) / f"s{seed}")
                 save("scratch", [])
-                save("scratch", [seeds_row(label, list(done["seeds"][label].values()))])
         if "re" in parts:
             work = Path(tmp) / "re"
             work.mkdir()
@@ -127,6 +137,8 @@ def main() -> None:
             save("re", [f"| BERT pretrained here, `--model.encoder kexue.models.BertCharEncoder --data.max_length 126 "
                         f"--model.lr {args.scratch_lr:g}`, {args.re_epochs} epochs max | {m['test/precision']:.3f} | "
                         f"{m['test/recall']:.3f} | {m['test/f1']:.3f} | {seconds / 60:.0f} min |"])
+    derive_rows(done)
+
     def stored(prefix: str, default: str) -> str:  # the seeds the saved rows hold (seeds add up across calls)
         runs = [r for label, r in done.get("seeds", {}).items() if label.startswith(prefix)]
         return ",".join(sorted(runs[0], key=int)) if runs else default
