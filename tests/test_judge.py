@@ -89,3 +89,14 @@ def test_judge_trains_caches_and_scores(tmp_path, monkeypatch) -> None:
     assert torch.equal(judge_classifier("digits", **tiny)(x), logits)
     with pytest.raises(ValueError, match="judge dataset"):
         judge_classifier("cifar")
+
+
+def test_judge_trains_inside_inference_mode(tmp_path, monkeypatch) -> None:
+    """The first validation loop of `kexue run gan` on a machine without a cached judge trains it under Lightning's
+    inference mode: that must still train (it failed on a clean CI machine) and give ordinary tensors."""
+    monkeypatch.setenv("KEXUE_CACHE", str(tmp_path))
+    tiny = dict(epochs=2, channels=(4, 8), features=8, lr=1e-2)
+    with torch.inference_mode():
+        judge = judge_classifier("digits", **tiny)
+    assert not any(p.is_inference() for p in judge.parameters())
+    assert list((tmp_path / "judges").glob("digits-*.pt"))

@@ -171,6 +171,14 @@ def judge_classifier(dataset: str = "mnist5k", **settings: object) -> DigitJudge
     """
     if dataset not in JUDGE_SETS:
         raise ValueError(f"judge dataset must be one of {list(JUDGE_SETS)}, got {dataset!r}")
+    # The first call may come from a validation loop (Lightning's inference mode) on a machine with no cached judge:
+    # training it needs autograd, and its weights must not be inference tensors.
+    with torch.inference_mode(False), torch.enable_grad():
+        return _load_or_train(dataset, settings)
+
+
+def _load_or_train(dataset: str, settings: dict[str, object]) -> DigitJudge:
+    """:func:`judge_classifier`'s body, run with autograd on."""
     config = JudgeConfig(dataset=dataset, **{**DATASET_DEFAULTS[dataset], **settings})  # type: ignore[arg-type]
     path = judge_cache_dir() / f"{dataset}-{config.key()}.pt"
     judge = DigitJudge(JUDGE_SETS[dataset][0], tuple(config.channels), config.features)
