@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from kexue.data.datamodule import EpochSeededSampler, check_at_least, fixed_split
+from kexue.data.datamodule import EpochSeededSampler, SplitDataModule, check_at_least, fixed_split
 from kexue.data.packages import mnist_5k, sklearn_digits
 from kexue.data.readers import read_image_csv
 from kexue.platform.figures import image_grid_figure, log_figure
@@ -79,7 +79,7 @@ class ImageDataModule(L.LightningDataModule):
             raise ValueError(f"data.max_value must be > 0, got {max_value}")
         if noise < 0:
             raise ValueError(f"data.noise must be >= 0, got {noise}")
-        fixed_split(range(10), tuple(split), 0)  # checks the fractions now, before any data is read
+        SplitDataModule.check_split(split)  # now, before any data is read
         self.save_hyperparameters()
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._figure_logged = False
