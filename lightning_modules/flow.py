@@ -8,6 +8,7 @@ Posts: 细水长flow之可逆ResNet (https://kexue.fm/archives/6482), 恒等式 
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import lightning as L
 import torch
@@ -45,6 +46,10 @@ class FlowModel(L.LightningModule):
         grid_size: points per side of the 2-D density figure.
         lr: peak Adam learning rate (one-cycle schedule). weight_decay: AdamW's. warmup: warm-up fraction.
     """
+
+    # Evaluation-only knobs: `kexue test flow --ckpt_path X --model.flow.eval_terms 60` takes the user's value.
+    runtime_arguments: ClassVar[tuple[str, ...]] = ("flow.eval_terms", "flow.exact_max_dim", "flow.inverse_iterations",
+                                                    "num_samples", "grid_size")
 
     def __init__(
         self,

@@ -195,3 +195,24 @@ def test_digits_preset_runs_and_reports_bits_per_dim(capsys: pytest.CaptureFixtu
                  "16", "--trainer.fast_dev_run=1", "--logger", "csv"]) == 0
     metrics = dict(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("test/"))
     assert 0 < float(metrics["test/bits_per_dim"]) < 20
+
+
+def test_evaluation_knobs_are_the_users_at_test_time(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The checkpoint fixes the architecture (2 blocks, not the default 16) but not `runtime_arguments`: a 1-term
+    # series at test must change the figure the exact log-det gave (it did not when the checkpoint's whole `flow`
+    # group won over the user's --model.flow.* options).
+    common = ["--logger", "none", "--trainer.enable_progress_bar=false", "--trainer.default_root_dir", str(tmp_path),
+              "--trainer.limit_test_batches=1"]
+    assert main(["run", "flow", *common, "--model.flow.num_blocks=2", "--model.flow.hidden=8",
+                 "--model.flow.exact_logdet=false", "--trainer.max_steps=2", "--trainer.limit_val_batches=1"]) == 0
+    capsys.readouterr()
+    ckpt = str(next(tmp_path.rglob("last*.ckpt")))
+
+    def test_nll(*extra: str) -> float:
+        assert main(["test", "flow", *common, "--ckpt_path", ckpt, *extra]) == 0
+        return float(next(line.split()[1] for line in capsys.readouterr().out.splitlines()
+                          if line.startswith("test/nll ")))
+
+    exact = test_nll()
+    assert test_nll("--model.flow.exact_max_dim=1", "--model.flow.eval_terms=1") != pytest.approx(exact, abs=1e-4)
+    assert test_nll() == pytest.approx(exact, abs=1e-6)
