@@ -15,9 +15,29 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def sum_across_processes(t: Tensor) -> Tensor:
+    """``t`` summed in place over the processes of an initialised ``torch.distributed`` group (DDP); ``t`` itself
+    in one process. Every process must call it, in the same order."""
+    if _distributed():
+        dist.all_reduce(t)
+    return t
+
+
+def from_first_process(t: Tensor) -> Tensor:
+    """``t`` replaced in place by the first process's ``t`` under ``torch.distributed`` (same shape everywhere)."""
+    if _distributed():
+        dist.broadcast(t, src=0)
+    return t
 
 
 def nearest_codes(z: Tensor, codebook: Tensor) -> Tensor:
@@ -46,11 +66,13 @@ def ema_codebook_update(z: Tensor, codes: Tensor, cluster_size: Tensor, embed_su
 
     ``N_k <- decay N_k + (1 - decay) n_k``, ``m_k <- decay m_k + (1 - decay) sum_{codes = k} z``, ``e_k = m_k / N~_k``
     with the Laplace-smoothed count ``N~_k = (N_k + eps) / (sum N + K eps) * sum N`` (no division by zero for a code
-    that went unused)."""
+    that went unused). Under DDP ``n_k`` and the sums run over every process's vectors, so every process takes the
+    step one process would take on all of them."""
     K = cluster_size.shape[0]
     onehot = F.one_hot(codes, K).to(z.dtype)  # (N, K)
-    cluster_size = decay * cluster_size + (1 - decay) * onehot.sum(0)  # (K,)
-    embed_sum = decay * embed_sum + (1 - decay) * onehot.T @ z  # (K, D)
+    counts, sums = sum_across_processes(onehot.sum(0)), sum_across_processes(onehot.T @ z)  # (K,), (K, D)
+    cluster_size = decay * cluster_size + (1 - decay) * counts  # (K,)
+    embed_sum = decay * embed_sum + (1 - decay) * sums  # (K, D)
     n = cluster_size.sum()
     smoothed = (cluster_size + eps) / (n + K * eps) * n  # (K,)
     return cluster_size, embed_sum, embed_sum / smoothed[:, None]
@@ -92,6 +114,9 @@ class VectorQuantizer(nn.Module):
         data_init: the first training batch sets the codebook to random encoder outputs.
 
     In training mode a forward also updates the EMA codebook and restarts dead codes; :meth:`quantize` never does.
+    Under DDP these updates are the same on every process: code counts and EMA sums are summed over the processes,
+    and the encoder outputs a data initialisation or a restart picks are the first process's (DDP syncs only
+    gradients, and broadcasts buffers from the first process, which would drop the other processes' statistics).
     Computed in float32 whatever the autocast (distances in bfloat16 pick the wrong codes).
     """
 
@@ -146,7 +171,7 @@ class VectorQuantizer(nn.Module):
             self.cluster_size, self.embed_sum, codebook = ema_codebook_update(
                 flat, codes, self.cluster_size, self.embed_sum, self.decay, self.eps)
             self.codebook.copy_(codebook)
-        counts = torch.bincount(codes, minlength=self.num_codes)  # (K,)
+        counts = sum_across_processes(torch.bincount(codes, minlength=self.num_codes))  # (K,), all processes
         self.unused.add_(1).masked_fill_(counts > 0, 0)
         dead = self.unused >= self.restart_after if self.restart_after else torch.zeros_like(counts, dtype=torch.bool)
         if bool(dead.any()):
@@ -156,6 +181,7 @@ class VectorQuantizer(nn.Module):
     def _reset(self, which: Tensor, flat: Tensor) -> None:
         """Move the codes ``which`` ``(K,)`` onto random rows of ``flat`` ``(N, D)``."""
         picks = flat[torch.randint(len(flat), (int(which.sum()),), device=flat.device)]  # (k, D)
+        picks = from_first_process(picks.contiguous())  # `which` is the same everywhere, so is k
         self.codebook.data[which] = picks.to(self.codebook.dtype)
         if self.ema:
             self.embed_sum[which] = picks
@@ -198,5 +224,5 @@ class CodeUsage(Metric):
         return {"perplexity": perplexity, "codes_used": used}
 
 
-__all__ = ["CodeUsage", "VQOutput", "VectorQuantizer", "code_perplexity", "ema_codebook_update", "nearest_codes",
-           "straight_through", "vq_losses"]
+__all__ = ["CodeUsage", "VQOutput", "VectorQuantizer", "code_perplexity", "ema_codebook_update", "from_first_process",
+           "nearest_codes", "straight_through", "sum_across_processes", "vq_losses"]

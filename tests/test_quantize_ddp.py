@@ -1,0 +1,78 @@
+"""VectorQuantizer's training-time state under 2-process DDP (CPU, gloo): every process ends with the same codebook,
+and the EMA codebook is the one-process update on both processes' vectors (kexue.fm/archives/6760).
+
+Each rank quantises different vectors and seeds its own RNG differently, so a per-process EMA step, data
+initialisation or dead-code restart would leave the ranks with different codebooks (checked: the test can fail).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from kexue.nn.quantize import VectorQuantizer
+
+WORLD = 2
+
+
+def _vectors(rank: int) -> torch.Tensor:
+    """``(2, 3, 2, 2)`` encoder outputs of one rank: rank 1's sit far from rank 0's."""
+    return torch.randn(2, 3, 2, 2, generator=torch.Generator().manual_seed(rank)) + 5.0 * rank
+
+
+def _quantizers() -> dict[str, VectorQuantizer]:
+    torch.manual_seed(0)  # the same initial codebook on every rank, as DDP's first broadcast would make it
+    return {"ema": VectorQuantizer(num_codes=4, code_dim=3, ema=True, decay=0.5, restart_after=0, data_init=False),
+            "init_and_restart": VectorQuantizer(num_codes=4, code_dim=3, restart_after=1, data_init=True)}
+
+
+def _states(quantizers: dict[str, VectorQuantizer], rank: int) -> dict[str, dict[str, Any]]:
+    """Each quantiser's state (numpy: tensors would be shared by file descriptor, gone when the worker exits) after
+    3 training forwards of ``rank``'s vectors (-1: all ranks' vectors in one process)."""
+    torch.manual_seed(100 + rank)  # the ranks' random picks differ unless rank 0's are broadcast
+    for vq in quantizers.values():
+        vq.train()
+        for _ in range(3):
+            vq(_vectors(rank) if rank >= 0 else torch.cat([_vectors(r) for r in range(WORLD)]))
+    return {name: {k: v.numpy().copy() for k, v in vq.state_dict().items()} for name, vq in quantizers.items()}
+
+
+def _worker(rank: int, port: int, out: Any) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    try:
+        out.put((rank, _states(_quantizers(), rank)))
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_codebook_state_is_shared_by_the_processes() -> None:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    port = _free_port()
+    procs = [ctx.Process(target=_worker, args=(rank, port, out)) for rank in range(WORLD)]
+    for p in procs:
+        p.start()
+    results = dict(out.get(timeout=100) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    for name in ("ema", "init_and_restart"):
+        for key, value in results[0][name].items():
+            torch.testing.assert_close(torch.as_tensor(results[1][name][key]), torch.as_tensor(value), msg=f"{name}.{key} differs between ranks")
+    assert int(results[0]["init_and_restart"]["restarts"]) > 0  # restarts happened, and identically
+    # The EMA step sums the code counts and vector sums over the processes: the one-process step on all vectors.
+    single = _states({"ema": _quantizers()["ema"]}, rank=-1)["ema"]
+    for key in ("codebook", "cluster_size", "embed_sum"):
+        torch.testing.assert_close(torch.as_tensor(results[0]["ema"][key]), torch.as_tensor(single[key]), msg=key)
