@@ -190,9 +190,10 @@ def test_config_rejects(kwargs: dict, fragment: str) -> None:
         IResNetConfig(**kwargs)
 
 
-def test_digits_preset_runs_and_reports_bits_per_dim(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("network", ["mlp", "conv"])
+def test_digits_preset_runs_and_reports_bits_per_dim(network: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "flow", "--config", "flow_digits", "--model.flow.num_blocks", "2", "--model.flow.hidden",
-                 "16", "--trainer.fast_dev_run=1", "--logger", "csv"]) == 0
+                 "16", "--model.flow.network", network, "--trainer.fast_dev_run=1", "--logger", "csv"]) == 0
     metrics = dict(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("test/"))
     assert 0 < float(metrics["test/bits_per_dim"]) < 20
 
