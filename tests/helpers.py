@@ -1,10 +1,15 @@
-"""Callbacks the fault and scale tests pass to real runs (``--trainer.callbacks+=kexue.tests.helpers.X``)."""
+"""Callbacks the fault and scale tests pass to real runs (``--trainer.callbacks+=kexue.tests.helpers.X``), and
+:func:`run_in_process_group` for tests of code that talks to ``torch.distributed`` itself."""
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 
@@ -60,3 +65,31 @@ class RecordSetup(Callback):
         lrs = ",".join(f"{group['lr']:g}" for group in optimizer.param_groups)
         names = " ".join(type(c).__name__ for c in trainer.callbacks)
         Path("setup.txt").write_text(f"{type(optimizer).__name__}\n{lrs}\n{names}\n")
+
+
+def run_in_process_group(fn: Callable[[int], Any], world: int = 2, timeout: float = 100) -> dict[int, Any]:
+    """``{rank: fn(rank)}`` from ``world`` spawned CPU processes in one gloo group (what DDP sets up). ``fn`` must be
+    a module-level function and return picklable values other than tensors (a tensor crosses by file descriptor,
+    gone once its process exits: return numpy or lists)."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [ctx.Process(target=_group_member, args=(fn, rank, world, port, out)) for rank in range(world)]
+    for p in procs:
+        p.start()
+    results = dict(out.get(timeout=timeout) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0, f"process {p.pid} exited with {p.exitcode}"
+    return results
+
+
+def _group_member(fn: Callable[[int], Any], rank: int, world: int, port: int, out: Any) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        out.put((rank, fn(rank)))
+    finally:
+        dist.destroy_process_group()

@@ -7,17 +7,14 @@ chosen so that the padding *does* change the value when the ids are left out (ch
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch.utils.data import DistributedSampler
 
 from kexue.metrics import RetrievalTopK, SimilarityCorrelation, SpanF1, first_occurrences
+from kexue.tests.helpers import run_in_process_group
 
 WORLD = 2
 BATCH = 2
@@ -53,28 +50,17 @@ def _values(metrics: dict[str, Any]) -> dict[str, list[float]]:
     return {name: metric.compute().tolist() for name, metric in metrics.items()}
 
 
-def _worker(rank: int, port: int, out: Any) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        data = _data()
-        results = {}
-        for with_ids in (True, False):
-            metrics = _metrics()
-            order = list(DistributedSampler(range(N), num_replicas=WORLD, rank=rank, shuffle=False))
-            for start in range(0, len(order), BATCH):
-                idx = torch.tensor(order[start : start + BATCH])  # (b,) dataset indices, padding included
-                _update(metrics, data, idx, idx if with_ids else None)
-            results[with_ids] = _values(metrics)  # synced across both ranks
-        out.put((rank, results))
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _worker(rank: int) -> dict[bool, dict[str, list[float]]]:
+    data = _data()
+    results = {}
+    for with_ids in (True, False):
+        metrics = _metrics()
+        order = list(DistributedSampler(range(N), num_replicas=WORLD, rank=rank, shuffle=False))
+        for start in range(0, len(order), BATCH):
+            idx = torch.tensor(order[start : start + BATCH])  # (b,) dataset indices, padding included
+            _update(metrics, data, idx, idx if with_ids else None)
+        results[with_ids] = _values(metrics)  # synced across both ranks
+    return results
 
 
 def test_first_occurrences_keeps_one_row_per_id_in_id_order() -> None:
@@ -89,16 +75,7 @@ def test_metrics_equal_one_process_value_under_two_process_ddp() -> None:
         _update(single, data, torch.arange(start, min(start + BATCH, N)), None)
     expected = _values(single)
 
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(rank, port, out)) for rank in range(WORLD)]
-    for p in procs:
-        p.start()
-    results = dict(out.get(timeout=100) for _ in procs)
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
+    results = run_in_process_group(_worker, WORLD)
     for rank in range(WORLD):
         with_ids, without_ids = results[rank][True], results[rank][False]
         for name, value in expected.items():

@@ -7,15 +7,12 @@ initialisation or dead-code restart would leave the ranks with different codeboo
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any
 
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from kexue.nn.quantize import VectorQuantizer
+from kexue.tests.helpers import run_in_process_group
 
 WORLD = 2
 
@@ -42,32 +39,12 @@ def _states(quantizers: dict[str, VectorQuantizer], rank: int) -> dict[str, dict
     return {name: {k: v.numpy().copy() for k, v in vq.state_dict().items()} for name, vq in quantizers.items()}
 
 
-def _worker(rank: int, port: int, out: Any) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        out.put((rank, _states(_quantizers(), rank)))
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _worker(rank: int) -> dict[str, dict[str, Any]]:
+    return _states(_quantizers(), rank)
 
 
 def test_codebook_state_is_shared_by_the_processes() -> None:
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(rank, port, out)) for rank in range(WORLD)]
-    for p in procs:
-        p.start()
-    results = dict(out.get(timeout=100) for _ in procs)
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
+    results = run_in_process_group(_worker, WORLD)
     for name in ("ema", "init_and_restart"):
         for key, value in results[0][name].items():
             torch.testing.assert_close(torch.as_tensor(results[1][name][key]), torch.as_tensor(value), msg=f"{name}.{key} differs between ranks")
