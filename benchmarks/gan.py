@@ -38,8 +38,7 @@ def reference_rows() -> dict[str, tuple[float, float]]:
     """(IS, FID) of real images under the judge: the test images themselves, and 500 training images vs them."""
     import torch
 
-    from kexue.metrics import frechet_distance, inception_score
-    from kexue.models.judge import judge_classifier, judge_splits
+    from kexue.models.judge import frechet_distance, inception_score, judge_classifier, judge_splits
 
     judge = judge_classifier("mnist5k")
     splits = judge_splits("mnist5k")

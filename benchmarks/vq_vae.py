@@ -42,8 +42,7 @@ def judge_scores(dataset: str, checkpoint: str, n: int, seed: int = 0) -> dict[s
 
     from kexue.datamodules.images import ImageDataModule
     from kexue.lightning_modules.vq_vae import VQVAE
-    from kexue.metrics import frechet_distance, inception_score
-    from kexue.models.judge import judge_classifier
+    from kexue.models.judge import frechet_distance, inception_score, judge_classifier
 
     judge = judge_classifier(dataset)
     data = ImageDataModule(dataset=dataset)

@@ -13,10 +13,8 @@ kexue.fm/archives/5743) and the Pearson / Spearman agreement of a similarity wit
 kexue.fm/archives/7388, 4208). The metric classes keep one row per example (:class:`ExampleMetric`); given the
 examples' dataset indices as ``ids`` they count an example that DDP's ``DistributedSampler`` repeated once, so
 their value under DDP equals the one-process value.
-
-Generated-sample quality (kexue.fm/archives/5716): :func:`inception_score` (exp E[KL(p(y|x) || p(y))]) and
-:func:`frechet_distance` (FID's formula) on the probabilities and features of a judge classifier
-(:mod:`kexue.models.judge`).
+Generated-sample quality (Inception-like score, Fréchet distance) lives beside its judge classifier in
+:mod:`kexue.models.judge`.
 """
 
 from __future__ import annotations
@@ -368,41 +366,3 @@ class TripleF1(CountF1):
             raise ValueError(f"preds and target must hold one triple set per sentence, "
                              f"got {len(preds)} and {len(target)}")
         self.add_counts([_triple_counts(p, g) for p, g in zip(preds, target)], ids)
-
-
-def inception_score(probs: Tensor) -> float:
-    """Inception-score-like quality of generated samples from a classifier's class probabilities ``probs (N, C)``:
-    ``exp(E_x[KL(p(y|x) || p(y))])`` with ``p(y)`` the mean of the rows. 1 when every row is the same (no class
-    spread or no confidence), ``C`` when every row is one-hot and the classes are used equally. With the digit judge
-    of :mod:`kexue.models.judge` it scores GAN / VAE samples (kexue.fm/archives/5716).
-    """
-    if probs.ndim != 2 or probs.shape[0] < 1:
-        raise ValueError(f"probs must be (N, C) with N >= 1, got shape {tuple(probs.shape)}")
-    p = probs.double()
-    marginal = p.mean(0, keepdim=True)  # (1, C)
-    kl = (torch.xlogy(p, p) - torch.xlogy(p, marginal)).sum(1)  # (N,): KL(p(y|x_i) || p(y)), 0 log 0 = 0
-    return float(kl.mean().exp())
-
-
-def frechet_distance(features_a: Tensor, features_b: Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets ``(N, F)`` and ``(M, F)`` (FID's formula):
-    ``||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` with unbiased covariances ``S``.
-
-    ``tr((S_a S_b)^(1/2))`` is the sum of the square roots of the eigenvalues of the symmetric PSD
-    ``S_a^(1/2) S_b S_a^(1/2)`` (same spectrum as ``S_a S_b``), computed in float64 by two ``eigh`` calls: no
-    non-symmetric matrix square root. Scores generated images on a judge classifier's features
-    (:mod:`kexue.models.judge`; kexue.fm/archives/5716).
-    """
-    if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
-        raise ValueError(f"features must be (N, F) and (M, F), got {tuple(features_a.shape)} and "
-                         f"{tuple(features_b.shape)}")
-    if min(len(features_a), len(features_b)) < 2:
-        raise ValueError("each feature set needs at least 2 rows for a covariance")
-    a, b = features_a.double(), features_b.double()
-    mu_a, mu_b = a.mean(0), b.mean(0)  # (F,)
-    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)  # (F, F)
-    values, vectors = torch.linalg.eigh(cov_a)
-    root_a = (vectors * values.clamp(min=0).sqrt()) @ vectors.T  # (F, F): S_a^(1/2)
-    middle = root_a @ cov_b @ root_a  # (F, F), symmetric PSD
-    trace_root = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
-    return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * trace_root)

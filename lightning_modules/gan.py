@@ -16,9 +16,8 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from kexue.metrics import frechet_distance, inception_score
 from kexue.models import gan as blocks
-from kexue.models.judge import judge_classifier
+from kexue.models.judge import frechet_distance, inception_score, judge_classifier
 from kexue.optim import scaled_param_groups
 from kexue.platform.figures import image_grid_figure, log_figure
 

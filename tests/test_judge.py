@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from kexue.metrics import frechet_distance, inception_score
-from kexue.models.judge import JudgeConfig, _shifted, judge_classifier, judge_splits
+from kexue.models.judge import JudgeConfig, _shifted, frechet_distance, inception_score, judge_classifier, judge_splits
 
 
 def brute_force_inception_score(probs: np.ndarray) -> float:
