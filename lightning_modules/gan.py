@@ -10,12 +10,13 @@ epoch.
 from __future__ import annotations
 
 import copy
-from typing import Literal
+from typing import ClassVar, Literal
 
 import lightning as L
 import torch
 from torch import Tensor
 
+from kexue.distributed import gather_in_dataset_order
 from kexue.models import gan as blocks
 from kexue.models.judge import frechet_distance, inception_score, judge_classifier
 from kexue.optim import scaled_param_groups
@@ -65,9 +66,12 @@ class JudgedGenerator(L.LightningModule):
         if self.judge is None or not self._real:
             return
         features, logits = (t.float() for t in self.judge.features_and_logits(samples))
-        real, self._real = torch.cat(self._real), []
-        self.log(f"{stage}/is", inception_score(logits.softmax(-1)), prog_bar=stage == "val")
-        self.log(f"{stage}/fid", frechet_distance(features, real), prog_bar=stage == "val")
+        loader = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
+        # Under DDP every process scores the same samples against all the real images, not its shard of them.
+        real = gather_in_dataset_order(torch.cat(self._real), len(loader.dataset))
+        self._real = []
+        self.log(f"{stage}/is", inception_score(logits.softmax(-1)), prog_bar=stage == "val", sync_dist=True)
+        self.log(f"{stage}/fid", frechet_distance(features, real), prog_bar=stage == "val", sync_dist=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._collect(batch)
@@ -98,6 +102,9 @@ class GAN(JudgedGenerator):
             relative to ``lr`` (a parameter group's ``lr_multiplier``).
         num_samples: samples scored each validation; judge: see :class:`JudgedGenerator`.
     """
+
+    # The discriminator's backward leaves the generator without gradients: DDP must be told (kexue's CLI does).
+    ddp_unused_parameters: ClassVar[bool] = True
 
     def __init__(self, data_shape: list[int] | None = None, latent_dim: int = 64, width: int = 32,
                  reg_weight: float = 5.0, generator_steps: int = 2, old_every: int = 1, lr: float = 5e-4,

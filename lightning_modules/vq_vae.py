@@ -7,7 +7,7 @@ Post: VQ-VAE的简明介绍：量子化自编码器 (https://kexue.fm/archives/6
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import lightning as L
 import torch
@@ -42,6 +42,9 @@ class VQVAE(L.LightningModule):
         lr: Adam learning rate of the autoencoder; prior_lr: of the prior.
         num_samples: images sampled from the prior at test time; temperature: of that sampling.
     """
+
+    # Each stage trains one half (autoencoder, then prior): DDP must be told (kexue's CLI does).
+    ddp_unused_parameters: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -155,3 +155,17 @@ def test_resume_under_ddp_goes_on_from_the_saved_step(tmp_path: Path) -> None:
     steps = sorted(torch.load(p, weights_only=True)["global_step"]
                    for p in tmp_path.glob("runs/sentiment/*/checkpoints/last.ckpt"))
     assert steps == [4, 6]
+
+
+@pytest.mark.parametrize("task, extra", [
+    ("gan", ["--data.dataset=digits", "--trainer.max_epochs=1"]),  # the discriminator step leaves G without grads
+    ("vq_vae", ["--trainer.max_epochs=2", "--model.prior_epochs=1"]),  # each stage trains half the parameters
+])
+def test_models_with_unused_parameters_train_under_plain_ddp(task: str, extra: list[str], tmp_path: Path) -> None:
+    # `--trainer.strategy ddp` alone: the CLI picks Lightning's find_unused_parameters variant for models that
+    # declare ddp_unused_parameters (plain DDP stopped both at their first step).
+    proc = kexue("fit", task, *extra, "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu",
+                 "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", "--logger", "none",
+                 "--trainer.enable_progress_bar=false", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "stopped: `max_epochs=" in proc.stderr + proc.stdout

@@ -15,29 +15,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def sum_across_processes(t: Tensor) -> Tensor:
-    """``t`` summed in place over the processes of an initialised ``torch.distributed`` group (DDP); ``t`` itself
-    in one process. Every process must call it, in the same order."""
-    if _distributed():
-        dist.all_reduce(t)
-    return t
-
-
-def from_first_process(t: Tensor) -> Tensor:
-    """``t`` replaced in place by the first process's ``t`` under ``torch.distributed`` (same shape everywhere)."""
-    if _distributed():
-        dist.broadcast(t, src=0)
-    return t
+from kexue.distributed import from_first_process, sum_across_processes
 
 
 def nearest_codes(z: Tensor, codebook: Tensor) -> Tensor:
@@ -224,5 +206,5 @@ class CodeUsage(Metric):
         return {"perplexity": perplexity, "codes_used": used}
 
 
-__all__ = ["CodeUsage", "VQOutput", "VectorQuantizer", "code_perplexity", "ema_codebook_update", "from_first_process",
-           "nearest_codes", "straight_through", "sum_across_processes", "vq_losses"]
+__all__ = ["CodeUsage", "VQOutput", "VectorQuantizer", "code_perplexity", "ema_codebook_update", "nearest_codes",
+           "straight_through", "vq_losses"]

@@ -114,6 +114,8 @@ class KexueCLI(LightningCLI):
         cfg = self.config
         root = cfg.trainer.default_root_dir or f"runs/{self.task.name}"
         check_options(cfg)
+        if getattr(self.model_class, "ddp_unused_parameters", False):
+            cfg.trainer.strategy = tolerate_unused_parameters(cfg.trainer.strategy)
         if cfg.ckpt_path == "last":
             cfg.ckpt_path = newest_checkpoint(root, self.task.name)
         elif cfg.ckpt_path == "best":
@@ -274,6 +276,18 @@ def check_options(cfg: Any) -> None:
                          "(use cpu or auto)")
     if accelerator == "mps" and not torch.backends.mps.is_available():
         raise UsageError("--trainer.accelerator mps: no Apple GPU on this machine (use cpu or auto)")
+
+
+def tolerate_unused_parameters(strategy: Any) -> Any:
+    """Lightning's DDP strategy that lets a step leave parameters without a gradient (``find_unused_parameters``),
+    for models that declare ``ddp_unused_parameters = True``: a GAN's discriminator step, a two-stage model. Plain
+    DDP stops such a model at its first step; other strategies are returned as they are."""
+    if isinstance(strategy, str) and strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
+        return f"{strategy}_find_unused_parameters_true"
+    init = getattr(strategy, "init_args", None)  # --trainer.strategy DDPStrategy with its own arguments
+    if init is not None and str(strategy.class_path).endswith("DDPStrategy") and "find_unused_parameters" not in init:
+        init["find_unused_parameters"] = True
+    return strategy
 
 
 def _fields_of(runtime: tuple[str, ...], group: str) -> list[str]:

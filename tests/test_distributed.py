@@ -1,5 +1,6 @@
-"""VectorQuantizer's training-time state under 2-process DDP (CPU, gloo): every process ends with the same codebook,
-and the EMA codebook is the one-process update on both processes' vectors (kexue.fm/archives/6760).
+"""kexue.distributed under 2-process DDP (CPU, gloo). VectorQuantizer's training-time state: every process ends with
+the same codebook, and the EMA codebook is the one-process update on both processes' vectors (kexue.fm/archives/6760).
+Evaluation rows gathered in dataset order, the sampler's padding dropped (the GAN's Fréchet distance, 5716).
 
 Each rank quantises different vectors and seeds its own RNG differently, so a per-process EMA step, data
 initialisation or dead-code restart would leave the ranks with different codebooks (checked: the test can fail).
@@ -10,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.utils.data import DistributedSampler
 
+from kexue.distributed import gather_in_dataset_order
 from kexue.nn.quantize import VectorQuantizer
 from kexue.tests.helpers import run_in_process_group
 
@@ -53,3 +56,15 @@ def test_codebook_state_is_shared_by_the_processes() -> None:
     single = _states({"ema": _quantizers()["ema"]}, rank=-1)["ema"]
     for key in ("codebook", "cluster_size", "embed_sum"):
         torch.testing.assert_close(torch.as_tensor(results[0]["ema"][key]), torch.as_tensor(single[key]), msg=key)
+
+
+def _gathered(rank: int) -> list[list[float]]:
+    data = torch.arange(7 * 2, dtype=torch.float32).view(7, 2)  # (N = 7, 2): odd, so the sampler pads rank 1
+    idx = list(DistributedSampler(range(7), num_replicas=WORLD, rank=rank, shuffle=False))  # [0, 2, 4, 6] / [1, 3, 5, 0]
+    return gather_in_dataset_order(data[idx], total=7).tolist()
+
+
+def test_evaluation_rows_gather_in_dataset_order_without_the_padding() -> None:
+    results = run_in_process_group(_gathered, WORLD)
+    expected = torch.arange(14, dtype=torch.float32).view(7, 2).tolist()
+    assert results[0] == results[1] == expected
