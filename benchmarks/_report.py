@@ -16,12 +16,19 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 
 
+def _load() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+LOAD_AT_START = _load()  # every benchmark script imports this module first: the 1-minute load when it started
+
+
 def machine() -> str:
-    """One line describing where the figures were measured, with the load at the time (1-minute average)."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    """One line describing where the figures were measured, with the 1-minute load average when the script started
+    and when this line was made (a script that builds its report at the end saw both)."""
     return (f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, load average {load:.2f} "
-            "when the script started")
+            f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, load average {LOAD_AT_START:.2f} "
+            f"when the script started, {_load():.2f} when it wrote this line")
 
 
 def write_section(name: str, body: str, path: Path = BENCHMARKS) -> None:

@@ -14,7 +14,6 @@ Usage: python benchmarks/flow.py [--datasets moons digits mnist5k] [--epochs N] 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -126,23 +125,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--extra", action="append", default=[], help="one more `kexue run` arg (repeat), --extra=ARG")
     args = parser.parse_args()
-    load = os.getloadavg()[0]
     table: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets:
             table += rows(name, args, Path(tmp))
-            write_section("flow", report(args, table, load))
+            write_section("flow", report(args, table))
 
 
-def report(args: argparse.Namespace, table: list[str], load: float) -> str:
+def report(args: argparse.Namespace, table: list[str]) -> str:
     """The BENCHMARKS.md section."""
     command = (f"python benchmarks/flow.py --datasets {' '.join(args.datasets)}"
                + (f" --epochs {args.epochs}" if args.epochs else "") + "".join(f" --extra={a}" for a in args.extra))
     return "\n".join([
         "## flow" + (f" (reduced run: {args.epochs} epochs per set)" if args.epochs else ""),
         "",
-        f"Command: `{command}` ({machine()}; load average {load:.1f} at start: the machine is shared, compare wall",
-        "times within one table only).",
+        f"Command: `{command}` ({machine()}; the machine is shared, compare wall times within one table only).",
         "Test negative log-likelihood on ImageDataModule's fixed split (split_seed 0). Points: nats per point of the",
         "standardised 2-D data. Images: nats per image of the dequantised density on [0, 1)^D and bits/dim of the",
         f"discrete images, `(nll + D ln(levels)) / (D ln 2)`; uniform on every pixel would be log2(levels) "

@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=500, help="prior samples scored by the judge")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `kexue run` arguments")
     args = parser.parse_args()
-    where = machine()  # now: its load average is the one when the script started
+    where = machine()
     reduced = args.epochs is not None or args.prior_epochs is not None or bool(args.extra)
     judged = judge_landed()
     table = ["| data | model | epochs (AE + prior) | test MSE | code perplexity | codes used | prior NLL (nats/code) "
