@@ -43,8 +43,7 @@ class VQVAE(L.LightningModule):
         num_samples: images sampled from the prior at test time; temperature: of that sampling.
     """
 
-    # Each stage trains one half (autoencoder, then prior): DDP must be told (kexue's CLI does).
-    ddp_unused_parameters: ClassVar[bool] = True
+    ddp_unused_parameters: ClassVar[bool] = True  # each stage trains one half: DDP must be told (the CLI does)
 
     def __init__(
         self,
@@ -160,7 +159,8 @@ class VQVAE(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if self.prior is not None:
-            self.log_dict({f"val/{k}": v for k, v in self.val_usage.compute().items()})
+            usage = self.val_usage.compute()  # summed over processes already: sync_dist only quiets Lightning
+            self.log_dict({f"val/{k}": v for k, v in usage.items()}, sync_dist=True)
             self.val_usage.reset()
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -173,7 +173,7 @@ class VQVAE(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         if self.prior is None:
             return
-        self.log_dict({f"test/{k}": v for k, v in self.test_usage.compute().items()})
+        self.log_dict({f"test/{k}": v for k, v in self.test_usage.compute().items()}, sync_dist=True)
         self.test_usage.reset()
         log_figure(self.trainer, "samples/prior", image_grid_figure(self.sample(self.hparams.num_samples)))
 
