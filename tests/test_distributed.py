@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
@@ -42,12 +43,24 @@ def _states(quantizers: dict[str, VectorQuantizer], rank: int) -> dict[str, dict
     return {name: {k: v.numpy().copy() for k, v in vq.state_dict().items()} for name, vq in quantizers.items()}
 
 
-def _worker(rank: int) -> dict[str, dict[str, Any]]:
-    return _states(_quantizers(), rank)
+def _gathered(rank: int) -> list[list[float]]:
+    data = torch.arange(7 * 2, dtype=torch.float32).view(7, 2)  # (N = 7, 2): odd, so the sampler pads rank 1
+    idx = list(DistributedSampler(range(7), num_replicas=WORLD, rank=rank, shuffle=False))  # [0, 2, 4, 6] / [1, 3, 5, 0]
+    return gather_in_dataset_order(data[idx], total=7).tolist()
 
 
-def test_codebook_state_is_shared_by_the_processes() -> None:
-    results = run_in_process_group(_worker, WORLD)
+def _worker(rank: int) -> dict[str, Any]:
+    return {"states": _states(_quantizers(), rank), "gathered": _gathered(rank)}
+
+
+@pytest.fixture(scope="module")
+def group() -> dict[int, dict[str, Any]]:
+    """Each rank's results from one 2-process gloo group (one spawn for the module: it costs seconds)."""
+    return run_in_process_group(_worker, WORLD)
+
+
+def test_codebook_state_is_shared_by_the_processes(group: dict[int, dict[str, Any]]) -> None:
+    results = {rank: out["states"] for rank, out in group.items()}
     for name in ("ema", "init_and_restart"):
         for key, value in results[0][name].items():
             torch.testing.assert_close(torch.as_tensor(results[1][name][key]), torch.as_tensor(value), msg=f"{name}.{key} differs between ranks")
@@ -58,13 +71,6 @@ def test_codebook_state_is_shared_by_the_processes() -> None:
         torch.testing.assert_close(torch.as_tensor(results[0]["ema"][key]), torch.as_tensor(single[key]), msg=key)
 
 
-def _gathered(rank: int) -> list[list[float]]:
-    data = torch.arange(7 * 2, dtype=torch.float32).view(7, 2)  # (N = 7, 2): odd, so the sampler pads rank 1
-    idx = list(DistributedSampler(range(7), num_replicas=WORLD, rank=rank, shuffle=False))  # [0, 2, 4, 6] / [1, 3, 5, 0]
-    return gather_in_dataset_order(data[idx], total=7).tolist()
-
-
-def test_evaluation_rows_gather_in_dataset_order_without_the_padding() -> None:
-    results = run_in_process_group(_gathered, WORLD)
+def test_evaluation_rows_gather_in_dataset_order_without_the_padding(group: dict[int, dict[str, Any]]) -> None:
     expected = torch.arange(14, dtype=torch.float32).view(7, 2).tolist()
-    assert results[0] == results[1] == expected
+    assert group[0]["gathered"] == group[1]["gathered"] == expected
