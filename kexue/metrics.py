@@ -13,6 +13,7 @@ kexue.fm/archives/5743) and the Pearson / Spearman agreement of a similarity wit
 kexue.fm/archives/7388, 4208). The metric classes keep one row per example (:class:`ExampleMetric`); given the
 examples' dataset indices as ``ids`` they count an example that DDP's ``DistributedSampler`` repeated once, so
 their value under DDP equals the one-process value.
+
 Generated-sample quality (Inception-like score, Fréchet distance) lives beside its judge classifier in
 :mod:`kexue.models.judge`.
 """
