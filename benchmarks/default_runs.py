@@ -5,7 +5,8 @@ fresh temporary folder (so its `runs/` starts empty; W&B offline, as with no acc
 and as the CPU seconds of the process and its children. The metric lines the run prints (its ``test/...`` report,
 and the progress bar's last ``val/...:`` values where the bar prints them) are quoted as they were printed. The section is rewritten after every task, so a long sweep can be stopped midway.
 
-Usage: python benchmarks/default_runs.py [--tasks sentiment,word2vec,...] (default: every built-in task)
+Usage: python benchmarks/default_runs.py [--tasks sentiment,word2vec,...] [--section NAME]
+(default: every built-in task, section default-runs; a subset run can keep its own section beside it).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def run(task: str) -> tuple[int, float, float, list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", default="", help="comma-separated task names (default: all registered)")
+    parser.add_argument("--section", default="default-runs", help="BENCHMARKS.md section to (re)write")
     args = parser.parse_args()
     tasks = [t for t in args.tasks.split(",") if t] or registered_tasks()
     rows = []
@@ -59,12 +61,14 @@ def main() -> None:
         status = "ok" if code == 0 else f"**exit {code}**"
         rows.append(f"| `{task}` | {status} | {wall / 60:.1f} | {cpu / 60:.1f} | {shown} |")
         print(rows[-1], flush=True)
-        flags = f" --tasks {args.tasks}" if args.tasks else ""
+        flags = (f" --tasks {args.tasks}" if args.tasks else "") + (
+            f" --section {args.section}" if args.section != "default-runs" else "")
         body = "\n".join([
-            "## Default runs: `kexue run TASK` on the embedded data",
+            "## Default runs: `kexue run TASK` on the embedded data"
+            + (f" ({', '.join(tasks)})" if args.section != "default-runs" else ""),
             "",
             f"Command: `python benchmarks/default_runs.py{flags}` ({machine()}; each run uses the task's own "
-            f"thread settings; load average {os.getloadavg()[0]:.1f} at the last row). Wall and CPU in minutes, "
+            "thread settings). Wall and CPU in minutes, "
             "CPU over both cores (it can exceed wall); start-up, training, test and export included; W&B offline; "
             "the tokenised-corpus cache (`$KEXUE_CACHE`) warm.",
             "",
@@ -72,7 +76,7 @@ def main() -> None:
             "|---|---|---:|---:|---|",
             *rows,
         ])
-        write_section("default-runs", body)
+        write_section(args.section, body)
 
 
 if __name__ == "__main__":
