@@ -24,6 +24,9 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
                      "kexue/datamodules/sentiment.py", "kexue/conf/sentiment.yaml", "kexue/conf/trainer/ddp.yaml",
                      "kexue/conf/logger/csv.yaml", "kexue/tests/test_cli.py"):
         assert required in names, required
+    for init in (REPO / "kexue").rglob("__init__.py"):  # pyproject lists packages by hand: none may be forgotten
+        package = init.relative_to(REPO).as_posix()
+        assert package in names, f"{package}: a package missing from pyproject's [tool.setuptools] packages"
     # A bare venv with no torch: listing tasks must still work, as it imports nothing heavy.
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
