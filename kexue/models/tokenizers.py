@@ -10,8 +10,9 @@ WordPiece on bert-base-chinese's vocabulary.
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
@@ -125,4 +126,18 @@ def save_wordpiece(tokenizer: Tokenizer, path: str | Path) -> None:
          "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"}, indent=2) + "\n", encoding="utf-8")
 
 
-__all__ = ["bert_tokenizer", "gpt2_tokenizer", "save_wordpiece", "train_wordpiece", "wordpiece_tokenizer"]
+def vocabulary_tokenizer(vocabulary: Sequence[str]) -> Tokenizer:
+    """:func:`kexue.models.tokenizers.wordpiece_tokenizer` over ``vocabulary`` (pieces in id order), without
+    padding, the five specials matched as whole tokens in text (so ``[MASK]`` in a predict line is one token)."""
+    if tuple(vocabulary[: len(BERT_SPECIALS)]) != BERT_SPECIALS:
+        raise ValueError(f"data.vocabulary must start with {' '.join(BERT_SPECIALS)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "vocab.txt").write_text("".join(f"{piece}\n" for piece in vocabulary), encoding="utf-8")
+        tokenizer = wordpiece_tokenizer(Path(tmp) / "vocab.txt")
+    tokenizer.no_padding()
+    tokenizer.add_special_tokens(list(BERT_SPECIALS))
+    return tokenizer
+
+
+__all__ = ["bert_tokenizer", "gpt2_tokenizer", "save_wordpiece", "train_wordpiece", "vocabulary_tokenizer",
+           "wordpiece_tokenizer"]
