@@ -30,7 +30,7 @@ from pathlib import Path
 
 from _report import machine, run_kexue, test_metrics, write_section
 from kexue.datamodules.cond_lm import ConditionalLMDataModule
-from kexue.lightning_modules.cond_lm import copy_rate, distinct_n
+from kexue.metrics import copy_rate, distinct_n
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / ".cond_lm.json"  # rows of earlier parts, committed

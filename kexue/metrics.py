@@ -14,13 +14,15 @@ kexue.fm/archives/7388, 4208). The metric classes keep one row per example (:cla
 examples' dataset indices as ``ids`` they count an example that DDP's ``DistributedSampler`` repeated once, so
 their value under DDP equals the one-process value.
 
-Generated-sample quality (Inception-like score, Fréchet distance) lives beside its judge classifier in
-:mod:`kexue.models.judge`.
+Generated text: :func:`distinct_n` (diversity) and :func:`copy_rate` (verbatim copies of the training text), as
+task ``cond_lm`` reports them (kexue.fm/archives/7124). Generated-image quality (Inception-like score, Fréchet
+distance) lives beside its judge classifier in :mod:`kexue.models.judge`.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections import Counter
+from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -367,3 +369,16 @@ class TripleF1(CountF1):
             raise ValueError(f"preds and target must hold one triple set per sentence, "
                              f"got {len(preds)} and {len(target)}")
         self.add_counts([_triple_counts(p, g) for p, g in zip(preds, target)], ids)
+
+
+def distinct_n(texts: Iterable[str], n: int) -> float:
+    """Distinct-n of generated texts (Li et al. 2016): distinct character n-grams / all character n-grams, pooled
+    over ``texts``; 0 when there are none."""
+    grams = Counter(text[i : i + n] for text in texts for i in range(len(text) - n + 1))
+    return len(grams) / max(1, sum(grams.values()))
+
+
+def copy_rate(samples: Sequence[str], training: Iterable[str]) -> float:
+    """Share of ``samples`` equal to some text of ``training`` (copied verbatim); 0 for no samples."""
+    seen = set(training)
+    return sum(s in seen for s in samples) / max(1, len(samples))

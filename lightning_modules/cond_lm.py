@@ -9,96 +9,25 @@ learns to write under the condition (there: the sentiment of a review, with BERT
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
-from typing import ClassVar, Iterable, Sequence
+from typing import ClassVar, Sequence
 
 import lightning as L
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics.text import Perplexity
 
-from kexue.generation import GenerationConfig, apply_repetition_penalty, filter_top_k_top_p
+from kexue.generation import GenerationConfig
 from kexue.lightning_modules.language_model import NextTokenStages
 from kexue.models.bert import Bert
 from kexue.models.checkpoints import read_config
+from kexue.models.conditional_lm import ConditionalBertLM
 from kexue.models.pretrained import cond_lm_tokenizer
-from kexue.nn.masks import causal_mask
 from kexue.nn.transformer import TransformerConfig
 
 DEFAULT_CONFIG = TransformerConfig(dim=256, num_layers=4, num_heads=4, ffn_dim=1024, max_length=64, dropout=0.1,
                                    eps=1e-12)
 DEFAULT_GENERATION = GenerationConfig(max_new_tokens=48, do_sample=True, top_k=20, top_p=0.95, seed=0)
-
-
-def distinct_n(texts: Iterable[str], n: int) -> float:
-    """Distinct-n of generated texts (Li et al. 2016): distinct character n-grams / all character n-grams, pooled
-    over ``texts``; 0 when there are none."""
-    grams = Counter(text[i : i + n] for text in texts for i in range(len(text) - n + 1))
-    return len(grams) / max(1, sum(grams.values()))
-
-
-def copy_rate(samples: Sequence[str], training: Iterable[str]) -> float:
-    """Share of ``samples`` equal to some text of ``training`` (copied verbatim); 0 for no samples."""
-    seen = set(training)
-    return sum(s in seen for s in samples) / max(1, len(samples))
-
-
-class ConditionalBertLM(nn.Module):
-    """``ids (B, T)``, ``labels (B,)`` -> next-token logits ``(B, T, V)``: a :class:`Bert` with ``condition_dim`` (every
-    LayerNorm conditional on the label embedding ``(B, C)``), the causal mask, and its MLM head as the output layer.
-
-    Args:
-        bert: built with ``config.condition_dim`` and an MLM head.
-        num_labels: rows of the label embedding.
-    """
-
-    def __init__(self, bert: Bert, num_labels: int) -> None:
-        super().__init__()
-        if bert.config.condition_dim is None or bert.mlm is None:
-            raise ValueError("ConditionalBertLM needs a Bert with config.condition_dim and an MLM head")
-        self.bert = bert
-        self.label_embedding = nn.Embedding(num_labels, bert.config.condition_dim)
-        nn.init.normal_(self.label_embedding.weight, std=0.02)
-
-    def forward(self, ids: Tensor, labels: Tensor) -> Tensor:
-        """Next-token logits ``(B, T, V)`` of ``ids`` ``(B, T)`` under ``labels`` ``(B,)``."""
-        mask = causal_mask(ids.shape[1], device=ids.device)  # (T, T): all target, no source (UniLM)
-        hidden = self.bert(ids, mask=mask, condition=self.label_embedding(labels))  # (B, T, D)
-        return self.bert.mlm_logits(hidden)  # (B, T, V)
-
-    @torch.no_grad()
-    def sample(self, labels: Tensor, bos_id: int, eos_id: int, config: GenerationConfig,
-               banned: Sequence[int] = ()) -> list[list[int]]:
-        """New token ids (without ``<eos>``) of one review per label of ``labels`` ``(B,)``, decoded by ``config``
-        (greedy or sampling with temperature / top-k / top-p / repetition penalty), recomputing the whole prefix
-        each step (no KV cache: T is short). ``banned`` ids (padding, ``<bos>``, ``<unk>``) are never emitted."""
-        B, V = len(labels), self.bert.vocab_size
-        generator = None if config.seed is None else torch.Generator().manual_seed(config.seed)
-        ids = torch.full((B, 1), bos_id, dtype=torch.long, device=labels.device)  # (B, 1)
-        seen = torch.zeros(B, V, dtype=torch.bool, device=labels.device)  # (B, V)
-        done = torch.zeros(B, dtype=torch.bool, device=labels.device)  # (B,)
-        for step in range(config.max_new_tokens):
-            logits = self(ids, labels)[:, -1].float()  # (B, V)
-            logits[:, list(banned)] = float("-inf")
-            if config.repetition_penalty != 1.0:
-                logits = apply_repetition_penalty(logits, seen, config.repetition_penalty)
-            if step < config.min_new_tokens:
-                logits[:, eos_id] = float("-inf")
-            if config.do_sample:
-                logits = filter_top_k_top_p(logits / config.temperature, config.top_k, config.top_p)
-                probs = logits.softmax(-1).cpu()  # (B, V); sampled on the CPU so a seed gives the same text anywhere
-                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(ids.device)  # (B,)
-            else:
-                nxt = logits.argmax(-1)  # (B,)
-            nxt = nxt.masked_fill(done, eos_id)
-            ids = torch.cat([ids, nxt[:, None]], 1)  # (B, t + 1)
-            seen[torch.arange(B), nxt] = True
-            done |= nxt == eos_id
-            if done.all():
-                break
-        rows = ids[:, 1:].tolist()
-        return [row[: row.index(eos_id)] if eos_id in row else row for row in rows]
 
 
 class ConditionalLM(NextTokenStages, L.LightningModule):
@@ -214,4 +143,4 @@ class ConditionalLM(NextTokenStages, L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
-__all__ = ["ConditionalBertLM", "ConditionalLM", "copy_rate", "distinct_n"]
+__all__ = ["ConditionalBertLM", "ConditionalLM"]

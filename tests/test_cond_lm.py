@@ -12,8 +12,10 @@ import torch.nn.functional as F
 
 from kexue.datamodules.cond_lm import ConditionalLMDataModule
 from kexue.generation import GenerationConfig
-from kexue.lightning_modules.cond_lm import ConditionalBertLM, ConditionalLM, copy_rate, distinct_n
+from kexue.lightning_modules.cond_lm import ConditionalLM
+from kexue.metrics import copy_rate, distinct_n
 from kexue.models.bert import Bert
+from kexue.models.conditional_lm import ConditionalBertLM
 from kexue.models.pretrained import char_vocabulary
 from kexue.models.tokenizers import train_wordpiece
 from kexue.nn.transformer import TransformerConfig

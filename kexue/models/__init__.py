@@ -4,6 +4,7 @@
 from kexue.models.bert import Bert
 from kexue.models.bert_encoders import BertCharEncoder, BertTextEncoder
 from kexue.models.causal_lm import CausalLM
+from kexue.models.conditional_lm import ConditionalBertLM
 from kexue.models.gguf import load_gguf, load_smollm2
 from kexue.models.gpt2 import GPT2ML, load_gpt2, load_gpt2_ml
 from kexue.models.judge import DigitJudge, judge_classifier
@@ -12,4 +13,4 @@ from kexue.models.vq_vae import CodePrior, VQAutoencoder
 
 __all__ = ["GPT2ML", "Bert", "BertCharEncoder", "BertTextEncoder", "CausalLM", "DigitJudge", "bert_tokenizer",
            "gpt2_tokenizer", "judge_classifier", "load_gguf", "load_gpt2", "load_gpt2_ml", "load_smollm2",
-           "wordpiece_tokenizer", "CodePrior", "VQAutoencoder"]
+           "wordpiece_tokenizer", "CodePrior", "ConditionalBertLM", "VQAutoencoder"]
