@@ -67,9 +67,7 @@ class JudgedGenerator(L.LightningModule):
             return
         features, logits = (t.float() for t in self.judge.features_and_logits(samples))
         loader = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
-        # Under DDP every process scores the same samples against all the real images, not its shard of them.
-        real = gather_in_dataset_order(torch.cat(self._real), len(loader.dataset))
-        self._real = []
+        real, self._real = gather_in_dataset_order(torch.cat(self._real), len(loader.dataset)), []  # every process's
         self.log(f"{stage}/is", inception_score(logits.softmax(-1)), prog_bar=stage == "val", sync_dist=True)
         self.log(f"{stage}/fid", frechet_distance(features, real), prog_bar=stage == "val", sync_dist=True)
 
@@ -103,8 +101,7 @@ class GAN(JudgedGenerator):
         num_samples: samples scored each validation; judge: see :class:`JudgedGenerator`.
     """
 
-    # The discriminator's backward leaves the generator without gradients: DDP must be told (kexue's CLI does).
-    ddp_unused_parameters: ClassVar[bool] = True
+    ddp_unused_parameters: ClassVar[bool] = True  # the D step leaves G without gradients: DDP must be told
 
     def __init__(self, data_shape: list[int] | None = None, latent_dim: int = 64, width: int = 32,
                  reg_weight: float = 5.0, generator_steps: int = 2, old_every: int = 1, lr: float = 5e-4,

@@ -6,9 +6,7 @@ Kept apart from :mod:`kexue.platform.cli` so that ``kexue tasks`` never imports 
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -30,6 +28,7 @@ from kexue.nn.components import prune_linked_sizes
 from kexue.optim import configure_optimizers
 from kexue.platform.boundary import Phase, report
 from kexue.platform.loggers import fresh_run_dir
+from kexue.platform.options import check_options, suggestion, tolerate_unused_parameters
 from kexue.platform.reliability import (
     AtomicCheckpointIO,
     CheckpointOnInterrupt,
@@ -107,7 +106,7 @@ class KexueCLI(LightningCLI):
         try:
             super().parse_arguments(parser, args)
         except argparse.ArgumentError as err:
-            raise UsageError(f"{one_line(err, with_type=False)}{_suggestion(str(err), parser)} "
+            raise UsageError(f"{one_line(err, with_type=False)}{suggestion(str(err), parser)} "
                              f"(see `kexue {self.command} {self.task.name} --help`)") from err
 
     def before_instantiate_classes(self) -> None:
@@ -243,53 +242,6 @@ class KexueCLI(LightningCLI):
         trainer.callbacks[trainer.callbacks.index(callback)] = best
 
 
-def check_options(cfg: Any) -> None:
-    """UsageError naming the option for values Lightning, torch or a DataLoader would reject with a traceback."""
-    checks = [
-        ("data.batch_size", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-        ("data.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
-        ("model.lr", lambda v: v >= 0, ">= 0"),
-        ("model.weight_decay", lambda v: v >= 0, ">= 0"),
-        ("model.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
-        ("data.num_buckets", lambda v: v >= 2, ">= 2"),
-        ("data.max_length", lambda v: v >= 1, ">= 1"),
-        ("trainer.accumulate_grad_batches", lambda v: v >= 1, "an integer >= 1"),
-        ("trainer.max_epochs", lambda v: v >= -1, ">= -1 (-1: no limit)"),
-        ("trainer.max_steps", lambda v: v >= -1, ">= -1 (-1: no limit)"),
-        ("trainer.gradient_clip_val", lambda v: v >= 0, ">= 0"),
-        ("trainer.check_val_every_n_epoch", lambda v: v >= 1, ">= 1"),
-        ("checkpoint_every_n_steps", lambda v: v >= 0, ">= 0"),
-    ]
-    for key, ok, expected in checks:
-        value = cfg.get(key)
-        if value is None or isinstance(value, bool):
-            continue
-        try:
-            good = ok(value)
-        except TypeError:
-            continue  # a type jsonargparse accepted and we do not know: leave it to the task
-        if not good:
-            raise UsageError(f"--{key} must be {expected}, got {value}")
-    accelerator = str(cfg.get("trainer.accelerator") or "auto")
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--trainer.accelerator {accelerator}: no CUDA GPU is visible on this machine "
-                         "(use cpu or auto)")
-    if accelerator == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("--trainer.accelerator mps: no Apple GPU on this machine (use cpu or auto)")
-
-
-def tolerate_unused_parameters(strategy: Any) -> Any:
-    """Lightning's DDP strategy that lets a step leave parameters without a gradient (``find_unused_parameters``),
-    for models that declare ``ddp_unused_parameters = True``: a GAN's discriminator step, a two-stage model. Plain
-    DDP stops such a model at its first step; other strategies are returned as they are."""
-    if isinstance(strategy, str) and strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
-        return f"{strategy}_find_unused_parameters_true"
-    init = getattr(strategy, "init_args", None)  # --trainer.strategy DDPStrategy with its own arguments
-    if init is not None and str(strategy.class_path).endswith("DDPStrategy") and "find_unused_parameters" not in init:
-        init["find_unused_parameters"] = True
-    return strategy
-
-
 def _fields_of(runtime: tuple[str, ...], group: str) -> list[str]:
     """The fields of model argument ``group`` that ``runtime`` names as ``"group.field"``."""
     return [name.split(".", 1)[1] for name in runtime if name.startswith(group + ".")]
@@ -314,16 +266,6 @@ def read_checkpoint(path: str, task: str) -> dict:
         raise UsageError("not a Lightning checkpoint (no state_dict)", path)
     check_checkpoint_task(checkpoint.get("kexue", {}).get("task"), task, path)
     return checkpoint
-
-
-def _suggestion(message: str, parser: LightningArgumentParser) -> str:
-    """``; did you mean --model.lr?`` for the first unrecognised option in ``message``, if one is close."""
-    match = re.search(r"unrecognized arguments: (--[\w.]+)", message)
-    if not match:
-        return ""
-    known = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
-    close = difflib.get_close_matches(match.group(1), known, n=1, cutoff=0.75)
-    return f"; did you mean {close[0]}?" if close else ""
 
 
 class PredictionPrinter(BasePredictionWriter):

@@ -1,0 +1,75 @@
+"""What the CLI checks and adjusts in a parsed config before anything is instantiated: option values Lightning or
+torch would reject with a traceback, the DDP variant a model needs, a "did you mean" for a mistyped option.
+Used by :class:`kexue.platform.lightning_cli.KexueCLI`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+import torch
+from lightning.pytorch.cli import LightningArgumentParser
+
+from kexue.errors import UsageError
+
+
+def check_options(cfg: Any) -> None:
+    """UsageError naming the option for values Lightning, torch or a DataLoader would reject with a traceback."""
+    checks = [
+        ("data.batch_size", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
+        ("data.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+        ("model.lr", lambda v: v >= 0, ">= 0"),
+        ("model.weight_decay", lambda v: v >= 0, ">= 0"),
+        ("model.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+        ("data.num_buckets", lambda v: v >= 2, ">= 2"),
+        ("data.max_length", lambda v: v >= 1, ">= 1"),
+        ("trainer.accumulate_grad_batches", lambda v: v >= 1, "an integer >= 1"),
+        ("trainer.max_epochs", lambda v: v >= -1, ">= -1 (-1: no limit)"),
+        ("trainer.max_steps", lambda v: v >= -1, ">= -1 (-1: no limit)"),
+        ("trainer.gradient_clip_val", lambda v: v >= 0, ">= 0"),
+        ("trainer.check_val_every_n_epoch", lambda v: v >= 1, ">= 1"),
+        ("checkpoint_every_n_steps", lambda v: v >= 0, ">= 0"),
+    ]
+    for key, ok, expected in checks:
+        value = cfg.get(key)
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            good = ok(value)
+        except TypeError:
+            continue  # a type jsonargparse accepted and we do not know: leave it to the task
+        if not good:
+            raise UsageError(f"--{key} must be {expected}, got {value}")
+    accelerator = str(cfg.get("trainer.accelerator") or "auto")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--trainer.accelerator {accelerator}: no CUDA GPU is visible on this machine "
+                         "(use cpu or auto)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("--trainer.accelerator mps: no Apple GPU on this machine (use cpu or auto)")
+
+
+def tolerate_unused_parameters(strategy: Any) -> Any:
+    """Lightning's DDP strategy that lets a step leave parameters without a gradient (``find_unused_parameters``),
+    for models that declare ``ddp_unused_parameters = True``: a GAN's discriminator step, a two-stage model. Plain
+    DDP stops such a model at its first step; other strategies are returned as they are."""
+    if isinstance(strategy, str) and strategy in ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"):
+        return f"{strategy}_find_unused_parameters_true"
+    init = getattr(strategy, "init_args", None)  # --trainer.strategy DDPStrategy with its own arguments
+    if init is not None and str(strategy.class_path).endswith("DDPStrategy") and "find_unused_parameters" not in init:
+        init["find_unused_parameters"] = True
+    return strategy
+
+
+def suggestion(message: str, parser: LightningArgumentParser) -> str:
+    """``; did you mean --model.lr?`` for the first unrecognised option in ``message``, if one is close."""
+    match = re.search(r"unrecognized arguments: (--[\w.]+)", message)
+    if not match:
+        return ""
+    known = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
+    close = difflib.get_close_matches(match.group(1), known, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+__all__ = ["check_options", "suggestion", "tolerate_unused_parameters"]
