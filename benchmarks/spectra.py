@@ -15,7 +15,6 @@ Usage: python benchmarks/spectra.py [--datasets ACSF1 OSULeaf GunPoint ArrowHead
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -46,7 +45,6 @@ PUBLISHED_RESNET_RUNS = {
 # validation split of ACSF1's *training* set (folds 0-1 of 5 stratified, 40 series; 80 to train, 100
 # epochs): single models 0.675 / 0.750 / 0.725 (0.717 ± 0.031), their 3-model ensemble 0.750.
 ROOT = Path(__file__).resolve().parent.parent
-LOAD_AT_START = os.getloadavg()[0]
 UCR_ARGS = {
     "ACSF1": ["--config", "conf/spectra_acsf1.yaml"],  # 100 epochs, batch 16
     "OSULeaf": ["--trainer.max_epochs=100", "--model.encoder.pool_size=2", "--data.batch_size=16"],
@@ -222,7 +220,7 @@ def report(args: argparse.Namespace, coffee: list[str], ucr: list[str], folds_do
         f"{''.join(' --extra=' + a for a in args.extra)}"
         f"{' --section ' + args.section if args.section != 'spectra' else ''}"
         f"{' --skip-coffee' if args.skip_coffee else ''}{' --coffee-only' if args.coffee_only else ''}`"
-        f" ({machine()}; load average {LOAD_AT_START:.1f} at start: the machine is shared, compare wall times"
+        f" ({machine()}; the machine is shared, compare wall times"
         " within one table only).",
         "Model: `kexue run spectra` defaults (residual Conv1D, channels 32-64-64, kernels 7-5-3, max-pool 4 between",
         "stages, global average pooling, per-spectrum z-score, AdamW + one-cycle, shift/scale/noise augmentation,",

@@ -14,7 +14,6 @@ Usage: python benchmarks/wmd.py [--pairs 1000] [--repeats 3] [--no-lee]
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import time
@@ -99,7 +98,6 @@ def speed(n_pairs: int, repeats: int) -> str:
             "and goes through `ot.emd2`'s backend dispatch; ours solves the (unique words a) x (unique words b)",
             "problem directly with POT's C network simplex (the solver `ot.emd2` calls). Sentence pairs are below the",
             "size at which the batch goes to its thread pool, so both kexue WMD rows ran the same code (their gap is noise).",
-            f"Load average at the start: {os.getloadavg()[0]:.1f}.",
         ]
     )
 
