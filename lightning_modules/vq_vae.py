@@ -159,8 +159,7 @@ class VQVAE(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if self.prior is not None:
-            usage = self.val_usage.compute()  # summed over processes already: sync_dist only quiets Lightning
-            self.log_dict({f"val/{k}": v for k, v in usage.items()}, sync_dist=True)
+            self.log_dict({f"val/{k}": v for k, v in self.val_usage.compute().items()}, sync_dist=True)
             self.val_usage.reset()
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

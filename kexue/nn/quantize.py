@@ -188,8 +188,9 @@ class VectorQuantizer(nn.Module):
 
 
 class CodeUsage(Metric):
-    """Code-usage counts over an epoch (summed across devices); ``compute()`` gives ``{"perplexity", "codes_used"}``
-    by :func:`code_perplexity`. ``update(codes)`` takes code indices of any shape."""
+    """Code-usage counts over an epoch (summed across devices, so ``compute()`` is the same on every process: logging
+    it with ``sync_dist`` only quiets Lightning); ``compute()`` gives ``{"perplexity", "codes_used"}`` by
+    :func:`code_perplexity`. ``update(codes)`` takes code indices of any shape."""
 
     full_state_update = False
 
