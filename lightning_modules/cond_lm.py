@@ -18,12 +18,12 @@ from torch import Tensor
 from torchmetrics.text import Perplexity
 
 from kexue.generation import GenerationConfig
-from kexue.lightning_modules.language_model import NextTokenStages
 from kexue.models.bert import Bert
 from kexue.models.checkpoints import read_config
 from kexue.models.conditional_lm import ConditionalBertLM
 from kexue.models.pretrained import cond_lm_tokenizer
 from kexue.nn.transformer import TransformerConfig
+from kexue.stages import NextTokenStages
 
 DEFAULT_CONFIG = TransformerConfig(dim=256, num_layers=4, num_heads=4, ffn_dim=1024, max_length=64, dropout=0.1,
                                    eps=1e-12)

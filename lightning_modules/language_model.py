@@ -10,12 +10,10 @@ Transformer with the lower-triangular mask, trained to predict each next token; 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import ClassVar
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.text import Perplexity
 
@@ -23,48 +21,11 @@ from kexue.generation import GenerationConfig, generate
 from kexue.models.causal_lm import CausalLM
 from kexue.models.pretrained import LMTokenizer, char_tokenizer, load_causal_lm, load_lm_tokenizer
 from kexue.nn.transformer import TransformerConfig
+from kexue.stages import NextTokenStages
 
 DEFAULT_CONFIG = TransformerConfig(dim=128, num_layers=3, num_heads=4, ffn_dim=512, positions="rotary",
                                    max_length=128, dropout=0.1)
 DEFAULT_GENERATION = GenerationConfig(max_new_tokens=40, do_sample=True, top_k=20, repetition_penalty=1.2, seed=0)
-
-
-class NextTokenStages:
-    """The training / validation / test steps of a next-token language model (shared by :class:`LanguageModel` and
-    the conditional LM of task ``cond_lm``): the subclass gives ``_logits_targets(batch)`` -> logits ``(B, T-1, V)``
-    and targets ``(B, T-1)`` (``-100`` where there is no next token) and two torchmetrics ``Perplexity``,
-    ``val_ppl`` and ``test_ppl``; :meth:`write_samples` sends generated text to ``<run>/samples.txt`` and W&B."""
-
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        logits, targets = self._logits_targets(batch)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(targets))
-        return loss
-
-    def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
-        logits, targets = self._logits_targets(batch)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        metric = self.val_ppl if stage == "val" else self.test_ppl
-        metric.update(logits.float(), targets)
-        self.log(f"{stage}/loss", loss, batch_size=len(targets), sync_dist=True)
-        self.log(f"{stage}/ppl", metric, prog_bar=stage == "val", batch_size=len(targets))
-
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
-    def write_samples(self, rows: list[list], columns: list[str]) -> None:
-        """Append ``rows`` (``columns``: epoch first, the sample last) to ``<run>/samples.txt`` and log them to the
-        loggers that take text (W&B: a table)."""
-        root = Path(self.trainer.default_root_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / "samples.txt", "a", encoding="utf-8") as f:
-            f.writelines(f"epoch {row[0]}\t" + "\t".join(str(c) for c in row[1:]) + "\n" for row in rows)
-        for logger in self.loggers:
-            if hasattr(logger, "log_text"):
-                logger.log_text(key="samples", columns=columns, data=rows)
 
 
 class LanguageModel(NextTokenStages, L.LightningModule):
@@ -166,4 +127,4 @@ class LanguageModel(NextTokenStages, L.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
-__all__ = ["LanguageModel", "NextTokenStages"]
+__all__ = ["LanguageModel"]

@@ -24,13 +24,13 @@ from jsonargparse import lazy_instance
 from torch import Tensor, nn
 
 from kexue.data.duie import Triple
-from kexue.lightning_modules.sequence_labeler import CountF1Stages
 from kexue.losses import powered_sigmoid_bce
 from kexue.metrics import TripleF1
 from kexue.nn.components import build_component, component_config
 from kexue.nn.encoders import CharDGCNNEncoder
 from kexue.nn.normalization import ConditionalLayerNorm
 from kexue.optim.groups import component_param_groups, scaled_param_groups
+from kexue.stages import CountF1Stages
 
 Batch = dict  # see kexue.datamodules.relation_extraction.RelationExtractionDataModule
 

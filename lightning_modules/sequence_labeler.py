@@ -21,33 +21,16 @@ import torch.nn.functional as F
 from jsonargparse import lazy_instance
 from torch import Tensor, nn
 
-from kexue.metrics import SpanF1, bio_spans, bmes_spans, log_span_f1
+from kexue.metrics import SpanF1, bio_spans, bmes_spans
 from kexue.nn.components import build_component, component_config
 from kexue.nn.crf import ConditionalRandomField, bio_constraints, bmes_constraints
 from kexue.nn.encoders import CharConvEncoder
 from kexue.nn.memm import MaximumEntropyMarkovModel
 from kexue.optim import scaled_param_groups
 from kexue.optim.groups import component_param_groups
+from kexue.stages import CountF1Stages
 
 Batch = dict[str, Tensor]  # "ids" (B, T, G), "tags" (B, T) with -1 padding, "index" (B,); predict: "texts"
-
-
-class CountF1Stages:
-    """The validation / test hooks of a LightningModule scored by two :class:`~kexue.metrics.CountF1` metrics,
-    ``val_f1`` and ``test_f1``, that its ``_evaluate(batch, stage, metric)`` updates (shared by
-    :class:`SequenceLabeler` and the relation extractor); precision, recall and F1 are logged at each epoch's end."""
-
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_f1)
-
-    def on_validation_epoch_end(self) -> None:
-        log_span_f1(self, self.val_f1, "val")
-
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_f1)
-
-    def on_test_epoch_end(self) -> None:
-        log_span_f1(self, self.test_f1, "test")
 
 
 class SequenceLabeler(CountF1Stages, L.LightningModule):
