@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kexue.errors import UsageError
+from kexue.text.vocabulary import char_vocabulary
 
 IGNORE = -100
 BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[unused1]")  # a vocabulary built here starts with these
@@ -78,13 +79,9 @@ class CharVocab:
 
 def build_char_vocab(texts: Sequence[str], min_count: int = 1) -> list[str]:
     """:data:`BERT_SPECIALS`, then the non-space characters of ``texts`` seen ``min_count`` times or more, most
-    frequent first (ties by character): the vocabulary of a BERT trained here from scratch."""
-    from collections import Counter
-
-    counts = Counter(c for text in texts for c in text if not c.isspace())
-    chars = sorted((c for c, n in counts.items() if n >= min_count and c not in BERT_SPECIALS),
-                   key=lambda c: (-counts[c], c))
-    return [*BERT_SPECIALS, *chars]
+    frequent first (ties by character): the vocabulary of a BERT trained here from scratch
+    (:func:`kexue.text.vocabulary.char_vocabulary` with BERT's specials)."""
+    return char_vocabulary(texts, min_count, specials=BERT_SPECIALS, keep_space=False)
 
 
 def unilm_batch(sources: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], pad_id: int = 0

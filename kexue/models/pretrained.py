@@ -12,15 +12,13 @@ Posts: 现在可以用Keras玩中文GPT2了 (https://kexue.fm/archives/7292); �
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
 from kexue.models.causal_lm import CausalLM
-
-CHAR_SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+from kexue.text.vocabulary import CHAR_SPECIALS, char_vocabulary
 
 
 class LMTokenizer:
@@ -45,13 +43,6 @@ class LMTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
-
-def char_vocabulary(texts: Iterable[str], min_count: int = 1) -> list[str]:
-    """The characters of ``texts`` seen at least ``min_count`` times, most frequent first, after the special
-    tokens ``<pad> <bos> <eos> <unk>`` (ids 0-3)."""
-    counts = Counter(ch for text in texts for ch in text)
-    return [*CHAR_SPECIALS, *sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))]
 
 
 def char_tokenizer(vocabulary: Sequence[str]) -> LMTokenizer:

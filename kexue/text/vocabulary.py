@@ -1,0 +1,29 @@
+"""The one character vocabulary of every network trained here from scratch on characters: special tokens first,
+then the characters of the training text, most frequent first (ties by character), so ids are stable for a given
+text.
+
+Task ``language_model`` and ``cond_lm`` use :data:`CHAR_SPECIALS` (``<pad> <bos> <eos> <unk>``); the BERTs of
+``reading_comprehension`` and ``pretrain`` use BERT's (``[PAD] [UNK] [CLS] [SEP] ...``) and leave whitespace out.
+Posts: 从语言模型到Seq2Seq (https://kexue.fm/archives/6933); 基于Conditional Layer Normalization的条件文本生成
+(https://kexue.fm/archives/7124).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable, Sequence
+
+CHAR_SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+
+
+def char_vocabulary(texts: Iterable[str], min_count: int = 1, specials: Sequence[str] = CHAR_SPECIALS,
+                    keep_space: bool = True) -> list[str]:
+    """``specials``, then the characters of ``texts`` seen at least ``min_count`` times (whitespace only with
+    ``keep_space``; a character equal to a special is not repeated), most frequent first, ties by character."""
+    counts = Counter(c for text in texts for c in text if keep_space or not c.isspace())
+    chars = sorted((c for c, n in counts.items() if n >= min_count and c not in specials),
+                   key=lambda c: (-counts[c], c))
+    return [*specials, *chars]
+
+
+__all__ = ["CHAR_SPECIALS", "char_vocabulary"]
