@@ -28,7 +28,12 @@ from kexue.nn.components import prune_linked_sizes
 from kexue.optim import configure_optimizers
 from kexue.platform.boundary import Phase, report
 from kexue.platform.loggers import fresh_run_dir
-from kexue.platform.options import check_options, suggestion, tolerate_unused_parameters
+from kexue.platform.options import (
+    check_checkpoint_arguments,
+    check_options,
+    suggestion,
+    tolerate_unused_parameters,
+)
 from kexue.platform.reliability import (
     AtomicCheckpointIO,
     CheckpointOnInterrupt,
@@ -124,6 +129,7 @@ class KexueCLI(LightningCLI):
             raise UsageError("checkpoint not found", cfg.ckpt_path)
         if cfg.ckpt_path:
             checkpoint = read_checkpoint(cfg.ckpt_path, self.task.name)
+            check_checkpoint_arguments(checkpoint, self.model_class, self.datamodule_class, cfg.ckpt_path)
             if self.command in ("validate", "test", "predict"):
                 self._config_from_checkpoint(checkpoint)
         if cfg.lr_scheduler and not cfg.optimizer:

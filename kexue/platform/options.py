@@ -6,6 +6,7 @@ Used by :class:`kexue.platform.lightning_cli.KexueCLI`.
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
 from typing import Any
 
@@ -72,4 +73,23 @@ def suggestion(message: str, parser: LightningArgumentParser) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
-__all__ = ["check_options", "suggestion", "tolerate_unused_parameters"]
+def check_checkpoint_arguments(checkpoint: dict, model_class: type, datamodule_class: type, path: str) -> None:
+    """UsageError (one line: retrain) when ``checkpoint`` was written with model or data arguments this version's
+    classes no longer take — e.g. a ``config`` / ``checkpoint`` pair from before networks became components. Its
+    weights would otherwise meet a different network, or its sizes be silently dropped."""
+    stale = [f"model.{k}" for k in _unknown(checkpoint.get("hyper_parameters", {}), model_class)]
+    stale += [f"data.{k}" for k in _unknown(checkpoint.get("datamodule_hyper_parameters", {}), datamodule_class)]
+    if stale:
+        raise UsageError(f"written by an older kexue whose task took {', '.join(stale)}, which this version does not "
+                         "(its networks are now components): retrain it with this version", path)
+
+
+def _unknown(hparams: dict, cls: type) -> list[str]:
+    """Names in ``hparams`` that ``cls.__init__`` does not take (none when it takes ``**kwargs``)."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    return [k for k in hparams if not k.startswith("_") and k not in params]
+
+
+__all__ = ["check_checkpoint_arguments", "check_options", "suggestion", "tolerate_unused_parameters"]
