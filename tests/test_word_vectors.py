@@ -238,7 +238,10 @@ def test_task_exports_vectors_on_user_corpus(
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.endswith("vectors.txt")
     words, vectors = load_word2vec_format(last)
-    assert len(words) == 10 and np.isfinite(vectors).all() and np.abs(vectors).sum() > 0
+    state = torch.load(next(Path(last).parent.rglob("*.ckpt")), weights_only=True)["state_dict"]
+    table = state[{"word2vec": "inp.weight", "svd_vectors": "embeddings", "simpler_glove": "emb.weight"}[task]]
+    assert len(words) == 10 and np.abs(vectors).sum() > 0
+    np.testing.assert_allclose(vectors, table.numpy(), rtol=1e-5, atol=1e-7)  # the trained table, 6 digits a number
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -335,6 +338,11 @@ def test_svd_validation_sees_the_factorised_vectors(tmp_path: Path) -> None:
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[Probe()])
     trainer.fit(model, train_dataloaders=data.train_dataloader(), val_dataloaders=data.val_dataloader())
     assert len(seen) == 1 and seen[0] > 0  # Lightning validates before on_train_epoch_end: not on zeros
+    # validation scored the DataModule's wordsim353 dataset: the figures of the vectors looked up word by word
+    rho, coverage = word_similarity(model.vectors(), data.words, read_word_pairs(gensim_test_file("wordsim353.tsv")))
+    logged = trainer.callback_metrics
+    assert float(logged["val/wordsim353_coverage"]) == pytest.approx(coverage) and coverage > 0
+    assert float(logged["val/wordsim353"]) == pytest.approx(rho, abs=1e-6)
 
 
 def test_checkpoint_alone_scores_and_exports_the_same_vectors(
