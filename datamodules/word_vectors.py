@@ -12,7 +12,9 @@ Both are tokenised once and cached as numpy arrays under ``$KEXUE_CACHE`` (defau
 User corpora (``--data.paths``, UTF-8 text, one sentence or document a line) are streamed twice: counted
 (``--data.workers N`` processes, see :func:`kexue.text.corpus.count_words`), then encoded.
 
-What the models get from here (they never read this object): batches of tensors, and, through the task's
+What the models get from here (they never read this object): batches of tensors; the evaluation word lists
+(wordsim353, simlex999, the Google analogies) encoded with this vocabulary as val/test datasets
+(:mod:`kexue.data.word_lists`, scored by :mod:`kexue.metrics.word_vectors`); and, through the task's
 ``data_links``, the vocabulary (:attr:`WordVectorDataModule.vocab_size`, ``words``, ``counts``) and
 ``language``, read from the corpus when the model is built. The co-occurrence matrix reaches
 ``svd_vectors`` and ``simpler_glove`` as batches of its non-zero entries (the whole matrix as one batch
@@ -23,7 +25,7 @@ Posts: 更别致的词向量模型 (https://kexue.fm/archives/4667), SVD分解(�
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -32,13 +34,16 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorData
 
 from kexue.data.datamodule import check_at_least
 from kexue.data.embedded import embedded_corpus, restrict
+from kexue.data.word_lists import word_list_loaders
 from kexue.errors import UsageError
 from kexue.text.corpus import Vocab, cooccurrence, count_words, encode, get_tokenizer, stream_sentences
 
 
 class WordVectorDataModule(L.LightningDataModule):
-    """An encoded corpus (``self.vocab``, ``self.ids`` ``(N,)``, ``self.offsets`` ``(S + 1,)``) plus one-item
-    val/test loaders: the word-vector models are evaluated on word lists (wordsim353, simlex999, analogies).
+    """An encoded corpus (``self.vocab``, ``self.ids`` ``(N,)``, ``self.offsets`` ``(S + 1,)``) and, as val/test
+    loaders, the evaluation word lists encoded with its vocabulary: val wordsim353; test wordsim353, simlex999 and
+    the analogies, one loader each (:func:`kexue.data.word_lists.word_list_loaders`). The vocabulary is saved in
+    the checkpoint (:meth:`state_dict`), so ``kexue test --ckpt_path`` encodes the lists without the corpus.
 
     Args:
         corpus: embedded corpus, ``"en"`` or ``"zh"`` (ignored when ``paths`` is given).
@@ -71,6 +76,7 @@ class WordVectorDataModule(L.LightningDataModule):
         self.corpus, self.paths, self.tokenizer = corpus, paths, tokenizer
         self.min_count, self.max_vocab, self.workers, self.window = min_count, max_vocab, workers, window
         self.vocab: Vocab | None = None
+        self._restored_words: list[str] | None = None  # a checkpoint's vocabulary (evaluation without the corpus)
 
     def load(self) -> None:
         """Fill ``vocab``, ``ids``, ``offsets`` (once)."""
@@ -114,14 +120,28 @@ class WordVectorDataModule(L.LightningDataModule):
         return self.vocab.counts.tolist()
 
     def setup(self, stage: str) -> None:
-        if stage == "fit":  # evaluation needs no corpus: the word lists are the model's
+        if stage == "fit":  # evaluation alone reads the corpus only if no checkpoint brings the vocabulary
             self.load()
 
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader([0], batch_size=1)
+    def state_dict(self) -> dict[str, Any]:
+        """The vocabulary (plain ``str``: checkpoints load with ``weights_only``), which the word lists are encoded
+        with; Lightning stores it in every checkpoint and hands it back to :meth:`load_state_dict`."""
+        words = self._restored_words if self.vocab is None else self.vocab.words
+        return {} if words is None else {"words": [str(w) for w in words]}
 
-    def test_dataloader(self) -> DataLoader:
-        return DataLoader([0], batch_size=1)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "words" in state:
+            self._restored_words = list(state["words"])
+
+    def evaluation_words(self) -> list[str]:
+        """The words the lists are encoded with: the corpus's if read, else a checkpoint's, else the corpus's."""
+        return self._restored_words if self.vocab is None and self._restored_words is not None else self.words
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return word_list_loaders(["wordsim353"], self.evaluation_words())
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return word_list_loaders(["wordsim353", "simlex999", "analogy"], self.evaluation_words())
 
 
 class CooccurrenceDataModule(WordVectorDataModule):

@@ -10,9 +10,12 @@ constructor arguments that the tasks link from the built DataModule (``Task.data
 are sized before a checkpoint is restored into them. ``vocab_size`` and ``language`` are hyperparameters;
 the ``V`` words are not (a list of tens of thousands of strings has no place in ``hparams.yaml`` or a
 logger's hyperparameter table): they travel in the checkpoint under ``"vocabulary"``, so a checkpoint alone
-still scores and exports. Validation logs wordsim353 Spearman; test logs wordsim353 / simlex999 Spearman and
-analogy accuracy; ``report_lines`` exports the vectors in word2vec text format (``vectors.txt`` in the run
-directory) and prints its path last.
+still exports. The evaluation word lists are the DataModule's val/test datasets (word ids, encoded with its
+vocabulary; :mod:`kexue.data.word_lists`), scored by :class:`~kexue.metrics.WordSimilarity` and
+:class:`~kexue.metrics.AnalogyAccuracy`: validation logs ``val/wordsim353``; test logs ``test/wordsim353``,
+``test/simlex999`` (Spearman) and ``test/analogy`` (3CosAdd accuracy), each beside ``..._coverage``, the share of
+its rows whose words are in the vocabulary. ``report_lines`` exports the vectors in word2vec text format
+(``vectors.txt`` in the run directory) and prints its path last.
 """
 
 from __future__ import annotations
@@ -22,18 +25,11 @@ from typing import Any, Sequence
 
 import lightning as L
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from kexue.data.packages import gensim_test_file
 from kexue.losses import negative_sampling_loss  # noqa: F401  (re-exported from its old home)
-from kexue.text.vectors import (
-    analogy_accuracy,
-    nearest_neighbours,
-    read_analogies,
-    read_word_pairs,
-    save_word2vec_format,
-    word_similarity,
-)
+from kexue.metrics import AnalogyAccuracy, WordSimilarity
+from kexue.text.vectors import nearest_neighbours, save_word2vec_format
 
 PROBES = {
     "en": ["king", "france", "computer", "war", "music", "science"],
@@ -60,6 +56,8 @@ class WordVectorModule(L.LightningModule):
             raise ValueError(f"model.words holds {len(words)} words, model.vocab_size is {vocab_size}")
         self.words: list[str] = list(words) if words is not None else []
         self.language = language
+        # One Metric per word list, made when its first batch arrives: the lists are the DataModule's.
+        self.word_list_metrics = nn.ModuleDict()
 
     def vectors(self) -> Tensor:
         """The ``(V, D)`` word vectors that are evaluated and exported."""
@@ -86,24 +84,37 @@ class WordVectorModule(L.LightningModule):
                              "retrain")
         self.words = list(words)
 
-    def _evaluate(self, stage: str) -> None:
-        if not self.words:
-            raise ValueError("the model has no vocabulary: build it through the task (or load a checkpoint)")
-        vectors = self.vectors().detach().float().cpu()  # (V, D)
-        files = {"wordsim353": "wordsim353.tsv"} if stage == "val" else {
-            "wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt"}
-        for name, file in files.items():
-            rho, _ = word_similarity(vectors, self.words, read_word_pairs(gensim_test_file(file)))
-            self.log(f"{stage}/{name}", rho)
-        if stage == "test":
-            acc, _ = analogy_accuracy(vectors, self.words, read_analogies(gensim_test_file("questions-words.txt")))
-            self.log("test/analogy", acc)
+    def _update(self, batch: dict[str, Any]) -> None:
+        """Score one batch of a word list (:mod:`kexue.data.word_lists`) into that list's Metric."""
+        name, words = batch["set"], batch["words"]  # words: (B, 2) pairs or (B, 4) analogy questions
+        if name not in self.word_list_metrics:
+            metric = AnalogyAccuracy() if words.shape[1] == 4 else WordSimilarity()
+            self.word_list_metrics[name] = metric.to(self.device)
+        metric, vectors = self.word_list_metrics[name], self.vectors().detach()  # (V, D)
+        if words.shape[1] == 4:
+            metric.update(vectors, words, batch["candidates"], ids=batch["index"])
+        else:
+            metric.update(vectors, words, batch["scores"], ids=batch["index"])
 
-    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        self._evaluate("val")
+    def _log_word_lists(self, stage: str) -> None:
+        for name, metric in self.word_list_metrics.items():
+            if metric.update_called:
+                score, coverage = metric.compute()  # synced across ranks by the Metric
+                self.log(f"{stage}/{name}", float(score))
+                self.log(f"{stage}/{name}_coverage", float(coverage))
+            metric.reset()
 
-    def test_step(self, batch: Tensor, batch_idx: int) -> None:
-        self._evaluate("test")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._update(batch)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._update(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_word_lists("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_word_lists("test")
 
     def report_lines(self, command: str) -> list[str]:
         """Nearest neighbours of a few probe words, then the path of the exported ``vectors.txt``."""

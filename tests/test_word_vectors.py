@@ -13,6 +13,7 @@ import scipy.sparse
 import torch
 from scipy.stats import spearmanr
 
+from kexue.data.packages import gensim_test_file
 from kexue.datamodules.skipgram import SkipGramDataModule
 from kexue.datamodules.word_vectors import CooccurrenceDataModule
 from kexue.errors import UsageError
@@ -33,6 +34,7 @@ from kexue.text.vectors import (
     load_word2vec_format,
     nearest_neighbours,
     pair_similarities,
+    read_word_pairs,
     save_word2vec_format,
     svd_word_vectors,
     word_similarity,
@@ -236,7 +238,10 @@ def test_task_exports_vectors_on_user_corpus(
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.endswith("vectors.txt")
     words, vectors = load_word2vec_format(last)
-    assert len(words) == 10 and np.isfinite(vectors).all() and np.abs(vectors).sum() > 0
+    state = torch.load(next(Path(last).parent.rglob("*.ckpt")), weights_only=True)["state_dict"]
+    table = state[{"word2vec": "inp.weight", "svd_vectors": "embeddings", "simpler_glove": "emb.weight"}[task]]
+    assert len(words) == 10 and np.abs(vectors).sum() > 0
+    np.testing.assert_allclose(vectors, table.numpy(), rtol=1e-5, atol=1e-7)  # the trained table, 6 digits a number
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -333,6 +338,11 @@ def test_svd_validation_sees_the_factorised_vectors(tmp_path: Path) -> None:
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[Probe()])
     trainer.fit(model, train_dataloaders=data.train_dataloader(), val_dataloaders=data.val_dataloader())
     assert len(seen) == 1 and seen[0] > 0  # Lightning validates before on_train_epoch_end: not on zeros
+    # validation scored the DataModule's wordsim353 dataset: the figures of the vectors looked up word by word
+    rho, coverage = word_similarity(model.vectors(), data.words, read_word_pairs(gensim_test_file("wordsim353.tsv")))
+    logged = trainer.callback_metrics
+    assert float(logged["val/wordsim353_coverage"]) == pytest.approx(coverage) and coverage > 0
+    assert float(logged["val/wordsim353"]) == pytest.approx(rho, abs=1e-6)
 
 
 def test_checkpoint_alone_scores_and_exports_the_same_vectors(
@@ -343,17 +353,27 @@ def test_checkpoint_alone_scores_and_exports_the_same_vectors(
     args = ["run", "word2vec", *common, "--trainer.max_epochs", "1", "--data.paths", f"[{corpus}]",
             "--data.min_count", "1", "--model.dim", "8", "--data.batch_size", "64"]
     assert main(args) == 0
-    trained = capsys.readouterr().out.strip().splitlines()[-1]
+    out = capsys.readouterr().out.strip().splitlines()
+    trained = out[-1]
     ckpt = next(Path(trained).parent.rglob("last*.ckpt"))
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert checkpoint["hyper_parameters"]["vocab_size"] == 10
     assert "words" not in checkpoint["hyper_parameters"] and len(checkpoint["vocabulary"]) == 10
     # no corpus on this command line: the model's size, vocabulary and noise come from the checkpoint
     assert main(["test", "word2vec", *common, "--ckpt_path", str(ckpt)]) == 0
-    exported = capsys.readouterr().out.strip().splitlines()[-1]
+    tested = capsys.readouterr().out.strip().splitlines()
+    exported = tested[-1]
     assert exported != trained
     (words, vectors), (want_words, want_vectors) = load_word2vec_format(exported), load_word2vec_format(trained)
     assert words == want_words and np.array_equal(vectors, want_vectors)
+    # The word lists were encoded with the checkpoint's 10 words (the DataModule's saved state), not with the default
+    # corpus's: the same scores and coverages as after training, and those of the exported vectors.
+    figures = [dict(line.split() for line in lines if line.startswith("test/")) for lines in (out, tested)]
+    assert figures[0] == figures[1]
+    pairs = read_word_pairs(gensim_test_file("wordsim353.tsv"))
+    rho, coverage = word_similarity(torch.from_numpy(vectors), words, pairs)
+    assert float(figures[1]["test/wordsim353_coverage"]) == pytest.approx(coverage, abs=1e-4) and 0 < coverage < 0.05
+    assert float(figures[1]["test/wordsim353"]) == pytest.approx(rho, abs=1e-4)
 
 
 def test_empty_paths_list_is_refused_in_one_line(tmp_path: Path) -> None:

@@ -382,3 +382,14 @@ def copy_rate(samples: Sequence[str], training: Iterable[str]) -> float:
     """Share of ``samples`` equal to some text of ``training`` (copied verbatim); 0 for no samples."""
     seen = set(training)
     return sum(s in seen for s in samples) / max(1, len(samples))
+
+# Word-vector evaluation: word-similarity Spearman and 3CosAdd analogy accuracy, each with its coverage (appended
+# re-exports: kexue.metrics.word_vectors imports the blocks above).
+from kexue.metrics.word_vectors import (  # noqa: E402, F401
+    AnalogyAccuracy,
+    WordSimilarity,
+    analogy_predictions,
+    analogy_score,
+    pair_cosines,
+    word_similarity_score,
+)

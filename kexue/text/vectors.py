@@ -6,8 +6,9 @@ scores over the pairs whose words are both in the vocabulary; analogy ``a : b ::
 to ``b - a + c`` by cosine (3CosAdd), excluding ``a``, ``b``, ``c``, among the ``restrict`` most frequent
 words, over the questions whose four words are all there. Words are lower-cased for lookup.
 
-The accumulating torchmetrics form of the similarity score is :class:`kexue.metrics.SpearmanCorrelation`
-(fed by :func:`pair_similarities`).
+The scores' math and their accumulating torchmetrics forms (:class:`kexue.metrics.WordSimilarity`,
+:class:`kexue.metrics.AnalogyAccuracy`, fed word ids) are in :mod:`kexue.metrics.word_vectors`; the functions here
+take words and look them up.
 Posts: SVD分解(三) (https://kexue.fm/archives/4208), 更别致的词向量模型 (https://kexue.fm/archives/4677).
 """
 
@@ -21,9 +22,14 @@ import numpy as np
 import scipy.sparse
 import torch
 from torch import Tensor
-from torchmetrics.functional.regression import spearman_corrcoef
 
 from kexue.errors import UsageError
+from kexue.metrics.word_vectors import (
+    analogy_predictions,
+    analogy_score,
+    pair_cosines,
+    word_similarity_score,
+)
 
 
 def save_word2vec_format(path: str | PathLike, words: Sequence[str], vectors: Tensor | np.ndarray) -> Path:
@@ -143,27 +149,29 @@ def read_analogies(path: str | PathLike) -> list[tuple[str, str, str, str]]:
         return [tuple(line.lower().split()) for line in f if line.strip() and not line.startswith(":")]
 
 
+def _word_ids(words: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> Tensor:
+    """``rows`` of words as an id tensor ``(N, width)``, ``-1`` for a word not in ``words``."""
+    index = {w: i for i, w in enumerate(words)}
+    return torch.tensor([[index.get(w, -1) for w in row[:width]] for row in rows], dtype=torch.long).view(-1, width)
+
+
 def pair_similarities(
     vectors: Tensor, words: Sequence[str], pairs: Sequence[tuple[str, str, float]]
 ) -> tuple[Tensor, Tensor]:
     """Cosine similarities ``(P,)`` and human scores ``(P,)`` of the ``P`` pairs with both words known."""
-    index = {w: i for i, w in enumerate(words)}
-    found = [(index[a], index[b], s) for a, b, s in pairs if a in index and b in index]
-    if not found:
-        return torch.zeros(0), torch.zeros(0)
-    a, b, gold = (torch.tensor(x) for x in zip(*found))
-    unit = normalize(vectors.float())
-    return (unit[a] * unit[b]).sum(-1), gold.float()
+    cosines, known = pair_cosines(vectors, _word_ids(words, pairs, 2))  # (N,), (N,)
+    return cosines[known], torch.tensor([s for _, _, s in pairs], dtype=torch.float32).view(-1)[known]
 
 
 def word_similarity(
     vectors: Tensor, words: Sequence[str], pairs: Sequence[tuple[str, str, float]]
 ) -> tuple[float, float]:
     """``(Spearman rho, coverage)`` of cosine similarity against human scores; coverage = share of pairs
-    with both words in the vocabulary. rho is 0 with fewer than 3 pairs found."""
-    pred, gold = pair_similarities(vectors, words, pairs)
-    rho = float(spearman_corrcoef(pred, gold)) if len(pred) >= 3 else 0.0
-    return rho, len(pred) / max(1, len(pairs))
+    with both words in the vocabulary. rho is 0 with fewer than 3 pairs found. The math is
+    :func:`kexue.metrics.word_similarity_score`'s (this takes words instead of ids)."""
+    cosines, known = pair_cosines(vectors, _word_ids(words, pairs, 2))  # (N,), (N,)
+    rho, coverage = word_similarity_score(cosines, torch.tensor([s for _, _, s in pairs]).view(-1), known).tolist()
+    return rho, coverage
 
 
 def analogy_accuracy(
@@ -174,23 +182,18 @@ def analogy_accuracy(
     batch_size: int = 1024,
 ) -> tuple[float, float]:
     """``(accuracy, coverage)`` of 3CosAdd on ``a : b :: c : d`` questions among the ``restrict`` first
-    (most frequent) words; coverage = share of questions answerable (all four words among them)."""
-    words = list(words)[:restrict]
-    index = {w: i for i, w in enumerate(words)}
-    found = [[index[w] for w in q] for q in questions if all(w in index for w in q)]
-    if not found:
+    (most frequent) words; coverage = share of questions answerable (all four words among them). The math is
+    :func:`kexue.metrics.analogy_predictions` and :func:`kexue.metrics.analogy_score`'s."""
+    ids = _word_ids(words, questions, 4)  # (Q, 4)
+    predicted, known = [], []
+    for s in range(0, len(ids), batch_size):  # a (B, V) similarity matrix at a time
+        p, k = analogy_predictions(vectors, ids[s : s + batch_size], restrict)
+        predicted.append(p)
+        known.append(k)
+    if not predicted:
         return 0.0, 0.0
-    q = torch.tensor(found)  # (Q, 4)
-    unit = normalize(vectors[: len(words)].float())  # (V, D)
-    correct = 0
-    for s in range(0, len(q), batch_size):
-        a, b, c, d = q[s : s + batch_size].T  # each (B,)
-        sims = normalize(unit[b] - unit[a] + unit[c]) @ unit.T  # (B, V)
-        rows = torch.arange(len(a))
-        for col in (a, b, c):
-            sims[rows, col] = -float("inf")
-        correct += int((sims.argmax(-1) == d).sum())
-    return correct / len(found), len(found) / len(questions)
+    accuracy, coverage = analogy_score(torch.cat(predicted), ids[:, 3], torch.cat(known)).tolist()
+    return accuracy, coverage
 
 
 __all__ = [
