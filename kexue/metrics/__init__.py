@@ -16,7 +16,7 @@ their value under DDP equals the one-process value.
 
 Generated text: :func:`distinct_n` (diversity) and :func:`copy_rate` (verbatim copies of the training text), as
 task ``cond_lm`` reports them (kexue.fm/archives/7124). Generated-image quality (Inception-like score, Fréchet
-distance) lives beside its judge classifier in :mod:`kexue.models.judge`.
+distance): :mod:`kexue.metrics.images`, re-exported at the end.
 """
 
 from __future__ import annotations
@@ -382,3 +382,13 @@ def copy_rate(samples: Sequence[str], training: Iterable[str]) -> float:
     """Share of ``samples`` equal to some text of ``training`` (copied verbatim); 0 for no samples."""
     seen = set(training)
     return sum(s in seen for s in samples) / max(1, len(samples))
+
+
+# Generated-image quality (kexue.fm/archives/5716), re-exported after this module's own metrics.
+from kexue.metrics.images import (  # noqa: E402, I001 (after the module's own metrics; explicit re-exports)
+    FrechetDistance as FrechetDistance,
+    InceptionScore as InceptionScore,
+    frechet_distance as frechet_distance,
+    frechet_distance_from_moments as frechet_distance_from_moments,
+    inception_score as inception_score,
+)
