@@ -13,6 +13,7 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, TensorDataset
 
 from kexue.data.datamodule import EpochSeededSampler, SplitDataModule, check_at_least
@@ -48,6 +49,10 @@ class ImageDataModule(L.LightningDataModule):
         noise: the Gaussian noise of ``moons`` / ``circles``.
         split: train / val / test fractions of the embedded set; split_seed: its permutation (and the points').
         batch_size, num_workers: DataLoader settings.
+        unrepeated_eval: under DDP, give each validation / test image to exactly one process (Lightning's
+            ``UnrepeatedDistributedSampler``: shards differ by at most one image) instead of Lightning's default,
+            which pads the last round with repeats of the first images; for scores summed over the images, such as
+            task gan's Fréchet-distance reference (set in conf/gan.yaml).
 
     ``data_shape`` (``[1, H, W]`` or ``[2]``) and ``levels`` (``max_value + 1`` grey levels, 0 for real-valued
     points: what dequantisation and bits/dim need) are linked to the model. On ``fit`` a grid of training images
@@ -69,6 +74,7 @@ class ImageDataModule(L.LightningDataModule):
         split_seed: int = 0,
         batch_size: int = 64,
         num_workers: int = 0,
+        unrepeated_eval: bool = False,
     ) -> None:
         super().__init__()
         if dataset not in (*IMAGE_SETS, *POINT_SETS):
@@ -135,8 +141,14 @@ class ImageDataModule(L.LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         data = TensorDataset(*self.splits[name])
+        sampler = EpochSeededSampler(data) if shuffle else None
+        trainer = self.trainer
+        if not shuffle and self.hparams.unrepeated_eval and trainer is not None and trainer.world_size > 1:
+            # a DistributedSampler already, so Lightning keeps it instead of its padding one
+            sampler = UnrepeatedDistributedSampler(data, num_replicas=trainer.world_size, rank=trainer.global_rank,
+                                                   shuffle=False)
         return DataLoader(data, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers,
-                          sampler=EpochSeededSampler(data) if shuffle else None)
+                          sampler=sampler)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

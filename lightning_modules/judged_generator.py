@@ -5,7 +5,8 @@ Post: 用变分推断统一理解生成模型(VAE、GAN、AAE、ALI) (https://ke
 features (:func:`kexue.models.judge_classifier`). The reference (real) features come through the data path: each
 validation / test batch the DataModule gives is added in ``validation_step`` / ``test_step``; the generated ones are
 added at the epoch's end, each process its share of the fixed codes, so the metrics' sum states sync to the
-one-process scores under DDP.
+one-process scores under DDP, given each real image reaches one process (``data.unrepeated_eval``, set in
+conf/gan.yaml; Lightning's default sampler repeats up to ``W - 1`` images to even out ``W`` shards).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """kexue.metrics.images (kexue.fm/archives/5716): the Inception-like score against a brute-force loop and its known
 extremes, the Fréchet distance against scipy.linalg.sqrtm, and each Metric against its function, also with the
-updates split over two metrics whose sum states are merged as DDP's sync merges them."""
+updates split over two metrics whose sum states are merged, and synced by two gloo processes as under DDP."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from kexue.metrics import FrechetDistance, InceptionScore, frechet_distance, inception_score
+from kexue.tests.helpers import run_in_process_group
 
 
 def brute_force_inception_score(probs: np.ndarray) -> float:
@@ -100,3 +101,24 @@ def test_frechet_metric_in_batches_and_merged_is_the_one_process_distance() -> N
     first.reset()
     with pytest.raises(ValueError, match="0 real feature rows"):
         first.compute()
+
+
+def _synced_scores(rank: int) -> list[float]:
+    """IS and FD computed (and so synced) in a 2-process group, rank ``r`` holding rows ``r, r + 2, ...``."""
+    probs = torch.tensor(_probs(11, 2), dtype=torch.float32)
+    real, fake = (torch.tensor(f, dtype=torch.float32) for f in _features(3))
+    score, distance = InceptionScore(num_classes=4), FrechetDistance(num_features=6)
+    score.update(probs[rank::2])
+    distance.update(real[rank::2], real=True)
+    distance.update(fake[rank::2], real=False)
+    return [float(score.compute()), float(distance.compute())]
+
+
+def test_metrics_synced_over_two_processes_are_the_one_process_values() -> None:
+    probs = torch.tensor(_probs(11, 2), dtype=torch.float32)
+    real, fake = (torch.tensor(f, dtype=torch.float32) for f in _features(3))
+    expected = [float(inception_score(probs)), float(frechet_distance(real, fake))]
+    results = run_in_process_group(_synced_scores, 2)
+    for rank in (0, 1):
+        assert results[rank] == pytest.approx(expected, rel=1e-6)
+    assert _synced_scores(0) != pytest.approx(expected, rel=1e-3)  # without the sync, one share's values
