@@ -198,3 +198,27 @@ def test_vae_networks_must_share_the_latent_size() -> None:
 def test_bad_arguments_name_the_option(kwargs: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         tiny_gan(**kwargs)
+
+
+def _printed_scores(stdout: str) -> dict[str, float]:
+    """``{"val/fid": ..., "val/is": ...}`` from the ``name value`` lines `kexue validate` prints last."""
+    return {line.split()[0]: float(line.split()[1]) for line in stdout.splitlines()
+            if line.startswith(("val/fid ", "val/is "))}
+
+
+def test_scores_under_two_ddp_processes_are_the_one_process_scores(tmp_path) -> None:
+    """The same untrained GAN (seed 42) validated by 1 and by 2 CPU processes: 179 digits (odd, so Lightning's
+    default sampler would repeat one: 385.98 instead of 386.70, checked by hand) and 51 samples (odd, split 26 / 25).
+    """
+    from .conftest import kexue
+
+    args = ["validate", "gan", "--untrained", "true", "--data.dataset", "digits", "--model.num_samples", "51",
+            "--logger", "none", "--trainer.enable_progress_bar", "false"]
+    env = {"KEXUE_CACHE": str(tmp_path / "cache")}  # the same freshly trained judge for both runs
+    one = kexue(*args, env=env, timeout=600)
+    two = kexue(*args, "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu", env=env,
+                timeout=600)
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr[-2000:], two.stderr[-2000:])
+    single, double = _printed_scores(one.stdout), _printed_scores(two.stdout)
+    assert single.keys() == double.keys() == {"val/fid", "val/is"}
+    assert double == pytest.approx(single, abs=2e-4)  # printed to 4 decimals
