@@ -39,16 +39,17 @@ def reference_rows() -> dict[str, tuple[float, float]]:
     """(IS, FID) of real images under the judge: the test images themselves, and 500 training images vs them."""
     import torch
 
-    from kexue.models.judge import frechet_distance, inception_score, judge_classifier, judge_splits
+    from kexue.metrics.images import frechet_distance, inception_score
+    from kexue.models.judge import judge_classifier, judge_splits
 
     judge = judge_classifier("mnist5k")
     splits = judge_splits("mnist5k")
     with torch.no_grad():
         f_test, l_test = judge.features_and_logits(splits["test"][0])
         f_train, l_train = judge.features_and_logits(splits["train"][0][:500])
-    return {"real test images": (inception_score(l_test.softmax(-1)), frechet_distance(f_test, f_test)),
-            "real train images (500) vs test": (inception_score(l_train.softmax(-1)),
-                                                frechet_distance(f_train, f_test)),
+    return {"real test images": (float(inception_score(l_test.softmax(-1))), float(frechet_distance(f_test, f_test))),
+            "real train images (500) vs test": (float(inception_score(l_train.softmax(-1))),
+                                                float(frechet_distance(f_train, f_test))),
             "judge test accuracy": (judge.test_accuracy, float("nan"))}
 
 

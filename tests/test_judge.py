@@ -1,62 +1,13 @@
-"""The digit judge and the sample-quality math (kexue.fm/archives/5716): inception score against a brute-force loop
-and its known extremes, the Fréchet distance against scipy.linalg.sqrtm, the judge's split and cache."""
+"""The digit judge (kexue.fm/archives/5716): its augmentation, training, cache, and training under inference mode.
+Its split is ImageDataModule's by construction (kexue.data.images.split_rows); the scores are tested in
+test_image_metrics.py."""
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pytest
 import torch
 
-from kexue.models.judge import JudgeConfig, _shifted, frechet_distance, inception_score, judge_classifier, judge_splits
-
-
-def brute_force_inception_score(probs: np.ndarray) -> float:
-    marginal = [sum(row[c] for row in probs) / len(probs) for c in range(probs.shape[1])]
-    kls = [sum(p * math.log(p / marginal[c]) for c, p in enumerate(row) if p > 0) for row in probs]
-    return math.exp(sum(kls) / len(kls))
-
-
-def test_inception_score_matches_brute_force_and_extremes() -> None:
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(7, 4)) * 2
-    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    probs[0] = [1.0, 0.0, 0.0, 0.0]  # a zero probability: 0 log 0 = 0
-    assert inception_score(torch.tensor(probs)) == pytest.approx(brute_force_inception_score(probs), rel=1e-10)
-    same = torch.tensor([[0.1, 0.2, 0.3, 0.4]]).repeat(5, 1)
-    assert inception_score(same) == pytest.approx(1.0, abs=1e-12)  # identical predictions
-    assert inception_score(torch.eye(10).repeat(3, 1)) == pytest.approx(10.0, rel=1e-12)  # confident, all classes
-    assert inception_score(torch.eye(10)[[0, 0, 1, 1]]) == pytest.approx(2.0, rel=1e-12)  # confident, 2 classes
-    with pytest.raises(ValueError, match="probs"):
-        inception_score(torch.ones(3))
-
-
-def test_frechet_distance_matches_scipy_sqrtm() -> None:
-    from scipy.linalg import sqrtm
-
-    rng = np.random.default_rng(1)
-    a = rng.normal(size=(40, 6)) @ rng.normal(size=(6, 6))
-    b = rng.normal(size=(30, 6)) @ rng.normal(size=(6, 6)) + 0.5
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = sqrtm(cov_a @ cov_b).real
-    expected = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root)
-    assert frechet_distance(torch.tensor(a), torch.tensor(b)) == pytest.approx(expected, rel=1e-8)
-    assert frechet_distance(torch.tensor(a), torch.tensor(a)) == pytest.approx(0.0, abs=1e-8)
-    # equal covariances: the distance is the squared distance of the means
-    assert frechet_distance(torch.tensor(a), torch.tensor(a + 2.0)) == pytest.approx(4.0 * 6, rel=1e-8)
-    with pytest.raises(ValueError, match="features"):
-        frechet_distance(torch.ones(4, 3), torch.ones(4, 2))
-
-
-def test_judge_split_is_the_datamodules_split() -> None:
-    from kexue.datamodules.images import ImageDataModule
-
-    dm = ImageDataModule(dataset="digits")
-    dm.setup("fit")
-    splits = judge_splits("digits")
-    for name in ("train", "val", "test"):
-        assert torch.equal(splits[name][0], dm.splits[name][0]) and torch.equal(splits[name][1], dm.splits[name][1])
+from kexue.models.judge import JudgeConfig, _shifted, judge_classifier, judge_splits
 
 
 def test_shift_moves_each_image_by_its_own_offset() -> None:

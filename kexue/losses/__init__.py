@@ -12,7 +12,8 @@ per-sample values with :func:`reduce_loss` (so do :mod:`kexue.nn.crf` and :mod:`
   (https://kexue.fm/archives/4675).
 - :func:`powered_sigmoid_bce`: the sharpened pointers of 用bert4keras做三元组抽取 (https://kexue.fm/archives/7161).
 
-The word-vector objectives live in :mod:`kexue.losses.word_vectors` and are re-exported here.
+The word-vector objectives live in :mod:`kexue.losses.word_vectors`, the GAN / VAE losses of 用变分推断统一理解生成模型
+(https://kexue.fm/archives/5716) in :mod:`kexue.losses.gan`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -293,3 +294,16 @@ def powered_sigmoid_bce(logits: Tensor, target: Tensor, power: float = 1.0) -> T
 
 __all__ += ["powered_sigmoid_bce", "negative_sampling_loss", "skipgram_negative_sampling", "cbow_negative_sampling",
             "simpler_glove_loss", "glove_weight"]
+
+# GANs as variational inference and the VAE baseline (kexue.fm/archives/5716): kexue.losses.gan.
+from kexue.losses.gan import (  # noqa: E402, I001 (after this module's own losses; explicit re-exports)
+    bernoulli_negative_elbo as bernoulli_negative_elbo,
+    check_gan_options as check_gan_options,
+    discriminator_loss as discriminator_loss,
+    gaussian_kl as gaussian_kl,
+    generator_loss as generator_loss,
+    generator_regularizer as generator_regularizer,
+)
+
+__all__ += ["bernoulli_negative_elbo", "check_gan_options", "discriminator_loss", "gaussian_kl", "generator_loss",
+            "generator_regularizer"]

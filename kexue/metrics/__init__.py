@@ -16,7 +16,7 @@ their value under DDP equals the one-process value.
 
 Generated text: :func:`distinct_n` (diversity) and :func:`copy_rate` (verbatim copies of the training text), as
 task ``cond_lm`` reports them (kexue.fm/archives/7124). Generated-image quality (Inception-like score, Fréchet
-distance) lives beside its judge classifier in :mod:`kexue.models.judge`.
+distance): :mod:`kexue.metrics.images`, re-exported at the end.
 """
 
 from __future__ import annotations
@@ -383,8 +383,16 @@ def copy_rate(samples: Sequence[str], training: Iterable[str]) -> float:
     seen = set(training)
     return sum(s in seen for s in samples) / max(1, len(samples))
 
-# Word-vector evaluation: word-similarity Spearman and 3CosAdd analogy accuracy, each with its coverage (appended
-# re-exports: kexue.metrics.word_vectors imports the blocks above).
+
+# The metrics of other rooms, re-exported after this module's own blocks (which they import): generated-image quality
+# (kexue.fm/archives/5716) and word-vector evaluation, each score with its coverage.
+from kexue.metrics.images import (  # noqa: E402, F401
+    FrechetDistance,
+    InceptionScore,
+    frechet_distance,
+    frechet_distance_from_moments,
+    inception_score,
+)
 from kexue.metrics.word_vectors import (  # noqa: E402, F401
     AnalogyAccuracy,
     WordSimilarity,

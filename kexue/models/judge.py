@@ -2,11 +2,13 @@
 
 Inception score and FID need a classifier that knows the data; ImageNet's Inception network is neither offline nor
 about digits. :func:`judge_classifier` trains a two-conv CNN on the fixed train split of the embedded MNIST-5k
-(28 × 28) or scikit-learn digits (8 × 8) set — the split :class:`kexue.datamodules.images.ImageDataModule` uses —
-with a fixed seed, and caches its weights under ``$KEXUE_CACHE/judges/`` (default ``~/.cache/kexue/judges/``) in a
+(28 × 28) or scikit-learn digits (8 × 8) set (:func:`kexue.data.images.split_rows`, the split
+:class:`kexue.datamodules.images.ImageDataModule` uses: no judge sees a validation or test image) with a fixed seed,
+and caches its weights under ``$KEXUE_CACHE/judges/`` (default ``~/.cache/kexue/judges/``) in a
 file named by a hash of its settings, so every run and benchmark scores samples with the same judge. Its class
-probabilities feed :func:`inception_score`, its penultimate features :func:`frechet_distance`, both here (post:
-用变分推断统一理解生成模型, kexue.fm/archives/5716; the GAN and VQ-VAE benchmarks).
+probabilities feed :class:`kexue.metrics.InceptionScore`, its penultimate features
+:class:`kexue.metrics.FrechetDistance` (post: 用变分推断统一理解生成模型, kexue.fm/archives/5716; the GAN and VQ-VAE
+benchmarks).
 """
 
 from __future__ import annotations
@@ -18,16 +20,14 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kexue.assets import cache_root
-from kexue.data.datamodule import fixed_split
-from kexue.data.packages import mnist_5k, sklearn_digits
+from kexue.data.images import IMAGE_SETS, embedded_images, split_rows
 
-JUDGE_SETS = {"mnist5k": (28, 255), "digits": (8, 16)}  # name -> (side, max grey level), as ImageDataModule's
+JUDGE_SETS = {name: IMAGE_SETS[name][0] for name in ("mnist5k", "digits")}  # name -> side (square images)
 JUDGE_VERSION = 1  # bump when the network or the training loop changes: old cache files are then ignored
 # Per-set defaults over JudgeConfig's: 1,437 8 × 8 digits need more epochs, and a 2-pixel shift is a quarter of one
 # (test accuracy 0.845 with the MNIST settings, 0.994 with these).
@@ -98,15 +98,12 @@ class DigitJudge(nn.Module):
 
 def judge_splits(dataset: str = "mnist5k", split: tuple[float, float, float] = (0.8, 0.1, 0.1),
                  split_seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
-    """``{"train" | "val" | "test": (x (N, 1, S, S) in [0, 1], y (N,))}``: the embedded set cut exactly as
-    ``ImageDataModule(dataset, split=split, split_seed=split_seed)`` cuts it."""
+    """``{"train" | "val" | "test": (x (N, 1, S, S) in [0, 1], y (N,))}``: the embedded set and its split are
+    ImageDataModule's own (:func:`kexue.data.images.embedded_images`, :func:`~kexue.data.images.split_rows`)."""
     if dataset not in JUDGE_SETS:
         raise ValueError(f"judge dataset must be one of {list(JUDGE_SETS)}, got {dataset!r}")
-    images, labels = mnist_5k() if dataset == "mnist5k" else sklearn_digits()
-    x = images[:, None].astype(np.float32) / JUDGE_SETS[dataset][1]  # (N, 1, S, S)
-    parts = fixed_split(range(len(x)), split, split_seed)
-    return {name: (torch.as_tensor(x[np.asarray(idx)]), torch.as_tensor(labels[np.asarray(idx)], dtype=torch.long))
-            for name, idx in zip(("train", "val", "test"), parts)}
+    parts = split_rows(*embedded_images(dataset), split, split_seed)
+    return {name: (torch.as_tensor(x), torch.as_tensor(y, dtype=torch.long)) for name, (x, y) in parts.items()}
 
 
 def _shifted(x: Tensor, shift: int, generator: torch.Generator) -> Tensor:
@@ -136,7 +133,7 @@ def train_judge(config: JudgeConfig) -> DigitJudge:
     x, y = splits["train"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        judge = DigitJudge(JUDGE_SETS[config.dataset][0], tuple(config.channels), config.features)
+        judge = DigitJudge(JUDGE_SETS[config.dataset], tuple(config.channels), config.features)
         generator = torch.Generator().manual_seed(config.seed)
         optimizer = torch.optim.Adam(judge.parameters(), lr=config.lr)
         steps = config.epochs * -(-len(x) // config.batch_size)
@@ -180,7 +177,7 @@ def _load_or_train(dataset: str, settings: dict[str, object]) -> DigitJudge:
     """:func:`judge_classifier`'s body, run with autograd on."""
     config = JudgeConfig(dataset=dataset, **{**DATASET_DEFAULTS[dataset], **settings})  # type: ignore[arg-type]
     path = judge_cache_dir() / f"{dataset}-{config.key()}.pt"
-    judge = DigitJudge(JUDGE_SETS[dataset][0], tuple(config.channels), config.features)
+    judge = DigitJudge(JUDGE_SETS[dataset], tuple(config.channels), config.features)
     state = None
     if path.is_file():
         try:
@@ -202,43 +199,5 @@ def _load_or_train(dataset: str, settings: dict[str, object]) -> DigitJudge:
     return judge
 
 
-def inception_score(probs: Tensor) -> float:
-    """Inception-score-like quality of generated samples from a classifier's class probabilities ``probs (N, C)``:
-    ``exp(E_x[KL(p(y|x) || p(y))])`` with ``p(y)`` the mean of the rows. 1 when every row is the same (no class
-    spread or no confidence), ``C`` when every row is one-hot and the classes are used equally. With the digit judge
-    of :mod:`kexue.models.judge` it scores GAN / VAE samples (kexue.fm/archives/5716).
-    """
-    if probs.ndim != 2 or probs.shape[0] < 1:
-        raise ValueError(f"probs must be (N, C) with N >= 1, got shape {tuple(probs.shape)}")
-    p = probs.double()
-    marginal = p.mean(0, keepdim=True)  # (1, C)
-    kl = (torch.xlogy(p, p) - torch.xlogy(p, marginal)).sum(1)  # (N,): KL(p(y|x_i) || p(y)), 0 log 0 = 0
-    return float(kl.mean().exp())
-
-
-def frechet_distance(features_a: Tensor, features_b: Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets ``(N, F)`` and ``(M, F)`` (FID's formula):
-    ``||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` with unbiased covariances ``S``.
-
-    ``tr((S_a S_b)^(1/2))`` is the sum of the square roots of the eigenvalues of the symmetric PSD
-    ``S_a^(1/2) S_b S_a^(1/2)`` (same spectrum as ``S_a S_b``), computed in float64 by two ``eigh`` calls: no
-    non-symmetric matrix square root. Scores generated images on a judge classifier's features
-    (:mod:`kexue.models.judge`; kexue.fm/archives/5716).
-    """
-    if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
-        raise ValueError(f"features must be (N, F) and (M, F), got {tuple(features_a.shape)} and "
-                         f"{tuple(features_b.shape)}")
-    if min(len(features_a), len(features_b)) < 2:
-        raise ValueError("each feature set needs at least 2 rows for a covariance")
-    a, b = features_a.double(), features_b.double()
-    mu_a, mu_b = a.mean(0), b.mean(0)  # (F,)
-    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)  # (F, F)
-    values, vectors = torch.linalg.eigh(cov_a)
-    root_a = (vectors * values.clamp(min=0).sqrt()) @ vectors.T  # (F, F): S_a^(1/2)
-    middle = root_a @ cov_b @ root_a  # (F, F), symmetric PSD
-    trace_root = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
-    return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * trace_root)
-
-
-__all__ = ["DigitJudge", "JudgeConfig", "frechet_distance", "inception_score", "judge_accuracy", "judge_cache_dir",
-           "judge_classifier", "judge_splits", "train_judge"]
+__all__ = ["DigitJudge", "JudgeConfig", "judge_accuracy", "judge_cache_dir", "judge_classifier", "judge_splits",
+           "train_judge"]
