@@ -90,8 +90,9 @@ class VQVAE(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # Without a prior the model stops where the VQ-VAE's autoencoder stage ends (the same budget).
-        autoencoder_epochs = (self.trainer.max_epochs or 0) - self.hparams.prior_epochs
-        if self.net.prior is None and self.trainer.max_epochs and self.current_epoch + 1 >= autoencoder_epochs:
+        max_epochs = self.trainer.max_epochs or 0  # -1: no limit, nothing to stop at
+        last = max_epochs - self.hparams.prior_epochs  # the epochs the VQ-VAE gives its autoencoder
+        if self.net.prior is None and max_epochs > 0 and self.current_epoch + 1 >= last:
             self.trainer.should_stop = True
 
     def forward(self, x: Tensor) -> Tensor:
