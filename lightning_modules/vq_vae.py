@@ -30,7 +30,8 @@ class VQVAE(L.LightningModule):
     ``code_dim`` linked from the autoencoder's; ``--model.quantizer.ema true`` for the moving-average codebook,
     ``--model.quantizer null`` for the plain autoencoder with the same bottleneck and no prior), and the ``prior``
     over the flattened code grid (``forward(codes (B, T)) -> logits (B, T, K)``, ``sample``, ``num_codes`` linked
-    from the quantiser's, ``positions``).
+    from the quantiser's, ``positions``). :class:`~kexue.models.vq_vae.VQVAENetwork` composes them and checks the
+    prior's sizes; this module trains, evaluates and samples that composition.
 
     The options left here are the ones no single network owns: the two-stage schedule (which epochs train which
     network, and the learning rate of each stage) and the test-time sampling of the whole model.
