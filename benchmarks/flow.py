@@ -108,7 +108,7 @@ def rows(name: str, args: argparse.Namespace, workdir: Path) -> list[str]:
         for terms in (20, TRUNCATION_CHECK[name]):
             proc, sec = run_kexue(["test", "flow", *PRESETS[name], "--logger", "none", "--ckpt_path", str(checkpoint),
                                    "--trainer.enable_progress_bar=false", f"--seed_everything={args.seed}",
-                                   f"--model.flow.eval_terms={terms}"], workdir)
+                                   f"--model.eval_terms={terms}"], workdir)
             nll = test_metrics(proc.stdout)["test/nll"]
             print(name, f"{terms} terms: {nll}", file=sys.stderr, flush=True)
             out.append(f"| {name} | {size} | kexue i-ResNet, the same checkpoint | {cell(nll)} | truncation check: "

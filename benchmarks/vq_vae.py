@@ -3,7 +3,7 @@ autoencoder with the same encoder, decoder and bottleneck shape, all through `ke
 
 Every row is a real `kexue run` (the newest checkpoint, then test), timed wall-clock including start-up. The VQ-VAE
 rows train the autoencoder for `epochs - prior_epochs` epochs, then the Transformer prior for `prior_epochs`; the
-plain autoencoder (`--model.quantizer none`, no codes, no prior) trains the same `epochs - prior_epochs` epochs.
+plain autoencoder (`--model.quantizer null`, no codes, no prior) trains the same `epochs - prior_epochs` epochs.
 Columns: test reconstruction MSE (pixels in [0, 1]), code perplexity (exp of the entropy of the test set's code
 usage; K = 64 at most) and the share of the K codes used on the test set, the prior's test NLL in nats per code
 (log K = 4.16 is the uniform prior), and, when the digit judge `kexue/models/judge.py` is in git, the prior's samples
@@ -25,7 +25,9 @@ from pathlib import Path
 from _report import ROOT, machine, run_kexue, test_metrics, write_section
 
 FULL = {"digits": (55, 25), "mnist5k": (40, 15)}  # dataset -> (epochs, prior epochs)
-ROWS = (("VQ-VAE, codebook loss", "vq"), ("VQ-VAE, EMA codebook", "ema"), ("plain autoencoder", "none"))
+# row name, the row's key (vq / ema / none), its quantiser flags
+ROWS = (("VQ-VAE, codebook loss", "vq", []), ("VQ-VAE, EMA codebook", "ema", ["--model.quantizer.ema=true"]),
+        ("plain autoencoder", "none", ["--model.quantizer=null"]))
 
 
 def judge_landed() -> bool:
@@ -76,12 +78,11 @@ def main() -> None:
         for dataset in args.datasets:
             epochs = args.epochs if args.epochs is not None else FULL[dataset][0]
             prior = args.prior_epochs if args.prior_epochs is not None else FULL[dataset][1]
-            for name, quantizer in ROWS:
+            for name, quantizer, flags in ROWS:
                 run_epochs, run_prior = (epochs - prior, 0) if quantizer == "none" else (epochs, prior)
                 proc, seconds = run_kexue(["run", "vq_vae", "--logger", "csv", "--trainer.enable_progress_bar=false",
-                                           f"--data.dataset={dataset}", f"--model.quantizer={quantizer}",
-                                           f"--trainer.max_epochs={run_epochs}", f"--model.prior_epochs={run_prior}",
-                                           *args.extra], Path(tmp))
+                                           f"--data.dataset={dataset}", f"--trainer.max_epochs={run_epochs}",
+                                           f"--model.prior_epochs={run_prior}", *args.extra, *flags], Path(tmp))
                 m = test_metrics(proc.stdout)
                 best = next(line.split(": ", 1)[1] for line in proc.stdout.splitlines()
                             if line.startswith("best checkpoint: "))

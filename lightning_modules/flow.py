@@ -12,11 +12,12 @@ from typing import ClassVar
 
 import lightning as L
 import torch
-from torch import Tensor
+from jsonargparse import lazy_instance
+from torch import Tensor, nn
 
+from kexue.nn.components import build_component, component_config
 from kexue.nn.flows import (
     InvertibleResNet,
-    IResNetConfig,
     bits_per_dim,
     dequantize,
     inverse_logit_transform,
@@ -25,38 +26,49 @@ from kexue.nn.flows import (
 from kexue.optim.groups import adamw_one_cycle
 from kexue.platform.figures import image_grid_figure, log_figure
 
-DEFAULT_FLOW = IResNetConfig()
-
 
 class FlowModel(L.LightningModule):
-    """Fit ``log p(x)`` with an :class:`~kexue.nn.flows.InvertibleResNet`; batches ``(x, y)``, ``y`` unused.
+    """Fit ``log p(x)`` with a flow component (by default :class:`~kexue.nn.flows.InvertibleResNet`); batches
+    ``(x, y)``, ``y`` unused.
 
-    Which log-det the reported NLL uses: the flow's :meth:`~kexue.nn.flows.InvertibleResNet.use_exact` — exact
-    (``slogdet``) for 2-D points and for images of at most ``flow.exact_max_dim`` pixels (8 × 8 digits), otherwise
-    the power series with ``flow.eval_terms`` terms and Hutchinson traces. Evaluation batches draw their
-    dequantisation noise from a generator seeded by the batch index (the same noise every epoch).
+    The network is the ``net`` component (``--model.net.lipschitz 0.8``, ``--model.net.network conv``); its ``shape``
+    is linked from ``data.data_shape``. A swapped-in flow takes ``shape`` and provides ``shape``, ``exact_logdet``,
+    ``log_prob(x, exact, n_terms)`` and ``sample(n, iterations=...)``.
+
+    How the reported NLL is evaluated stays a module option, not the network's, because ``kexue test --ckpt_path``
+    must let the user change it (``runtime_arguments``: the checkpoint fixes the network, not these): validation,
+    test and predict use the exact log-det (``slogdet``) when the network trains with it or an example has at most
+    ``exact_max_dim`` features (2-D points, 8 × 8 digits), otherwise the power series with ``eval_terms`` terms and
+    Hutchinson traces. Evaluation batches draw their dequantisation noise from a generator seeded by the batch index
+    (the same noise every epoch).
 
     Args:
-        data_shape: ``[2]`` (points) or ``[1, H, W]`` (images); linked from ``data.data_shape``.
+        net: the flow, ``(B, *data_shape) -> (z, logdet (B,))``.
         levels: grey levels of the images (0 for real-valued points); linked from ``data.levels``.
-        flow: the i-ResNet's knobs (:class:`~kexue.nn.flows.IResNetConfig`; ``--model.flow.lipschitz`` etc.).
         logit_alpha: images only: the flow models ``logit(α + (1 - 2α) z)`` of the dequantised ``z`` (its
             log-det is counted); 0 models ``z - 1/2``.
+        eval_terms: series terms of the estimated log-det in validation/test/predict (more: less truncation bias).
+        exact_max_dim: evaluation uses the exact log-det when an example has at most this many features.
+        inverse_iterations: fixed-point iterations of the inverse when sampling.
         num_samples: samples drawn for the figure each validation epoch.
         grid_size: points per side of the 2-D density figure.
         lr: peak Adam learning rate (one-cycle schedule). weight_decay: AdamW's. warmup: warm-up fraction.
+
+    Post: 细水长flow之可逆ResNet (https://kexue.fm/archives/6482).
     """
 
-    # Evaluation-only knobs: `kexue test flow --ckpt_path X --model.flow.eval_terms 60` takes the user's value.
-    runtime_arguments: ClassVar[tuple[str, ...]] = ("flow.eval_terms", "flow.exact_max_dim", "flow.inverse_iterations",
+    # Evaluation-only knobs: `kexue test flow --ckpt_path X --model.eval_terms 60` takes the user's value.
+    runtime_arguments: ClassVar[tuple[str, ...]] = ("eval_terms", "exact_max_dim", "inverse_iterations",
                                                     "num_samples", "grid_size")
 
     def __init__(
         self,
-        data_shape: list[int] | None = None,
+        net: nn.Module = lazy_instance(InvertibleResNet),  # noqa: B008 (a default jsonargparse shows as class_path)
         levels: int = 0,
-        flow: IResNetConfig = DEFAULT_FLOW,
         logit_alpha: float = 0.05,
+        eval_terms: int = 20,
+        exact_max_dim: int = 64,
+        inverse_iterations: int = 100,
         num_samples: int = 64,
         grid_size: int = 80,
         lr: float = 3e-3,
@@ -64,31 +76,40 @@ class FlowModel(L.LightningModule):
         warmup: float = 0.05,
     ) -> None:
         super().__init__()
-        if not data_shape:
-            raise ValueError("model.data_shape is required (the CLI links it from data.data_shape)")
         if levels == 1 or levels < 0:
             raise ValueError(f"model.levels must be 0 (points) or >= 2 grey levels, got {levels}")
         if not 0 <= logit_alpha < 0.5:
             raise ValueError(f"model.logit_alpha must be in [0, 0.5), got {logit_alpha}")
+        if eval_terms < 1 or inverse_iterations < 1:
+            raise ValueError(f"model.eval_terms and model.inverse_iterations must be >= 1, got {eval_terms}, "
+                             f"{inverse_iterations}")
         if lr < 0 or weight_decay < 0 or num_samples < 0 or grid_size < 2:
             raise ValueError(f"model.lr, model.weight_decay, model.num_samples must be >= 0 and model.grid_size "
                              f">= 2, got {lr}, {weight_decay}, {num_samples}, {grid_size}")
+        net = component_config(net)  # before save_hyperparameters: see component_config
         self.save_hyperparameters()
-        self.flow = InvertibleResNet(list(data_shape), IResNetConfig.coerce(flow))
-        self.dim = math.prod(data_shape)
+        self.net = build_component(net)
+        self.dim = math.prod(self.net.shape)
         self._last_batch: Tensor | None = None
 
     @property
     def is_images(self) -> bool:
         return self.hparams.levels >= 2
 
-    def nll(self, x: Tensor, generator: torch.Generator | None = None, exact: bool | None = None) -> Tensor:
+    def log_prob(self, x: Tensor) -> Tensor:
+        """The network's ``log p(x)`` ``(B,)``: its training log-det in training, the evaluation options' otherwise."""
+        if self.training:
+            return self.net.log_prob(x)
+        exact = self.net.exact_logdet or self.dim <= self.hparams.exact_max_dim
+        return self.net.log_prob(x, exact, self.hparams.eval_terms)
+
+    def nll(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Negative log-likelihood ``(B,)`` in nats: of the points, or of the dequantised images on [0, 1)^D."""
         if not self.is_images:
-            return -self.flow.log_prob(x, exact)
+            return -self.log_prob(x)
         z = dequantize(x, self.hparams.levels, generator)
         y, logdet = logit_transform(z, self.hparams.logit_alpha)
-        return -(self.flow.log_prob(y, exact) + logdet)
+        return -(self.log_prob(y) + logdet)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self.nll(batch[0]).mean()
@@ -125,8 +146,8 @@ class FlowModel(L.LightningModule):
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
-        """``n`` samples ``(n, *data_shape)``: points, or images in [0, 1] (the inverse of the preprocessing)."""
-        x = self.flow.sample(n)
+        """``n`` samples ``(n, *net.shape)``: points, or images in [0, 1] (the inverse of the preprocessing)."""
+        x = self.net.sample(n, iterations=self.hparams.inverse_iterations)
         return inverse_logit_transform(x, self.hparams.logit_alpha) if self.is_images else x
 
     def on_validation_epoch_end(self) -> None:
@@ -143,7 +164,7 @@ class FlowModel(L.LightningModule):
         axis = torch.linspace(-lim, lim, self.hparams.grid_size, device=self.device)
         grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)  # (G*G, 2), x varies fastest
         with torch.inference_mode(False), torch.enable_grad():
-            logp = torch.cat([self.flow.log_prob(chunk, exact=True).detach() for chunk in grid.split(2048)])
+            logp = torch.cat([self.net.log_prob(chunk, exact=True).detach() for chunk in grid.split(2048)])
         return logp.reshape(len(axis), len(axis)), axis
 
     def density_figure(self, samples: Tensor) -> object:

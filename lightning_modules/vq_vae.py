@@ -1,45 +1,49 @@
-"""VQ-VAE LightningModule: the autoencoder first, then (the last ``prior_epochs`` epochs) the Transformer prior over
-its frozen code grids; reconstruction MSE, code perplexity and usage, prior NLL; reconstructions and prior samples
-to the dashboard.
+"""VQ-VAE LightningModule: the autoencoder and its quantiser first, then (the last ``prior_epochs`` epochs) the prior
+over their frozen code grids; reconstruction MSE, code perplexity and usage, prior NLL; reconstructions and prior
+samples to the dashboard.
 
 Post: VQ-VAE的简明介绍：量子化自编码器 (https://kexue.fm/archives/6760); van den Oord et al. 2017.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from jsonargparse import lazy_instance
+from torch import Tensor, nn
 
-from kexue.models.vq_vae import CodePrior, VQAutoencoder
+from kexue.models.vq_vae import CodePrior, ConvAutoencoder, VQVAENetwork
+from kexue.nn.components import build_component, component_config
 from kexue.nn.quantize import CodeUsage, VectorQuantizer
-from kexue.nn.transformer import TransformerConfig
 from kexue.platform.figures import image_grid_figure, log_figure
-
-PRIOR = TransformerConfig(dim=64, num_layers=2, num_heads=4, dropout=0.1, positions="learned", max_length=256)
 
 
 class VQVAE(L.LightningModule):
-    """Batches ``(x (B, 1, H, W) in [0, 1], y)``; ``y`` is not used.
+    """Batches ``(x (B, C, H, W) in [0, 1], y)``; ``y`` is not used.
+
+    Three network components, each swapped by class path: the ``autoencoder`` (``encode``: images -> code vectors
+    ``(B, D, H', W')``, ``decode`` back, a ``grid = (H', W')``; its ``data_shape`` linked from ``data.data_shape``),
+    the ``quantizer`` between them (``forward(z) -> VQOutput``, ``quantize``, ``lookup``, ``num_codes``; its
+    ``code_dim`` linked from the autoencoder's; ``--model.quantizer.ema true`` for the moving-average codebook,
+    ``--model.quantizer null`` for the plain autoencoder with the same bottleneck and no prior), and the ``prior``
+    over the flattened code grid (``forward(codes (B, T)) -> logits (B, T, K)``, ``sample``, ``num_codes`` linked
+    from the quantiser's, ``positions``). :class:`~kexue.models.vq_vae.VQVAENetwork` composes them and checks the
+    prior's sizes; this module trains, evaluates and samples that composition.
+
+    The options left here are the ones no single network owns: the two-stage schedule (which epochs train which
+    network, and the learning rate of each stage) and the test-time sampling of the whole model.
 
     Args:
-        data_shape: ``[C, H, W]`` (linked from ``data.data_shape``).
-        quantizer: ``vq`` (codebook loss), ``ema`` (moving-average codebook) or ``none`` (the plain autoencoder with
-            the same encoder, decoder and ``code_dim x H' x W'`` bottleneck; no prior: it stops after
-            ``max_epochs - prior_epochs`` epochs, the VQ-VAE's autoencoder budget).
-        num_codes: codebook size ``K`` (>= 2).
-        code_dim: channels ``D`` of the bottleneck.
-        hidden: channels of the convolutions.
-        stages: stride-2 stages of the encoder (``None``: halve while the sides stay even and >= 4).
-        beta: commitment weight (0.25, the post's and the paper's).
-        decay: of the EMA codebook.
-        restart_after: a code unused for this many training batches moves onto a random encoder output (0: never).
-        prior: the causal Transformer of the prior.
+        autoencoder: encoder + decoder (:class:`~kexue.models.vq_vae.ConvAutoencoder`).
+        quantizer: the bottleneck (:class:`~kexue.nn.quantize.VectorQuantizer`), or ``None``: the plain autoencoder,
+            which has no codes and no prior and stops after ``max_epochs - prior_epochs`` epochs (the VQ-VAE's
+            autoencoder budget).
+        prior: the autoregressive prior (:class:`~kexue.models.vq_vae.CodePrior`), or ``None``.
         prior_epochs: the last this many epochs of ``trainer.max_epochs`` train the prior on the frozen codes.
-        lr: Adam learning rate of the autoencoder; prior_lr: of the prior.
+        lr: Adam learning rate of the autoencoder and quantiser; prior_lr: of the prior.
         num_samples: images sampled from the prior at test time; temperature: of that sampling.
     """
 
@@ -47,16 +51,9 @@ class VQVAE(L.LightningModule):
 
     def __init__(
         self,
-        data_shape: list[int] | None = None,
-        quantizer: Literal["vq", "ema", "none"] = "vq",
-        num_codes: int = 64,
-        code_dim: int = 16,
-        hidden: int = 64,
-        stages: int | None = None,
-        beta: float = 0.25,
-        decay: float = 0.99,
-        restart_after: int = 100,
-        prior: TransformerConfig = PRIOR,
+        autoencoder: nn.Module = lazy_instance(ConvAutoencoder),  # noqa: B008 (jsonargparse shows the class_path)
+        quantizer: nn.Module | None = lazy_instance(VectorQuantizer, num_codes=64, code_dim=16),  # noqa: B008
+        prior: nn.Module | None = lazy_instance(CodePrior, num_codes=64),  # noqa: B008
         prior_epochs: int = 25,
         lr: float = 1e-3,
         prior_lr: float = 2e-3,
@@ -64,45 +61,25 @@ class VQVAE(L.LightningModule):
         temperature: float = 1.0,
     ) -> None:
         super().__init__()
-        if data_shape is None or len(data_shape) != 3:
-            raise ValueError(f"model.data_shape must be [C, H, W] images (linked from data.data_shape; VQ-VAE takes no "
-                             f"2-D points), got {data_shape}")
-        for name, value, low in (("num_codes", num_codes, 2), ("code_dim", code_dim, 1), ("hidden", hidden, 1),
-                                 ("prior_epochs", prior_epochs, 0), ("restart_after", restart_after, 0),
-                                 ("num_samples", num_samples, 1)):
-            if value < low:
-                raise ValueError(f"model.{name} must be >= {low}, got {value}")
-        if beta < 0:
-            raise ValueError(f"model.beta must be >= 0, got {beta}")
-        if not 0 <= decay < 1:
-            raise ValueError(f"model.decay must be in [0, 1), got {decay}")
+        if prior_epochs < 0 or num_samples < 1:
+            raise ValueError(f"model.prior_epochs must be >= 0 and model.num_samples >= 1, got {prior_epochs}, "
+                             f"{num_samples}")
         if lr < 0 or prior_lr < 0:
             raise ValueError(f"model.lr and model.prior_lr must be >= 0, got {lr} and {prior_lr}")
         if temperature <= 0:
             raise ValueError(f"model.temperature must be > 0, got {temperature}")
-        if stages is not None and stages < 0:
-            raise ValueError(f"model.stages must be >= 0, got {stages}")
-        self.save_hyperparameters()
-        vq = None if quantizer == "none" else VectorQuantizer(num_codes, code_dim, beta, ema=quantizer == "ema",
-                                                               decay=decay, restart_after=restart_after)
-        try:
-            self.net = VQAutoencoder(data_shape, hidden, code_dim, stages, vq)
-        except ValueError as err:
-            raise ValueError(f"model.stages: {err}") from err
-        self.length = self.net.grid[0] * self.net.grid[1]
-        self.prior = None
-        if vq is not None:
-            config = TransformerConfig.coerce(prior)
-            if config.positions == "learned" and self.length > config.max_length:
-                raise ValueError(f"model.prior.max_length={config.max_length} is shorter than the code grid "
-                                 f"{self.net.grid[0]}x{self.net.grid[1]} = {self.length} codes")
-            self.prior = CodePrior(num_codes, config)
+        autoencoder, quantizer, prior = map(component_config, (autoencoder, quantizer, prior))
+        self.save_hyperparameters()  # before building: see component_config
+        self.net = VQVAENetwork(build_component(autoencoder), None if quantizer is None else build_component(quantizer),
+                                None if prior is None else build_component(prior))
+        if self.net.quantizer is not None:
+            num_codes = self.net.quantizer.num_codes
             self.val_usage, self.test_usage = CodeUsage(num_codes), CodeUsage(num_codes)
 
     def _prior_stage(self) -> bool:
         """True in the epochs that train the prior (the autoencoder frozen); fast_dev_run does both in one step."""
         max_epochs = self.trainer.max_epochs or 0
-        if self.prior is None or self.trainer.fast_dev_run:
+        if self.net.prior is None or self.trainer.fast_dev_run:
             return False
         return max_epochs > 0 and self.current_epoch >= max_epochs - self.hparams.prior_epochs
 
@@ -113,19 +90,15 @@ class VQVAE(L.LightningModule):
                              f"with trainer.max_epochs={max_epochs}")
 
     def on_train_epoch_end(self) -> None:
-        # The plain autoencoder has no prior: it stops where the VQ-VAE's autoencoder stage ends (same budget).
-        max_epochs = self.trainer.max_epochs or 0
-        if self.prior is None and max_epochs > 0 and self.current_epoch + 1 >= max_epochs - self.hparams.prior_epochs:
+        # Without a prior the model stops where the VQ-VAE's autoencoder stage ends (the same budget).
+        max_epochs = self.trainer.max_epochs or 0  # -1: no limit, nothing to stop at
+        last = max_epochs - self.hparams.prior_epochs  # the epochs the VQ-VAE gives its autoencoder
+        if self.net.prior is None and max_epochs > 0 and self.current_epoch + 1 >= last:
             self.trainer.should_stop = True
 
     def forward(self, x: Tensor) -> Tensor:
         """Reconstructions ``(B, C, H, W)`` in [0, 1] of ``x`` ``(B, C, H, W)``."""
         return self.net(x)[0].clamp(0, 1)
-
-    def _prior_nll(self, x: Tensor) -> Tensor:
-        """Mean negative log-likelihood (nats per code) of the prior on the codes of ``x``."""
-        codes = self.net.encode_codes(x).flatten(1)  # (B, T)
-        return F.cross_entropy(self.prior(codes).flatten(0, 1).float(), codes.flatten())
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, n = batch[0], len(batch[0])
@@ -136,10 +109,11 @@ class VQVAE(L.LightningModule):
             loss = mse + (vq.loss if vq is not None else 0.0)
             self.log_dict({"train/mse": mse, "train/loss": loss}, prog_bar=True, batch_size=n)
             if vq is not None:
+                restarts = getattr(self.net.quantizer, "restarts", torch.zeros(())).float()
                 self.log_dict({"train/commitment": vq.commitment_loss, "train/codebook": vq.codebook_loss,
-                               "train/restarts": self.net.quantizer.restarts.float()}, batch_size=n)
-        if self.prior is not None and (self._prior_stage() or self.trainer.fast_dev_run):
-            nll = self._prior_nll(x)
+                               "train/restarts": restarts}, batch_size=n)
+        if self.net.prior is not None and (self._prior_stage() or self.trainer.fast_dev_run):
+            nll = self.net.prior_nll(x)
             loss = loss + nll
             self.log("train/prior_nll", nll, prog_bar=True, batch_size=n)
         return loss
@@ -151,14 +125,15 @@ class VQVAE(L.LightningModule):
         self.log(f"{stage}/mse", F.mse_loss(x_hat, x), batch_size=n, sync_dist=True, prog_bar=True)
         if vq is not None:
             (self.val_usage if stage == "val" else self.test_usage).update(vq.codes)
-            self.log(f"{stage}/prior_nll", self._prior_nll(x), batch_size=n, sync_dist=True)
+        if self.net.prior is not None:
+            self.log(f"{stage}/prior_nll", self.net.prior_nll(x), batch_size=n, sync_dist=True)
         return x_hat
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
-        if self.prior is not None:
+        if self.net.quantizer is not None:
             self.log_dict({f"val/{k}": v for k, v in self.val_usage.compute().items()}, sync_dist=True)
             self.val_usage.reset()
 
@@ -170,31 +145,31 @@ class VQVAE(L.LightningModule):
             log_figure(self.trainer, "reconstructions/test", image_grid_figure(pairs, columns=len(x)))
 
     def on_test_epoch_end(self) -> None:
-        if self.prior is None:
-            return
-        self.log_dict({f"test/{k}": v for k, v in self.test_usage.compute().items()}, sync_dist=True)
-        self.test_usage.reset()
-        log_figure(self.trainer, "samples/prior", image_grid_figure(self.sample(self.hparams.num_samples)))
+        if self.net.quantizer is not None:
+            self.log_dict({f"test/{k}": v for k, v in self.test_usage.compute().items()}, sync_dist=True)
+            self.test_usage.reset()
+        if self.net.prior is not None:
+            log_figure(self.trainer, "samples/prior", image_grid_figure(self.sample(self.hparams.num_samples)))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` new images ``(n, C, H, W)`` in [0, 1]: code grids sampled from the prior, decoded."""
+        """``n`` new images ``(n, C, H, W)`` in [0, 1] from the prior (:meth:`VQVAENetwork.sample`), in eval mode."""
         was_training = self.training
         self.eval()
-        codes = self.prior.sample(n, self.length, self.hparams.temperature, generator)  # (n, T)
-        images = self.net.decode_codes(codes.view(n, *self.net.grid))
+        images = self.net.sample(n, self.hparams.temperature, generator)
         self.train(was_training)
         return images
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> list[str]:
         """One line per image: its code grid row by row, codes separated by spaces (``kexue predict``)."""
-        if self.prior is None:
-            raise ValueError("model.quantizer none has no codes to predict")
+        if self.net.quantizer is None:
+            raise ValueError("model.quantizer null has no codes to predict")
         return [" ".join(map(str, row)) for row in self.net.encode_codes(batch[0]).flatten(1).tolist()]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # Adam skips parameters without a gradient: the prior's while the autoencoder trains, then the reverse.
-        groups = [{"params": self.net.parameters(), "lr": self.hparams.lr}]
-        if self.prior is not None:
-            groups.append({"params": self.prior.parameters(), "lr": self.hparams.prior_lr})
+        prior = {id(p) for p in self.net.prior.parameters()} if self.net.prior is not None else set()
+        groups = [{"params": [p for p in self.net.parameters() if id(p) not in prior], "lr": self.hparams.lr}]
+        if self.net.prior is not None:
+            groups.append({"params": self.net.prior.parameters(), "lr": self.hparams.prior_lr})
         return torch.optim.Adam(groups)

@@ -10,5 +10,5 @@ TASK = Task(
     config="kexue.conf:flow.yaml",
     post="https://kexue.fm/archives/6482",
     metric="test/nll",
-    data_links=(("data.data_shape", "model.data_shape"), ("data.levels", "model.levels")),
+    data_links=(("data.data_shape", "model.net.init_args.shape"), ("data.levels", "model.levels")),
 )

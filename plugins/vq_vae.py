@@ -10,7 +10,10 @@ TASK = Task(
     config="kexue.conf:vq_vae.yaml",
     post="https://kexue.fm/archives/6760",
     metric="test/mse",
-    data_links=(("data.data_shape", "model.data_shape"),),
+    # The quantiser's vectors are the autoencoder's bottleneck; the prior's vocabulary is the quantiser's codes.
+    links=(("model.autoencoder.init_args.code_dim", "model.quantizer.init_args.code_dim"),
+           ("model.quantizer.init_args.num_codes", "model.prior.init_args.num_codes")),
+    data_links=(("data.data_shape", "model.autoencoder.init_args.data_shape"),),
 )
-# `kexue run vq_vae --model.quantizer none` trains the plain autoencoder with the same bottleneck (no prior);
-# `--model.quantizer ema` the moving-average codebook. Reconstructions and prior samples: figures/ in the run dir.
+# `kexue run vq_vae --model.quantizer null` trains the plain autoencoder with the same bottleneck (no prior);
+# `--model.quantizer.ema true` the moving-average codebook. Reconstructions and prior samples: figures/ in the run dir.

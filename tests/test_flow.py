@@ -13,7 +13,6 @@ from kexue.nn.flows import (
     ActNorm,
     InvertibleResidualBlock,
     InvertibleResNet,
-    IResNetConfig,
     SpectralNormConv2d,
     SpectralNormLinear,
     bits_per_dim,
@@ -81,7 +80,7 @@ def test_hutchinson_estimate_within_standard_error_of_slogdet(probe: str) -> Non
 
 def test_exact_logdet_matches_autograd_jacobian() -> None:
     torch.manual_seed(0)
-    g = warmed(residual_branch([3], IResNetConfig(hidden=8, lipschitz=0.7)), torch.randn(16, 3))
+    g = warmed(residual_branch([3], hidden=8, lipschitz=0.7), torch.randn(16, 3))
     x = torch.randn(5, 3)
     ref = torch.stack([torch.linalg.slogdet(torch.autograd.functional.jacobian(lambda v: v + g(v[None])[0], row))[1]
                        for row in x])
@@ -101,12 +100,11 @@ def test_spectral_norms_are_the_coefficient() -> None:
 @pytest.mark.parametrize("network, shape", [("mlp", [2]), ("mlp", [1, 4, 4]), ("conv", [1, 6, 6])])
 def test_inverse_reconstructs(network: str, shape: list[int]) -> None:
     torch.manual_seed(0)
-    config = IResNetConfig(network=network, num_blocks=3, hidden=16, lipschitz=0.9, exact_logdet=False)
     x = torch.randn(8, *shape) * 2
-    block = warmed(InvertibleResidualBlock(residual_branch(shape, config)), x, steps=3)
+    block = warmed(InvertibleResidualBlock(residual_branch(shape, network, hidden=16, lipschitz=0.9)), x, steps=3)
     y, _ = block(x, exact=True)
     assert (block.inverse(y, iterations=200) - x).abs().max() <= 1e-4
-    flow = warmed(InvertibleResNet(shape, config), x, steps=3)
+    flow = warmed(InvertibleResNet(shape, network, num_blocks=3, hidden=16, exact_logdet=False), x, steps=3)
     z, _ = flow(x)
     assert (flow.inverse(z.detach(), iterations=200) - x).abs().max() <= 1e-4
     assert (flow.inverse(z.detach(), iterations=1) - x).abs().max() > 1e-3  # one iteration is not enough
@@ -115,22 +113,22 @@ def test_inverse_reconstructs(network: str, shape: list[int]) -> None:
 def test_flow_logdet_matches_the_whole_maps_jacobian() -> None:
     torch.manual_seed(0)
     x = torch.randn(6, 1, 2, 2)
-    flow = warmed(InvertibleResNet([1, 2, 2], IResNetConfig(num_blocks=3, hidden=8, eval_terms=30)), x, steps=5)
+    flow = warmed(InvertibleResNet([1, 2, 2], num_blocks=3, hidden=8), x, steps=5)
     _, logdet = flow(x, exact=True)
     J = torch.stack([torch.autograd.functional.jacobian(lambda v: flow(v.view(1, 1, 2, 2), exact=True)[0].flatten(),
                                                         row.flatten()) for row in x])  # (6, 4, 4)
     ref = torch.linalg.slogdet(J)[1]
     torch.testing.assert_close(logdet, ref, atol=1e-4, rtol=1e-4)  # blocks + ActNorm (initialised: not identity)
     torch.manual_seed(1)
-    estimates = torch.stack([flow(x, exact=False)[1].detach() for _ in range(100)])  # (100, 6), 1 probe each
+    estimates = torch.stack([flow(x, exact=False, n_terms=30)[1].detach() for _ in range(100)])  # (100, 6), 1 probe each
     se = estimates.std(0) / math.sqrt(100)
     assert ((estimates.mean(0) - ref).abs() <= 4 * se + 1e-4).all()
 
 
 def test_2d_density_integrates_to_one() -> None:
     torch.manual_seed(0)
-    model = FlowModel(data_shape=[2], flow=IResNetConfig(num_blocks=2, hidden=16), grid_size=101)
-    warmed(model.flow, torch.randn(64, 2) * 0.8, steps=3)
+    model = FlowModel(InvertibleResNet([2], num_blocks=2, hidden=16), grid_size=101)
+    warmed(model.net, torch.randn(64, 2) * 0.8, steps=3)
     logp, axis = model.density_grid(lim=7.0)
     step = (axis[1] - axis[0]).item()
     assert abs(logp.exp().sum().item() * step**2 - 1) < 2e-2
@@ -174,38 +172,55 @@ def test_logit_transform_logdet_and_inverse() -> None:
 
 def test_image_nll_is_the_flow_nll_of_the_logit_plus_its_logdet() -> None:
     torch.manual_seed(0)
-    model = FlowModel(data_shape=[1, 3, 3], levels=5, flow=IResNetConfig(num_blocks=2, hidden=8)).eval()
+    net = InvertibleResNet([1, 3, 3], num_blocks=2, hidden=8, exact_logdet=False)
+    model = FlowModel(net, levels=5).eval()  # 9 features <= exact_max_dim: evaluation takes the exact log-det
     x = torch.randint(0, 5, (4, 1, 3, 3)).float() / 4
     nll = model.nll(x, torch.Generator().manual_seed(3))
     y, logdet = logit_transform(dequantize(x, 5, torch.Generator().manual_seed(3)), 0.05)
-    torch.testing.assert_close(nll, -(model.flow.log_prob(y) + logdet))
+    torch.testing.assert_close(nll, -(net.log_prob(y, exact=True) + logdet))
+
+
+def test_evaluation_options_choose_the_logdet() -> None:
+    # The module, not the network, decides how evaluation computes the log-det: exact up to exact_max_dim, else the
+    # series with eval_terms terms (one term is detectably worse than the exact value on a trained-size stack).
+    torch.manual_seed(0)
+    net = warmed(InvertibleResNet([4], num_blocks=2, hidden=8, exact_logdet=False), torch.randn(32, 4), steps=5)
+    x = torch.randn(6, 4)
+    exact = net.log_prob(x, exact=True).detach()
+    torch.testing.assert_close(FlowModel(net).eval().log_prob(x).detach(), exact)
+    torch.manual_seed(1)
+    one_term = FlowModel(net, exact_max_dim=1, eval_terms=1).eval().log_prob(x).detach()
+    torch.manual_seed(1)
+    torch.testing.assert_close(one_term, net.log_prob(x, exact=False, n_terms=1).detach())
+    assert not torch.allclose(one_term, exact, atol=1e-4)
 
 
 @pytest.mark.parametrize("kwargs, fragment", [({"lipschitz": 1.0}, "lipschitz must be in (0, 1)"),
                                               ({"lipschitz": 0.0}, "lipschitz must be in (0, 1)"),
                                               ({"n_terms": 0}, "n_terms must be >= 1"),
-                                              ({"n_probes": -1}, "n_probes must be >= 1")])
-def test_config_rejects(kwargs: dict, fragment: str) -> None:
+                                              ({"n_probes": -1}, "n_probes must be >= 1"),
+                                              ({"shape": None}, "shape is required")])
+def test_network_rejects(kwargs: dict, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
-        IResNetConfig(**kwargs)
+        InvertibleResNet(**{"shape": [2], **kwargs})
 
 
 @pytest.mark.parametrize("network", ["mlp", "conv"])
 def test_digits_preset_runs_and_reports_bits_per_dim(network: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "flow", "--config", "flow_digits", "--model.flow.num_blocks", "2", "--model.flow.hidden",
-                 "16", "--model.flow.network", network, "--trainer.fast_dev_run=1", "--logger", "csv"]) == 0
+    assert main(["run", "flow", "--config", "flow_digits", "--model.net.num_blocks", "2", "--model.net.hidden",
+                 "16", "--model.net.network", network, "--trainer.fast_dev_run=1", "--logger", "csv"]) == 0
     metrics = dict(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("test/"))
     assert 0 < float(metrics["test/bits_per_dim"]) < 20
 
 
 def test_evaluation_knobs_are_the_users_at_test_time(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    # The checkpoint fixes the architecture (2 blocks, not the default 16) but not `runtime_arguments`: a 1-term
-    # series at test must change the figure the exact log-det gave (it did not when the checkpoint's whole `flow`
-    # group won over the user's --model.flow.* options).
+    # The checkpoint fixes the network (2 blocks, not the default 16) but not `runtime_arguments`: a 1-term series
+    # at test must change the figure the exact log-det gave (it did not when the checkpoint's hyperparameters won
+    # over the user's evaluation options).
     common = ["--logger", "none", "--trainer.enable_progress_bar=false", "--trainer.default_root_dir", str(tmp_path),
               "--trainer.limit_test_batches=1"]
-    assert main(["run", "flow", *common, "--model.flow.num_blocks=2", "--model.flow.hidden=8",
-                 "--model.flow.exact_logdet=false", "--trainer.max_steps=2", "--trainer.limit_val_batches=1"]) == 0
+    assert main(["run", "flow", *common, "--model.net.num_blocks=2", "--model.net.hidden=8",
+                 "--model.net.exact_logdet=false", "--trainer.max_steps=2", "--trainer.limit_val_batches=1"]) == 0
     capsys.readouterr()
     ckpt = str(next(tmp_path.rglob("last*.ckpt")))
 
@@ -215,5 +230,5 @@ def test_evaluation_knobs_are_the_users_at_test_time(tmp_path, capsys: pytest.Ca
                           if line.startswith("test/nll ")))
 
     exact = test_nll()
-    assert test_nll("--model.flow.exact_max_dim=1", "--model.flow.eval_terms=1") != pytest.approx(exact, abs=1e-4)
+    assert test_nll("--model.exact_max_dim=1", "--model.eval_terms=1") != pytest.approx(exact, abs=1e-4)
     assert test_nll() == pytest.approx(exact, abs=1e-6)

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from kexue.models.vq_vae import CodePrior, VQAutoencoder, grid_stages
+from kexue.errors import UsageError
+from kexue.lightning_modules.vq_vae import VQVAE
+from kexue.models.vq_vae import CodePrior, ConvAutoencoder, VQVAENetwork, grid_stages
 from kexue.nn.quantize import (
     CodeUsage,
     VectorQuantizer,
@@ -159,13 +161,48 @@ def test_bad_quantizer_arguments() -> None:
 
 def test_grid_and_autoencoder_shapes() -> None:
     assert grid_stages(28, 28) == 2 and grid_stages(8, 8) == 1 and grid_stages(7, 9) == 0
-    net = VQAutoencoder([1, 28, 28], hidden=8, code_dim=4, quantizer=VectorQuantizer(8, 4))
+    net = VQVAENetwork(ConvAutoencoder([1, 28, 28], hidden=8, code_dim=4), VectorQuantizer(8, 4))
     x = torch.rand(3, 1, 28, 28)
     x_hat, vq = net(x)
     assert net.grid == (7, 7) and x_hat.shape == x.shape and vq.codes.shape == (3, 7, 7)
     assert net.decode_codes(net.encode_codes(x)).shape == x.shape
-    plain, out = VQAutoencoder([1, 8, 8], hidden=8, code_dim=4)(torch.rand(2, 1, 8, 8))
+    plain, out = VQVAENetwork(ConvAutoencoder([1, 8, 8], hidden=8, code_dim=4))(torch.rand(2, 1, 8, 8))
     assert plain.shape == (2, 1, 8, 8) and out is None
+
+
+def test_network_decodes_what_it_encodes_through_the_codebook() -> None:
+    # decode_codes(encode_codes(x)) must be the quantised forward pass: the decoder of the nearest codes.
+    torch.manual_seed(0)
+    net = VQVAENetwork(ConvAutoencoder([1, 8, 8], hidden=8, code_dim=4), VectorQuantizer(8, 4, data_init=False)).eval()
+    x = torch.rand(3, 1, 8, 8)
+    x_hat, vq = net(x)
+    torch.testing.assert_close(net.encode_codes(x), vq.codes)
+    torch.testing.assert_close(net.decode_codes(vq.codes), x_hat.clamp(0, 1))
+
+
+def test_prior_sizes_are_checked_against_the_quantizer_and_the_grid() -> None:
+    small = TransformerConfig(dim=8, num_layers=1, num_heads=2, positions="learned", max_length=16)
+    autoencoder = ConvAutoencoder([1, 8, 8], hidden=8, code_dim=4, stages=1)  # a 4 x 4 grid: 16 codes
+    VQVAENetwork(autoencoder, VectorQuantizer(8, 4), CodePrior(8, small))  # fits
+    with pytest.raises(UsageError, match="tokenizer has 9 ids but the network's embedding has 8 rows"):
+        VQVAENetwork(autoencoder, VectorQuantizer(9, 4), CodePrior(8, small))  # a code the prior cannot read
+    with pytest.raises(UsageError, match=r"code grid \(8x8 codes.*=64 exceeds the 16 positions"):
+        VQVAENetwork(ConvAutoencoder([1, 8, 8], hidden=8, code_dim=4, stages=0), VectorQuantizer(8, 4),
+                     CodePrior(8, small))
+    assert VQVAENetwork(autoencoder, None, CodePrior(8, small)).prior is None  # no codes, no prior
+
+
+def test_module_takes_its_networks_as_components() -> None:
+    # Python use mirrors the CLI's: the networks are arguments, the module only composes and trains them.
+    model = VQVAE(autoencoder=ConvAutoencoder([1, 8, 8], hidden=8, code_dim=4), quantizer=VectorQuantizer(8, 4),
+                  prior=CodePrior(8, TransformerConfig(dim=8, num_layers=1, num_heads=2, positions="learned",
+                                                       max_length=16)))
+    assert model.net.grid == (4, 4) and model.net.prior.num_codes == 8
+    assert model.sample(2, torch.Generator().manual_seed(0)).shape == (2, 1, 8, 8)
+    default = VQVAE(autoencoder=ConvAutoencoder([1, 8, 8]))  # the lazy_instance defaults: 64 codes of 16 dims
+    assert default.net.quantizer.num_codes == default.net.prior.num_codes == 64
+    with pytest.raises(ValueError, match="data_shape must be \\[C, H, W\\] images"):
+        VQVAE()  # the image shape only the data knows (linked from data.data_shape by the task)
 
 
 def test_prior_is_causal_and_samples_codes() -> None:
@@ -186,14 +223,15 @@ def test_prior_is_causal_and_samples_codes() -> None:
     assert torch.equal(full, greedy)
 
 
-TINY = ["--model.hidden", "8", "--model.code_dim", "4", "--model.num_codes", "8", "--model.prior.dim", "16",
-        "--model.prior.num_heads", "2", "--model.prior.num_layers", "1", "--model.num_samples", "4"]
+TINY = ["--model.autoencoder.hidden", "8", "--model.autoencoder.code_dim", "4", "--model.quantizer.num_codes", "8",
+        "--model.prior.config.dim", "16", "--model.prior.config.num_heads", "2", "--model.prior.config.num_layers", "1",
+        "--model.num_samples", "4"]
+QUANTIZERS = {"ema": ["--model.quantizer.ema", "true"], "none": ["--model.quantizer", "null"]}
 
 
 @pytest.mark.parametrize("quantizer", ["ema", "none"])
 def test_cli_fast_dev_run(quantizer: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "vq_vae", "--trainer.fast_dev_run=1", "--logger", "none", "--model.quantizer", quantizer,
-                 *TINY]) == 0
+    assert main(["run", "vq_vae", "--trainer.fast_dev_run=1", "--logger", "none", *TINY, *QUANTIZERS[quantizer]]) == 0
     lines = dict(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("test/"))
     assert "test/mse" in lines
     assert ("test/perplexity" in lines) == (quantizer != "none")
@@ -207,14 +245,20 @@ def test_cli_two_stages_train_the_prior(tmp_path, capsys: pytest.CaptureFixture[
     out = dict(line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("test/"))
     assert float(out["test/prior_nll"]) < math.log(8) and float(out["test/mse"]) < 0.2
     assert list(tmp_path.rglob("samples_prior.png")) and list(tmp_path.rglob("reconstructions_test.png"))
+    # The links: --model.quantizer.num_codes 8 sized the prior (8 codes + the start token), code_dim 4 the codebook.
+    checkpoint = torch.load(next(tmp_path.rglob("last*.ckpt")), map_location="cpu", weights_only=True)
+    assert checkpoint["hyper_parameters"]["prior"]["init_args"]["num_codes"] == 8
+    assert checkpoint["state_dict"]["net.prior.lm.embed.weight"].shape == (9, 16)
+    assert checkpoint["state_dict"]["net.quantizer.codebook"].shape == (8, 4)
 
 
 def test_cli_plain_autoencoder_stops_where_the_vq_vae_autoencoder_stage_ends(tmp_path) -> None:  # noqa: ANN001
     import csv
 
-    assert main(["fit", "vq_vae", "--logger", "csv", "--model.quantizer", "none", "--trainer.max_epochs=5",
-                 "--model.prior_epochs=3", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
-                 "--trainer.enable_progress_bar=false", *TINY]) == 0
+    # null after TINY: a later --model.quantizer.num_codes would bring the default quantiser back
+    assert main(["fit", "vq_vae", "--logger", "csv", "--trainer.max_epochs=5", "--model.prior_epochs=3",
+                 "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+                 "--trainer.enable_progress_bar=false", *TINY, *QUANTIZERS["none"]]) == 0
     (path,) = tmp_path.rglob("metrics.csv")
     epochs = {int(row["epoch"]) for row in csv.DictReader(path.open()) if row.get("val/mse")}
     assert epochs == {0, 1}

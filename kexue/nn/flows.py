@@ -14,7 +14,6 @@ without ever forming ``J``: ``tr(A) = E[vᵀ A v]`` for probes with ``E[v vᵀ] 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
@@ -252,117 +251,95 @@ class InvertibleResidualBlock(nn.Module):
         return x
 
 
-@dataclass
-class IResNetConfig:
-    """Every knob of :class:`InvertibleResNet` (``--model.flow.lipschitz 0.9`` on the CLI).
-
-    Args:
-        network: ``"mlp"`` (examples flattened; points and small images) or ``"conv"`` (3×3 → 1×1 → 3×3 convolutions
-            at full resolution, the i-ResNet's branch, for images).
-        num_blocks: residual blocks. hidden: width (MLP units or conv channels) of each branch.
-        lipschitz: the Lipschitz bound ``c`` of every block's ``g``, in (0, 1) (:func:`residual_branch`).
-        n_power_iterations: power iterations per training step of each spectral norm.
-        n_terms, n_probes: power-series terms and Hutchinson probes when the log-det is estimated (training).
-        eval_terms: series terms in validation/test (more: less truncation bias).
-        probe: ``"rademacher"`` or ``"gaussian"`` probes.
-        exact_logdet: the exact Jacobian log-det (``slogdet``) in training too; for 2-D points it is cheap.
-        exact_max_dim: validation/test use the exact log-det when an example has at most this many features.
-        actnorm: an :class:`ActNorm` before every block.
-        inverse_iterations: fixed-point iterations of the inverse (sampling).
-    """
-
-    network: Literal["mlp", "conv"] = "mlp"
-    num_blocks: int = 16
-    hidden: int = 32
-    lipschitz: float = 0.9
-    n_power_iterations: int = 1
-    n_terms: int = 5
-    n_probes: int = 1
-    eval_terms: int = 20
-    probe: Literal["rademacher", "gaussian"] = "rademacher"
-    exact_logdet: bool = True
-    exact_max_dim: int = 64
-    actnorm: bool = True
-    inverse_iterations: int = 100
-
-    def __post_init__(self) -> None:
-        if not 0 < self.lipschitz < 1:
-            raise ValueError(f"model.flow.lipschitz must be in (0, 1) (the inverse and the log-det series need "
-                             f"Lip(g) < 1), got {self.lipschitz}")
-        for name in ("n_terms", "n_probes", "eval_terms", "num_blocks", "hidden", "n_power_iterations",
-                     "inverse_iterations"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"model.flow.{name} must be >= 1, got {getattr(self, name)}")
-
-    @classmethod
-    def coerce(cls, config: IResNetConfig | dict) -> IResNetConfig:
-        """``config`` itself, or the config its dict describes (how a checkpoint's saved hyperparameters come)."""
-        return config if isinstance(config, cls) else cls(**config)
-
-
-def residual_branch(shape: list[int], config: IResNetConfig) -> nn.Module:
+def residual_branch(shape: list[int], network: Literal["mlp", "conv"] = "mlp", hidden: int = 32,
+                    lipschitz: float = 0.9, n_power_iterations: int = 1) -> nn.Module:
     """The contractive ``g`` of one block for examples of ``shape`` (``[D]`` or ``[C, H, W]``): three spectrally
-    normalised layers with ELU (1-Lipschitz) between them, of norms 1, 1 and ``c``, so ``Lip(g) <= 1 · 1 · c = c``.
-    (Behrmann et al. scale every layer by ``c``, which bounds ``Lip(g)`` by ``c³``: needlessly tight, and slower to
-    learn on the 2-D sets here.)"""
-    c, h, n = config.lipschitz, config.hidden, config.n_power_iterations
-    if config.network == "mlp":
+    normalised layers with ELU (1-Lipschitz) between them, of norms 1, 1 and ``c = lipschitz``, so ``Lip(g) <= c``
+    (6482). (Behrmann et al. scale every layer by ``c``, which bounds ``Lip(g)`` by ``c³``: needlessly tight, and
+    slower to learn on the 2-D sets here.) ``network``: ``"mlp"`` (examples flattened, ``hidden`` units) or
+    ``"conv"`` (3×3 → 1×1 → 3×3 convolutions of ``hidden`` channels at full resolution, images only)."""
+    c, h, n = lipschitz, hidden, n_power_iterations
+    if network == "mlp":
         D = math.prod(shape)
         return nn.Sequential(nn.Flatten(), SpectralNormLinear(D, h, 1.0, n), nn.ELU(), SpectralNormLinear(h, h, 1.0, n),
                              nn.ELU(), SpectralNormLinear(h, D, c, n), nn.Unflatten(1, tuple(shape)))
     if len(shape) != 3:
-        raise ValueError(f"model.flow.network conv needs images (C, H, W), got data of shape {shape}")
+        raise ValueError(f"network conv needs images (C, H, W), got data of shape {shape}")
     C, size = shape[0], (shape[1], shape[2])
     return nn.Sequential(SpectralNormConv2d(C, h, 3, size, 1.0, n), nn.ELU(), SpectralNormConv2d(h, h, 1, size, 1.0, n),
                          nn.ELU(), SpectralNormConv2d(h, C, 3, size, c, n))
 
 
 class InvertibleResNet(nn.Module):
-    """A stack of (ActNorm +) :class:`InvertibleResidualBlock` mapping data ``(B, *shape)`` to a standard Gaussian.
+    """A stack of (ActNorm +) :class:`InvertibleResidualBlock` mapping data ``(B, *shape)`` to a standard Gaussian
+    (6482): the flow task's network component (``--model.net.lipschitz 0.8``).
 
-    ``forward(x, exact=None)`` returns ``(z, logdet (B,))`` with ``log p(x) = log N(z; 0, I) + logdet``; ``exact``
-    ``None`` follows the config (exact in training when ``exact_logdet``; in evaluation when the dimension is at most
-    ``exact_max_dim``). ``inverse(z)`` and ``sample(n)`` run the blocks backwards (6482).
+    Args:
+        shape: ``[D]`` (points) or ``[C, H, W]`` (images) of one example; the flow task links it from
+            ``data.data_shape``.
+        network: ``"mlp"`` (examples flattened; points and small images) or ``"conv"`` (the i-ResNet's
+            convolutional branch, for images): see :func:`residual_branch`.
+        num_blocks: residual blocks. hidden: width (MLP units or conv channels) of each branch.
+        lipschitz: the Lipschitz bound ``c`` of every block's ``g``, in (0, 1).
+        n_power_iterations: power iterations per training step of each spectral norm.
+        n_terms, n_probes: power-series terms and Hutchinson probes of the estimated log-det (the default of
+            :meth:`forward`'s ``n_terms``; evaluation passes its own).
+        probe: ``"rademacher"`` or ``"gaussian"`` probes.
+        exact_logdet: the exact Jacobian log-det (``slogdet``) when :meth:`forward` is not told; cheap for 2-D points.
+        actnorm: an :class:`ActNorm` before every block.
+
+    ``forward(x, exact=None, n_terms=None)`` returns ``(z, logdet (B,))`` with ``log p(x) = log N(z; 0, I) +
+    logdet``. How to evaluate (exact or estimated, how many terms, inverse iterations) is the caller's choice per
+    call: the flow task keeps it a LightningModule option, so a checkpoint can be evaluated differently.
     """
 
-    def __init__(self, shape: list[int], config: IResNetConfig | dict | None = None) -> None:
+    def __init__(self, shape: list[int] | None = None, network: Literal["mlp", "conv"] = "mlp", num_blocks: int = 16,
+                 hidden: int = 32, lipschitz: float = 0.9, n_power_iterations: int = 1, n_terms: int = 5,
+                 n_probes: int = 1, probe: Literal["rademacher", "gaussian"] = "rademacher", exact_logdet: bool = True,
+                 actnorm: bool = True) -> None:
         super().__init__()
-        self.shape, self.config = list(shape), IResNetConfig.coerce(config or IResNetConfig())
+        if not shape:
+            raise ValueError("shape is required: [D] points or [C, H, W] images (the flow task links it from "
+                             "data.data_shape)")
+        if not 0 < lipschitz < 1:
+            raise ValueError(f"lipschitz must be in (0, 1) (the inverse and the log-det series need Lip(g) < 1), "
+                             f"got {lipschitz}")
+        for name, value in (("num_blocks", num_blocks), ("hidden", hidden), ("n_power_iterations", n_power_iterations),
+                            ("n_terms", n_terms), ("n_probes", n_probes)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        self.shape, self.exact_logdet = list(shape), exact_logdet
         self.dim = math.prod(self.shape)
         channels = self.shape[0]
-        self.norms = nn.ModuleList(ActNorm(channels) if self.config.actnorm else nn.Identity()
-                                   for _ in range(self.config.num_blocks))
+        self.norms = nn.ModuleList(ActNorm(channels) if actnorm else nn.Identity() for _ in range(num_blocks))
         self.blocks = nn.ModuleList(
-            InvertibleResidualBlock(residual_branch(self.shape, self.config), self.config.n_terms,
-                                    self.config.n_probes, self.config.probe)
-            for _ in range(self.config.num_blocks))
+            InvertibleResidualBlock(residual_branch(self.shape, network, hidden, lipschitz, n_power_iterations),
+                                    n_terms, n_probes, probe)
+            for _ in range(num_blocks))
 
-    def use_exact(self) -> bool:
-        """Whether this call's log-det is exact: the config's choice for training, the dimension's for evaluation."""
-        return self.config.exact_logdet or (not self.training and self.dim <= self.config.exact_max_dim)
-
-    def forward(self, x: Tensor, exact: bool | None = None) -> tuple[Tensor, Tensor]:
-        exact = self.use_exact() if exact is None else exact
-        terms = None if self.training else self.config.eval_terms
+    def forward(self, x: Tensor, exact: bool | None = None, n_terms: int | None = None) -> tuple[Tensor, Tensor]:
+        """``(z (B, *shape), logdet (B,))`` of ``x (B, *shape)``: the log-det exact (``exact``; ``None``: the
+        ``exact_logdet`` option) or estimated with ``n_terms`` series terms (``None``: the ``n_terms`` option)."""
+        exact = self.exact_logdet if exact is None else exact
         logdet = torch.zeros(x.shape[0], device=x.device)
         for norm, block in zip(self.norms, self.blocks):
             if isinstance(norm, ActNorm):
                 x, ld = norm(x)
                 logdet = logdet + ld
-            x, ld = block(x, exact=exact, n_terms=terms)
+            x, ld = block(x, exact=exact, n_terms=n_terms)
             logdet = logdet + ld
         return x, logdet  # (B, *shape), (B,)
 
-    def log_prob(self, x: Tensor, exact: bool | None = None) -> Tensor:
+    def log_prob(self, x: Tensor, exact: bool | None = None, n_terms: int | None = None) -> Tensor:
         """``log p(x)`` per example ``(B,)``: standard-normal log-density of ``z`` plus the log-det."""
-        z, logdet = self(x, exact)
+        z, logdet = self(x, exact, n_terms)
         log_normal = -0.5 * (z.float().flatten(1) ** 2).sum(1) - 0.5 * self.dim * math.log(2 * math.pi)
         return log_normal + logdet
 
     @torch.no_grad()
-    def inverse(self, z: Tensor, iterations: int | None = None) -> Tensor:
-        """Data ``(B, *shape)`` of latents ``z (B, *shape)``: each block inverted by fixed-point iteration."""
-        iterations = iterations or self.config.inverse_iterations
+    def inverse(self, z: Tensor, iterations: int = 100) -> Tensor:
+        """Data ``(B, *shape)`` of latents ``z (B, *shape)``: each block inverted by ``iterations`` fixed-point
+        iterations at most."""
         for norm, block in zip(reversed(self.norms), reversed(self.blocks)):
             z = block.inverse(z, iterations)
             if isinstance(norm, ActNorm):
@@ -370,14 +347,14 @@ class InvertibleResNet(nn.Module):
         return z
 
     @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0) -> Tensor:
+    def sample(self, n: int, temperature: float = 1.0, iterations: int = 100) -> Tensor:
         """``n`` samples ``(n, *shape)``: the inverse of Gaussian draws (scaled by ``temperature``)."""
         device = next(self.parameters()).device
-        return self.inverse(temperature * torch.randn(n, *self.shape, device=device))
+        return self.inverse(temperature * torch.randn(n, *self.shape, device=device), iterations)
 
 
 __all__ = [
     "ActNorm", "bits_per_dim", "dequantize", "exact_logdet", "hutchinson_logdet", "inverse_logit_transform",
-    "InvertibleResidualBlock", "InvertibleResNet", "IResNetConfig", "jacobian", "logdet_power_series",
+    "InvertibleResidualBlock", "InvertibleResNet", "jacobian", "logdet_power_series",
     "logit_transform", "residual_branch", "SpectralNormConv2d", "SpectralNormLinear",
 ]
