@@ -95,6 +95,9 @@ def test_fit_writes_samples_and_the_checkpoint_predicts_with_any_decoding(tmp_pa
     assert model_side == data_side and model_side["class_path"].endswith("CharTokenizer")
     assert model_side["init_args"]["vocabulary"][:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
     assert saved["hyper_parameters"]["net"]["init_args"]["vocab_size"] == len(model_side["init_args"]["vocabulary"])
+    restored = LanguageModel.load_from_checkpoint(ckpt)  # in Python too: both components rebuilt from plain values
+    assert restored.tokenizer.decode(restored.tokenizer.encode("很好")) == "很好"
+    assert restored.net.embed.num_embeddings == len(model_side["init_args"]["vocabulary"])
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("这个酒店\n\n很好\n", encoding="utf-8")
     beam = ["--model.generation.num_beams", "3", "--model.generation.do_sample", "false"]
