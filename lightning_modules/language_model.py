@@ -1,6 +1,6 @@
 """Task ``language_model``: a causal Transformer trained from scratch on characters, or a pretrained GPT-2 / GPT2_ML /
-Llama-GGUF (SmolLM2) checkpoint continued with ``--model.checkpoint``; ``predict`` continues prompt lines with any
-decoding option (greedy, sampling with temperature / top-k / top-p / repetition penalty, beam search).
+Llama-GGUF (SmolLM2) network continued (``--config smollm2``, ``--config gpt2``); ``predict`` continues prompt lines
+with any decoding option (greedy, sampling with temperature / top-k / top-p / repetition penalty, beam search).
 
 Posts: 从语言模型到Seq2Seq：Transformer如戏，全靠Mask (https://kexue.fm/archives/6933): a language model is the
 Transformer with the lower-triangular mask, trained to predict each next token; 现在可以用Keras玩中文GPT2了
@@ -14,17 +14,18 @@ from typing import ClassVar
 
 import lightning as L
 import torch
-from torch import Tensor
+from jsonargparse import lazy_instance
+from torch import Tensor, nn
 from torchmetrics.text import Perplexity
 
 from kexue.generation import GenerationConfig, generate
 from kexue.models.causal_lm import CausalLM
-from kexue.models.pretrained import LMTokenizer, char_tokenizer, load_causal_lm, load_lm_tokenizer
-from kexue.nn.transformer import TransformerConfig
+from kexue.models.lm_tokenizers import LMTokenizer
+from kexue.nn.components import build_component, component_config
 from kexue.stages import NextTokenStages
 
-DEFAULT_CONFIG = TransformerConfig(dim=128, num_layers=3, num_heads=4, ffn_dim=512, positions="rotary",
-                                   max_length=128, dropout=0.1)
+# The default network's stack, as the plain values a lazy_instance default must hold (--print_config shows it).
+DEFAULT_STACK = dict(dim=128, num_layers=3, num_heads=4, ffn_dim=512, positions="rotary", max_length=128, dropout=0.1)
 DEFAULT_GENERATION = GenerationConfig(max_new_tokens=40, do_sample=True, top_k=20, repetition_penalty=1.2, seed=0)
 
 
@@ -33,12 +34,12 @@ class LanguageModel(NextTokenStages, L.LightningModule):
     perplexities (torchmetrics ``Perplexity``); samples go to W&B (a table) and to ``<run>/samples.txt``.
 
     Args:
-        vocab_size: token ids (linked from the DataModule's tokenizer).
-        vocabulary: the character vocabulary of a model trained here (linked from the DataModule; ``None`` with a
-            checkpoint). Kept so that ``predict`` turns ids back into text from the checkpoint alone.
-        config: the stack of a model trained from scratch (``causal`` is forced on); ignored with ``checkpoint``.
-        checkpoint: continue from pretrained weights instead: ``smollm2``, a ``.gguf`` file, or a GPT-2 / GPT2_ML
-            folder (:func:`kexue.models.pretrained.load_causal_lm`).
+        net: the network, ``ids (B, T)`` -> logits ``(B, T, V)`` with ``new_cache()`` and ``config.max_length`` (the
+            decoding context): a fresh :class:`kexue.models.CausalLM` (every knob under ``--model.net.config``) or
+            pretrained weights, :class:`kexue.models.PretrainedCausalLM` (``--model.net.source``). Its
+            ``vocab_size`` and ``max_length`` are linked from the DataModule.
+        tokenizer: the DataModule's tokenizer (a data link), to decode samples and predictions; the checkpoint keeps
+            its config, so ``predict`` decodes from the checkpoint alone.
         generation: decoding for the samples and ``predict`` (:class:`kexue.generation.GenerationConfig`; its
             ``eos_id`` and ``pad_id`` come from the tokenizer).
         num_samples: prompts sampled after each validation epoch (the starts of the first validation lines).
@@ -50,10 +51,8 @@ class LanguageModel(NextTokenStages, L.LightningModule):
 
     def __init__(
         self,
-        vocab_size: int = 0,
-        vocabulary: list[str] | None = None,
-        config: TransformerConfig = DEFAULT_CONFIG,
-        checkpoint: str | None = None,
+        net: nn.Module = lazy_instance(CausalLM, vocab_size=0, config=DEFAULT_STACK),  # noqa: B008 (vocab_size: linked)
+        tokenizer: LMTokenizer | None = None,
         generation: GenerationConfig = DEFAULT_GENERATION,
         num_samples: int = 4,
         lr: float = 1e-3,
@@ -63,17 +62,14 @@ class LanguageModel(NextTokenStages, L.LightningModule):
         if lr < 0 or weight_decay < 0 or num_samples < 0:
             raise ValueError(f"model.lr, model.weight_decay, model.num_samples must be >= 0, got {lr}, "
                              f"{weight_decay}, {num_samples}")
-        self.save_hyperparameters()
-        config = TransformerConfig.coerce(config)
-        self.requires_checkpoint = not checkpoint  # pretrained weights can predict without a Lightning checkpoint
-        if checkpoint:
-            self.net = load_causal_lm(checkpoint)
-            self.tokenizer: LMTokenizer = load_lm_tokenizer(checkpoint)
-        else:
-            if vocabulary is None or vocab_size < 5:
-                raise ValueError("model.vocabulary (linked from the data) or model.checkpoint is required")
-            self.tokenizer = char_tokenizer(vocabulary)
-            self.net = CausalLM(vocab_size, config)
+        if tokenizer is None:
+            raise ValueError("model.tokenizer is required (the task links it from data.tokenizer)")
+        net = component_config(net)  # before save_hyperparameters: see component_config
+        self.save_hyperparameters(ignore=["tokenizer"])
+        self.tokenizer: LMTokenizer = build_component(tokenizer)  # a checkpoint's config dict, or the data's object
+        self.hparams["tokenizer"] = self.tokenizer.config()  # what predict from a checkpoint rebuilds it from
+        self.net = build_component(net)
+        self.requires_checkpoint = getattr(self.net, "pretrained", None) is None  # pretrained: predicts as it is
         generation = generation if isinstance(generation, GenerationConfig) else GenerationConfig(**generation)
         self.generation = replace(generation, eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id)
         self.context = self.net.config.max_length

@@ -1,5 +1,5 @@
-"""Task ``language_model``: a causal Transformer on characters, or a pretrained GPT-2 / GPT2_ML / SmolLM2 checkpoint;
-``predict`` continues prompt lines (kexue.fm/archives/6933, /7292)."""
+"""Task ``language_model``: a causal Transformer on characters, or a pretrained GPT-2 / GPT2_ML / SmolLM2 network
+(``--config smollm2``, ``--config gpt2``); ``predict`` continues prompt lines (kexue.fm/archives/6933, /7292)."""
 
 from kexue.registry import Task
 
@@ -11,6 +11,6 @@ TASK = Task(
     config="kexue.conf:language_model.yaml",
     post="https://kexue.fm/archives/6933",
     metric="test/ppl",
-    links=(("model.checkpoint", "data.checkpoint"),),
-    data_links=(("data.vocab_size", "model.vocab_size"), ("data.vocabulary_list", "model.vocabulary")),
+    links=(("data.max_length", "model.net.init_args.max_length"),),
+    data_links=(("data.vocab_size", "model.net.init_args.vocab_size"), ("data.fitted_tokenizer", "model.tokenizer")),
 )

@@ -95,6 +95,8 @@ def make_model_files(root: Path) -> None:
 RE_FILES = lambda name: [f"--data.{s}_path={name}" for s in ("train", "val", "test")]  # noqa: E731
 RC_FILES = lambda name: [f"--data.{s}_path={FIXTURES / 'qa' / name}" for s in ("train", "val", "test")]  # noqa: E731
 LM_TINY = ["--model.config.dim", "8", "--model.config.num_heads", "2", "--model.config.num_layers", "1"]
+NET_TINY = ["--model.net.config.dim", "8", "--model.net.config.num_heads", "2", "--model.net.config.num_layers", "1"]
+LM_FROM = lambda source: ["--config", "gpt2", "--model.net.source", source, "--data.tokenizer.source", source]  # noqa: E731
 
 # category -> rows of (id, argv, fragments of the one line). Paths are relative to the test's working directory.
 CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
@@ -165,17 +167,17 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
          ["num_heads=3 does not divide the width dim=64"]),
         ("unknown attention kind", ["fit", "sentiment", "--config", "transformer", "--model.encoder.config.attention",
                                     "sparse", *FAST], ["attention must be", "'sparse'"]),
-        ("checkpoint folder missing a file", ["fit", "language_model", "--model.checkpoint", "gpt2_novocab", *FAST],
+        ("checkpoint folder missing a file", ["fit", "language_model", *LM_FROM("gpt2_novocab"), *FAST],
          ["vocab.json"]),
-        ("checkpoint tensor of the wrong shape", ["fit", "language_model", "--model.checkpoint", "gpt2_bad", *FAST],
+        ("checkpoint tensor of the wrong shape", ["fit", "language_model", *LM_FROM("gpt2_bad"), *FAST],
          ["wte.weight", "(3, 2)", "(3, 4)"]),
-        ("unknown architecture", ["fit", "language_model", "--model.checkpoint", "bert_folder", *FAST],
+        ("unknown architecture", ["fit", "language_model", *LM_FROM("bert_folder"), *FAST],
          ["model_type='bert'"]),
-        ("GGUF of another architecture", ["fit", "language_model", "--model.checkpoint", "gpt2.gguf", *FAST],
+        ("GGUF of another architecture", ["fit", "language_model", *LM_FROM("gpt2.gguf"), *FAST],
          ["general.architecture is 'gpt2'"]),
         ("prompt file not UTF-8", ["predict", "language_model", "--data.predict_path", "latin1.txt", "--untrained",
-                                   "true", *LM_TINY, *FAST], ["latin1.txt:2:", "not UTF-8"]),
-        ("max_new_tokens over the context", ["predict", "language_model", "--untrained", "true", *LM_TINY,
+                                   "true", *NET_TINY, *FAST], ["latin1.txt:2:", "not UTF-8"]),
+        ("max_new_tokens over the context", ["predict", "language_model", "--untrained", "true", *NET_TINY,
                                              "--model.generation.max_new_tokens", "500", *FAST],
          ["max_new_tokens=500", "context of 128 tokens"]),
         ("unknown asset", ["fetch", "nope"], ["unknown asset 'nope'"]),

@@ -177,6 +177,27 @@ def test_tokenizer_alone(tmp_path: Path) -> None:
     assert (bos, eos) == (1, 2) and tok.encode("hello").ids == [tiny_vocab().index("hello")]
 
 
+def test_the_components_over_a_gguf_file_are_the_loaders_with_the_sizes_checked(tmp_path: Path) -> None:
+    """``PretrainedCausalLM`` / ``PretrainedTokenizer`` (what ``--config smollm2`` sets, on any .gguf): the same
+    network and ids as :func:`load_gguf`, the file's BOS/EOS (EOS pads), and a tokenizer too big is one line."""
+    from kexue.models import PretrainedCausalLM, PretrainedTokenizer
+
+    w = random_llama(True)
+    path = str(write_gguf(tmp_path / "tiny.gguf", w))
+    tok = PretrainedTokenizer(path)
+    assert (tok.bos_id, tok.eos_id, tok.pad_id, tok.vocab_size) == (1, 2, 2, V)
+    assert tok.encode("hello hello") == [tiny_vocab().index(t) for t in ["hello", "Ġhello"]]
+    assert tok.config() == {"class_path": "kexue.models.lm_tokenizers.PretrainedTokenizer",
+                            "init_args": {"source": path}}
+    net = PretrainedCausalLM(path, vocab_size=tok.vocab_size, max_length=10_000)  # rotary: no position limit
+    assert net.pretrained == path
+    ids = [5, 77, 3, 250, 12]
+    with torch.no_grad():
+        assert (net(torch.tensor([ids]))[0].double() - reference_logits(w, ids)).abs().max().item() < 1e-4
+    with pytest.raises(UsageError, match=f"the tokenizer has {V + 1} ids but the network's embedding has {V} rows"):
+        PretrainedCausalLM(path, vocab_size=V + 1)
+
+
 def test_bad_files_are_one_line_errors(tmp_path: Path) -> None:
     w = random_llama(True)
     with pytest.raises(ValueError, match="'blk.1.attn_k.weight' has shape \\(12, 32\\) but our "

@@ -1,5 +1,6 @@
-"""Task language_model: batches, perplexity, a checkpoint that predicts with any decoding option, a pretrained GPT-2
-folder continued, and bad input as one line (kexue.fm/archives/6933, /7292)."""
+"""Task language_model: batches, perplexity, a checkpoint that predicts with any decoding option (its tokenizer in
+it), a pretrained GPT-2 folder continued through the preset, size checks, and bad input as one line
+(kexue.fm/archives/6933, /7292)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ import torch
 import torch.nn.functional as F
 
 from kexue.datamodules.language_model import LanguageModelDataModule
+from kexue.errors import UsageError
 from kexue.lightning_modules.language_model import LanguageModel
-from kexue.models.pretrained import char_tokenizer, char_vocabulary
+from kexue.models import CausalLM, CharTokenizer, PretrainedCausalLM, PretrainedTokenizer
+from kexue.models.lm_tokenizers import char_tokenizer
+from kexue.nn import TransformerConfig
+from kexue.text.vocabulary import char_vocabulary
 
 from .conftest import assert_one_line_error, kexue
 
-TINY = ["--model.config.dim", "16", "--model.config.num_layers", "1", "--model.config.num_heads", "2",
-        "--model.config.ffn_dim", "32", "--model.config.max_length", "64", "--data.max_length", "64"]
+TINY = ["--model.net.config.dim", "16", "--model.net.config.num_layers", "1", "--model.net.config.num_heads", "2",
+        "--model.net.config.ffn_dim", "32", "--model.net.config.max_length", "64", "--data.max_length", "64"]
 QUICK = ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
          "--trainer.max_epochs", "1", "--logger", "none", "--trainer.enable_progress_bar", "false"]
 
@@ -33,10 +38,26 @@ def test_char_tokenizer_round_trip_and_unknown_characters() -> None:
         char_tokenizer(["a", "b"])
 
 
+def test_the_default_tokenizer_learns_the_training_split_and_saves_what_it_learnt(tmp_path: Path) -> None:
+    (tmp_path / "train.txt").write_text("好好的\n不好\n", encoding="utf-8")
+    (tmp_path / "other.txt").write_text("坏\n", encoding="utf-8")
+    data = LanguageModelDataModule(train_path=str(tmp_path / "train.txt"), val_path=str(tmp_path / "other.txt"),
+                                   test_path=str(tmp_path / "other.txt"))
+    assert data.hparams.tokenizer["init_args"]["vocabulary"] is None  # nothing learnt yet
+    tok = data.fitted_tokenizer
+    expected = char_vocabulary(["好好的", "不好"], min_count=2)  # min_count 2 by default: only 好 is kept
+    assert tok.vocabulary == expected == ["<pad>", "<bos>", "<eos>", "<unk>", "好"] and data.vocab_size == 5
+    saved = data.hparams.tokenizer
+    assert saved == {"class_path": "kexue.models.lm_tokenizers.CharTokenizer",
+                     "init_args": {"vocabulary": expected, "min_count": 2}}
+    rebuilt = LanguageModelDataModule(tokenizer=saved).fitted_tokenizer  # what predict from a checkpoint does
+    assert rebuilt.encode("好坏") == tok.encode("好坏") == [4, 3]
+
+
 def test_collate_right_pads_training_and_left_pads_prompts() -> None:
-    data = LanguageModelDataModule(vocabulary=char_vocabulary(["很好的酒店"]), max_length=5)
+    data = LanguageModelDataModule(tokenizer=CharTokenizer(char_vocabulary(["很好的酒店"])), max_length=5)
     batch = data.collate([("很好", None), ("很好的酒店啊", None)])
-    tok = data.tokenizer
+    tok = data.fitted_tokenizer
     好, 很 = tok.encode("好")[0], tok.encode("很")[0]
     assert batch["ids"].tolist()[0] == [1, 很, 好, 2, 0] and batch["padding"][0].tolist() == [1, 1, 1, 1, 0]
     assert len(batch["ids"][1]) == 5 and batch["padding"][1].all()  # cut at max_length
@@ -47,9 +68,10 @@ def test_collate_right_pads_training_and_left_pads_prompts() -> None:
 
 def test_perplexity_is_exp_of_the_mean_next_token_loss() -> None:
     torch.manual_seed(0)
-    vocab = char_vocabulary(["很好的酒店", "不好"])
-    model = LanguageModel(len(vocab), vocab, dict(dim=16, num_layers=1, num_heads=2, dropout=0.0, max_length=64))
-    data = LanguageModelDataModule(vocabulary=vocab)
+    tok = char_tokenizer(char_vocabulary(["很好的酒店", "不好"]))
+    net = CausalLM(tok.vocab_size, TransformerConfig(dim=16, num_layers=1, num_heads=2, dropout=0.0, max_length=64))
+    model = LanguageModel(net, tok)
+    data = LanguageModelDataModule(tokenizer=tok)
     batch = data.collate([("很好的", None), ("酒店不好啊", None)])
     model.eval()
     with torch.no_grad():
@@ -68,6 +90,14 @@ def test_fit_writes_samples_and_the_checkpoint_predicts_with_any_decoding(tmp_pa
     samples = (run / "samples.txt").read_text(encoding="utf-8").splitlines()
     assert len(samples) == 4 and all(line.startswith("epoch 0\t") for line in samples)
     ckpt = next(run.glob("checkpoints/best-*.ckpt"))
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)  # the tokenizer is in it as plain values
+    model_side, data_side = saved["hyper_parameters"]["tokenizer"], saved["datamodule_hyper_parameters"]["tokenizer"]
+    assert model_side == data_side and model_side["class_path"].endswith("CharTokenizer")
+    assert model_side["init_args"]["vocabulary"][:4] == ["<pad>", "<bos>", "<eos>", "<unk>"]
+    assert saved["hyper_parameters"]["net"]["init_args"]["vocab_size"] == len(model_side["init_args"]["vocabulary"])
+    restored = LanguageModel.load_from_checkpoint(ckpt)  # in Python too: both components rebuilt from plain values
+    assert restored.tokenizer.decode(restored.tokenizer.encode("很好")) == "很好"
+    assert restored.net.embed.num_embeddings == len(model_side["init_args"]["vocabulary"])
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("这个酒店\n\n很好\n", encoding="utf-8")
     beam = ["--model.generation.num_beams", "3", "--model.generation.do_sample", "false"]
@@ -105,23 +135,57 @@ def test_a_gpt2_folder_is_continued_and_predicts_without_a_lightning_checkpoint(
     tiny_gpt2(folder)
     (tmp_path / "train.txt").write_text("the hotel was clean\nthe room was small\n" * 8, encoding="utf-8")
     files = [f"--data.{s}_path={tmp_path / 'train.txt'}" for s in ("train", "val", "test")]
-    fit = kexue("run", "language_model", "--model.checkpoint", str(folder), *files, *QUICK)
+    preset = ["--config", "gpt2", "--model.net.source", str(folder), "--data.tokenizer.source", str(folder)]
+    fit = kexue("run", "language_model", *preset, *files, "--data.max_length", "64", *QUICK)
     assert fit.returncode == 0, fit.stderr[-3000:]
     (tmp_path / "prompts.txt").write_text("the hotel\n", encoding="utf-8")
-    pred = kexue("predict", "language_model", "--model.checkpoint", str(folder), "--data.predict_path",
-                 str(tmp_path / "prompts.txt"), "--model.generation.max_new_tokens", "4", "--logger", "none")
+    pred = kexue("predict", "language_model", *preset, "--data.predict_path", str(tmp_path / "prompts.txt"),
+                 "--data.max_length", "64", "--model.generation.max_new_tokens", "4", "--logger", "none")
     assert pred.returncode == 0, pred.stderr[-3000:]
     assert pred.stdout.splitlines()[-1].startswith("the hotel\t")
+
+
+def test_the_factory_checks_the_data_sizes_once(tmp_path: Path) -> None:
+    """A network from one source and a tokenizer from another, examples longer than the learned positions: one
+    UsageError each, from the factory (or CausalLM) itself, whichever tokenizer or task linked the sizes."""
+    folder = tmp_path / "gpt2"
+    tiny_gpt2(folder)
+    tok = PretrainedTokenizer(str(folder))
+    net = PretrainedCausalLM(str(folder), vocab_size=tok.vocab_size, max_length=64)
+    assert type(net) is CausalLM and net.pretrained == str(folder) and net.vocab_size == tok.vocab_size
+    with pytest.raises(UsageError, match=f"the tokenizer has {tok.vocab_size + 1} ids but the network's embedding "
+                                         f"has {tok.vocab_size} rows"):
+        PretrainedCausalLM(str(folder), vocab_size=tok.vocab_size + 1)
+    with pytest.raises(UsageError, match="data.max_length=65 exceeds the 64 positions"):
+        PretrainedCausalLM(str(folder), max_length=65)
+    learned = TransformerConfig(dim=8, num_layers=1, num_heads=2, positions="learned", max_length=16)
+    with pytest.raises(UsageError, match=r"data.max_length=17 exceeds the 16 positions of the network \(model.net\)"):
+        CausalLM(10, learned, max_length=17)
+    CausalLM(10, TransformerConfig(dim=8, num_layers=1, num_heads=2, positions="rotary", max_length=16),
+             max_length=17)  # rotary positions have no end
+    proc = kexue("fit", "language_model", "--model.net", "kexue.models.PretrainedCausalLM", "--model.net.source",
+                 str(folder), "--data.max_length", "64", "--trainer.fast_dev_run", "true", "--logger", "none")
+    assert_one_line_error(proc, "the tokenizer has", f"({folder})")  # the reviews' characters vs a 300-id BPE
+
+
+def test_the_presets_name_the_factory_and_the_tokenizer() -> None:
+    proc = kexue("fit", "language_model", "--config", "smollm2", "--print_config")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout
+    assert "class_path: kexue.models.PretrainedCausalLM" in text and "class_path: kexue.models.PretrainedTokenizer" in text
+    assert text.count("source: smollm2") == 2
 
 
 def test_bad_checkpoints_and_prompt_files_are_one_line(tmp_path: Path) -> None:
     other = tmp_path / "bert"
     other.mkdir()
     (other / "config.json").write_text(json.dumps({"model_type": "bert"}), encoding="utf-8")
-    proc = kexue("fit", "language_model", "--model.checkpoint", str(other), "--trainer.fast_dev_run", "true")
-    assert_one_line_error(proc, "model_type='bert'")
-    proc = kexue("fit", "language_model", "--model.checkpoint", str(tmp_path / "missing"), "--trainer.fast_dev_run",
-                 "true")
+    proc = kexue("fit", "language_model", "--config", "gpt2", "--model.net.source", str(other),
+                 "--data.tokenizer.source", str(other), "--trainer.fast_dev_run", "true")
+    assert_one_line_error(proc, "data.tokenizer.source", "model_type='bert'")
+    missing = str(tmp_path / "missing")
+    proc = kexue("fit", "language_model", "--config", "gpt2", "--model.net.source", missing,
+                 "--data.tokenizer.source", missing, "--trainer.fast_dev_run", "true")
     assert_one_line_error(proc, "missing")
     bad = tmp_path / "prompts.txt"
     bad.write_bytes("好\n".encode("gbk"))
@@ -140,7 +204,7 @@ def test_smollm2_continues_a_prompt_greedily(tmp_path: Path) -> None:
     except UsageError as err:
         pytest.skip(str(err))
     (tmp_path / "prompts.txt").write_text("The capital of France is\n", encoding="utf-8")
-    pred = kexue("predict", "language_model", "--model.checkpoint", "smollm2", "--data.predict_path",
+    pred = kexue("predict", "language_model", "--config", "smollm2", "--data.predict_path",
                  str(tmp_path / "prompts.txt"), "--model.generation.max_new_tokens", "3",
                  "--model.generation.do_sample", "false", "--model.generation.repetition_penalty", "1.0",
                  "--logger", "none")

@@ -266,6 +266,29 @@ def test_gpt2_ml_matches_a_hand_written_forward(tmp_path: Path) -> None:
     assert (torch.cat(steps, dim=1).double() - expected).abs().max() < 1e-4
 
 
+def test_the_components_read_a_gpt2_ml_folder_as_gpt2_ml(tmp_path: Path) -> None:
+    """``--config gpt2`` on a GPT2_ML folder (no ``model_type``): the factory builds GPT2ML with its forward, the
+    tokenizer is the folder's WordPiece without [CLS]/[SEP] around texts, [CLS]/[SEP]/[PAD] as bos/eos/pad, and
+    examples longer than the 16 learned positions are one line."""
+    from kexue.errors import UsageError
+    from kexue.models import GPT2ML, PretrainedCausalLM, PretrainedTokenizer
+
+    tensors = _gpt2_ml_folder(tmp_path)
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "好", "的", "酒", "店", *(f"x{i}" for i in range(44))]
+    (tmp_path / "vocab.txt").write_text("".join(f"{piece}\n" for piece in pieces), encoding="utf-8")
+    tok = PretrainedTokenizer(str(tmp_path))
+    assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.vocab_size) == (0, 2, 3, ML["vocab_size"])
+    assert tok.encode("好的酒店") == [5, 6, 7, 8]
+    model = PretrainedCausalLM(str(tmp_path), vocab_size=tok.vocab_size, max_length=16).eval()
+    assert type(model) is GPT2ML
+    ids = torch.tensor([[2, 5, 6, 7, 8, 3]])
+    with torch.no_grad():
+        expected = _gpt2_ml_reference(tensors, ids, ML["num_attention_heads"], ML["num_hidden_layers"])
+        assert (model(ids).double() - expected).abs().max() < 1e-4
+    with pytest.raises(UsageError, match="data.max_length=17 exceeds the 16 positions"):
+        PretrainedCausalLM(str(tmp_path), max_length=17)
+
+
 # ------------------------------------------------------------------------------------------------------- bad input
 def _one_line(err: pytest.ExceptionInfo) -> str:
     text = str(err.value)

@@ -12,26 +12,41 @@ from dataclasses import replace
 
 from torch import Tensor, nn
 
+from kexue.models.sizes import check_positions
 from kexue.nn.attention import KVCache
 from kexue.nn.transformer import Transformer, TransformerConfig
 
 
+def position_limit(config: TransformerConfig) -> int | None:
+    """The longest input a stack of ``config`` takes: ``max_length`` when positions are learned or a Synthesizer's
+    score matrix is ``max_length`` wide, else ``None`` (rotary, sinusoidal or no positions: unbounded)."""
+    return config.max_length if config.positions == "learned" or config.attention != "dot" else None
+
+
 class CausalLM(nn.Module):
-    """``ids (B, T)`` -> next-token logits ``(B, T, V)``.
+    """``ids (B, T)`` -> next-token logits ``(B, T, V)``; the network component of task ``language_model``
+    (``--model.net.config.num_layers 4``), freshly initialised. :class:`kexue.models.PretrainedCausalLM` is its
+    twin that loads pretrained weights.
 
     Args:
-        vocab_size: ``V``.
+        vocab_size: ``V`` (linked from ``data.vocab_size``).
         config: the stack's :class:`TransformerConfig`; ``causal`` is forced on.
         tie_embeddings: the output projection shares the embedding matrix (GPT-2, SmolLM2).
         init_std: normal initialisation scale of the embedding and output rows (GPT-2's 0.02).
+        max_length: the longest example in tokens (linked from ``data.max_length``); more than the positions the
+            stack has (:func:`position_limit`) is a :class:`~kexue.errors.UsageError`.
 
     The decoding functions call it as ``model(ids, padding=..., positions=..., cache=...)`` and ``model.new_cache()``.
+    ``pretrained`` names the source of loaded weights (``None``: initialised here).
     """
 
-    def __init__(self, vocab_size: int, config: TransformerConfig | dict = TransformerConfig(),  # noqa: B008
-                 tie_embeddings: bool = True, init_std: float = 0.02) -> None:
+    pretrained: str | None = None
+
+    def __init__(self, vocab_size: int, config: TransformerConfig = TransformerConfig(),  # noqa: B008
+                 tie_embeddings: bool = True, init_std: float = 0.02, max_length: int | None = None) -> None:
         super().__init__()
         config = replace(TransformerConfig.coerce(config), causal=True)
+        check_positions(max_length, position_limit(config), "model.net")
         self.config, self.vocab_size = config, vocab_size
         self.embed = nn.Embedding(vocab_size, config.dim)
         nn.init.normal_(self.embed.weight, std=init_std)
@@ -59,4 +74,4 @@ class CausalLM(nn.Module):
         return self.lm_head(h)  # (B, T, V)
 
 
-__all__ = ["CausalLM"]
+__all__ = ["CausalLM", "position_limit"]
