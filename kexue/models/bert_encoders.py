@@ -35,7 +35,7 @@ class BertComponent(nn.Module):
         if not 0 < layerwise_decay <= 1:
             raise ValueError(f"model.encoder.layerwise_decay must be in (0, 1], got {layerwise_decay}")
         self.bert = Bert.from_pretrained(checkpoint, pooler=pooler, mlm=False, weights=weights)
-        check_vocabulary(self.bert.config.vocab_size, num_embeddings, checkpoint)
+        check_vocabulary(self.bert.embed.num_embeddings, num_embeddings, checkpoint)
         self.checkpoint = checkpoint
         self.layerwise_decay, self.weight_decay = layerwise_decay, weight_decay
         self.dropout = nn.Dropout(dropout)
