@@ -22,7 +22,7 @@ from kexue.losses import AMSoftmaxLoss, SoftmaxLoss
 from kexue.metrics import RetrievalTopK
 from kexue.nn import RecurrentEncoder
 from kexue.nn.components import build_component, component_config
-from kexue.optim import PiecewiseLinearLR
+from kexue.optim import warmup_linear_decay
 
 Batch = dict[str, Tensor | list[str]]  # see kexue.datamodules.sentence_similarity.SentenceSimilarityDataModule
 KS = (1, 5, 10)
@@ -146,10 +146,5 @@ class SentenceSimilarity(L.LightningModule):
         hp = self.hparams
         optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = math.ceil(hp.warmup * total)
-        # Linear warm-up reaching 1 at step `warm` - 1, then (with `decay`) linear decay to 0 at the last step.
-        points = {0: 1 / warm, warm - 1: 1.0} if warm else {0: 1.0}
-        if hp.decay:
-            points.update({warm: 1.0, total: 0.0})
-        schedule = PiecewiseLinearLR(optimizer, points)
+        schedule = warmup_linear_decay(optimizer, math.ceil(hp.warmup * total), total, decay=hp.decay)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from kexue.distances import cosine_of_means, word_mover_distance_batch, word_rotator_distance_batch
 from kexue.errors import UsageError
 from kexue.metrics import SimilarityCorrelation
-from kexue.nn.components import build_component, component_config
 from kexue.models.token_vectors import Bag, LeeSvdVectors, MiniLMVectors, TokenVectors, Word2VecVectors
+from kexue.nn.components import build_component, component_config
 
 __all__ = ["LeeSvdVectors", "MiniLMVectors", "TextSimilarity", "TokenVectors", "Word2VecVectors"]  # CLI short names
 

@@ -299,3 +299,26 @@ def test_model_never_reads_the_datamodule(module: str) -> None:
     source = (Path(__file__).parent.parent / "lightning_modules" / f"{module}.py").read_text(encoding="utf-8")
     assert "datamodule" not in source.replace("kexue.datamodules.", "")  # the batch-format cross-references aside
     assert "from kexue.datamodules" not in source and "import kexue.datamodules" not in source
+
+
+@pytest.mark.parametrize("warmup, decay", [(0.05, True), (0.3, True), (0.0, True), (0.05, False)])
+def test_the_schedule_is_the_old_hand_written_warm_up_and_decay(warmup: float, decay: bool) -> None:
+    """kexue.optim.warmup_linear_decay gives, step by step, the rates of the formula the module used to write by
+    hand: ``(step + 1) / warm`` while warming up, then ``(total - step) / (total - warm)`` (or 1 without decay)."""
+    from types import SimpleNamespace
+
+    total, lr = 40, 0.01
+    model = SentenceSimilarity(num_classes=3, warmup=warmup, decay=decay, lr=lr)
+    model._trainer = SimpleNamespace(estimated_stepping_batches=total)  # all configure_optimizers reads of it
+    config = model.configure_optimizers()
+    optimizer, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert config["lr_scheduler"]["interval"] == "step"
+    warm = math.ceil(warmup * total)
+    for step in range(total + 3):
+        if step < warm:
+            expected = (step + 1) / warm
+        else:
+            expected = max(0.0, (total - step) / (total - warm)) if decay else 1.0
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(lr * expected), step
+        optimizer.step()
+        schedule.step()
