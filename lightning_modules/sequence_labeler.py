@@ -34,7 +34,7 @@ Batch = dict[str, Tensor]  # "ids" (B, T, G), "tags" (B, T) with -1 padding, "in
 
 
 class SequenceLabeler(CountF1Stages, L.LightningModule):
-    """Tag each character; batches are ``{"ids": (B, T, G) hashed features, 0 = padding, "tags": (B, T)}``.
+    """Tag each character; batches are ``{"ids": (B, T, G) ids per character, 0 = padding, "tags": (B, T)}``.
 
     Args:
         encoder: ``ids (B, T, G)``, ``mask (B, T)`` -> ``(B, T, encoder.output_dim)`` per-character vectors, e.g.

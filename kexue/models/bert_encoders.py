@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from kexue.errors import UsageError
 from kexue.models.bert import Bert
+from kexue.models.checkpoints import read_config
 from kexue.models.sizes import check_positions, check_vocabulary
 from kexue.models.tokenizers import bert_tokenizer
 from kexue.optim.groups import layerwise_lr_groups, no_weight_decay_groups
@@ -34,8 +35,10 @@ class BertComponent(nn.Module):
         super().__init__()
         if not 0 < layerwise_decay <= 1:
             raise ValueError(f"model.encoder.layerwise_decay must be in (0, 1], got {layerwise_decay}")
+        rows = read_config(checkpoint).get("vocab_size")  # checked before the weights are read
+        if rows:
+            check_vocabulary(int(rows), num_embeddings, checkpoint)
         self.bert = Bert.from_pretrained(checkpoint, pooler=pooler, mlm=False, weights=weights)
-        check_vocabulary(self.bert.embed.num_embeddings, num_embeddings, checkpoint)
         self.checkpoint = checkpoint
         self.layerwise_decay, self.weight_decay = layerwise_decay, weight_decay
         self.dropout = nn.Dropout(dropout)
