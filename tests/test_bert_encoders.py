@@ -3,6 +3,7 @@ BertModel, characters aligned one token each, the fine-tuning parameter groups, 
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ def test_text_encoder_equals_transformers_cls_vector(tmp_path: Path) -> None:
     enc = BertTextEncoder(str(tmp_path / "bert"), dropout=0.0).eval()
     tokenizer = WordPiece(str(tmp_path / "bert"))
     ids = tokenizer(["这家酒店很好", "太差了", "北京x上海"])  # x: not in the vocabulary -> [UNK]
+    assert torch.equal(pickle.loads(pickle.dumps(tokenizer))(["这家酒店很好", "太差了", "北京x上海"]), ids)  # workers
     assert ids[2].tolist()[:4] == [3, CHARS.index("北") + 6, CHARS.index("京") + 6, 2]  # [CLS] 北 京 [UNK]
     assert ids[1].tolist() == [3, *(CHARS.index(c) + 6 for c in "太差了"), 4, 0, 0, 0]  # [SEP], then [PAD] = 0
     padding = ids > 0

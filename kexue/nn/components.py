@@ -5,7 +5,9 @@ argument that ``--model.encoder some.Class --model.encoder.width 64`` swaps (jso
 A LightningModule declares ``encoder: nn.Module = lazy_instance(DefaultEncoder, ...)``, then calls
 ``encoder = component_config(encoder)`` before ``save_hyperparameters()`` and ``self.encoder =
 build_component(encoder)``. Under the CLI the argument arrives as a built module (Lightning saves its config
-dict); in Python, as the shared ``lazy_instance`` default or a dict.
+dict); in Python, as the shared ``lazy_instance`` default or a dict. A DataModule takes its tokenizer
+(:mod:`kexue.text.tokenizers`) the same way. Sizes a component needs from the data (a tokenizer's ids per
+embedding row) arrive by the task's links and every component takes them: nothing is pruned on a rebuild.
 """
 
 from __future__ import annotations
