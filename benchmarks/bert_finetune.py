@@ -4,9 +4,10 @@ non-BERT models, all on sentiment's fixed split; optionally the relation_extract
 
 Parts (each stored in the committed `benchmarks/.bert_finetune.json` as it finishes, so a part can be rerun alone):
 - ``baseline``: the val-selected TF-IDF + LR model and `kexue run sentiment` (bag of hashed n-grams) over the seeds.
-- ``bert``: `kexue run sentiment --config bert --model.encoder.checkpoint BERT --model.lr LR` over the seeds.
+- ``bert``: `kexue run sentiment --config bert --model.encoder.checkpoint BERT --data.tokenizer.checkpoint BERT
+  --model.lr LR` over the seeds.
 - ``scratch``: the same with `--model.encoder.weights false` (same network, random init, its own learning rate).
-- ``re``: `kexue run relation_extraction` with `kexue.models.BertCharEncoder` on BERT (``--data.max_length 126``:
+- ``re``: `kexue run relation_extraction --config bert_chars` on BERT (``--data.max_length 126``:
   this BERT has 128 positions).
 
 Usage: python benchmarks/bert_finetune.py [--parts baseline,bert,scratch,re] [--bert benchmarks/.pretrain/bert]
@@ -102,7 +103,7 @@ def main() -> None:
         RESULTS.write_text(json.dumps(done, ensure_ascii=False, indent=1), encoding="utf-8")
 
     extra = shlex.split(args.extra)
-    bert_args = ["--config", "bert", "--model.encoder.checkpoint", bert, f"--trainer.max_epochs={args.epochs}", *extra]
+    bert_args = ["--config", "bert", "--model.encoder.checkpoint", bert, "--data.tokenizer.checkpoint", bert, f"--trainer.max_epochs={args.epochs}", *extra]
     with tempfile.TemporaryDirectory() as tmp:
         if "baseline" in parts:
             from sentiment import linear_baselines
@@ -129,12 +130,13 @@ def main() -> None:
         if "re" in parts:
             work = Path(tmp) / "re"
             work.mkdir()
-            proc, seconds = run_kexue(["run", "relation_extraction", "--model.encoder", "kexue.models.BertCharEncoder",
-                                       "--model.encoder.checkpoint", bert, "--data.max_length", "126",
+            proc, seconds = run_kexue(["run", "relation_extraction", "--config", "bert_chars",
+                                       "--model.encoder.checkpoint", bert, "--data.tokenizer.checkpoint", bert,
+                                       "--data.max_length", "126",
                                        "--model.lr", str(args.scratch_lr), "--trainer.max_epochs", str(args.re_epochs),
                                        "--logger", "none", "--trainer.enable_progress_bar", "false", *extra], work)
             m = test_metrics(proc.stdout)
-            save("re", [f"| BERT pretrained here, `--model.encoder kexue.models.BertCharEncoder --data.max_length 126 "
+            save("re", [f"| BERT pretrained here, `--config bert_chars --data.max_length 126 "
                         f"--model.lr {args.scratch_lr:g}`, {args.re_epochs} epochs max | {m['test/precision']:.3f} | "
                         f"{m['test/recall']:.3f} | {m['test/f1']:.3f} | {seconds / 60:.0f} min |"])
     derive_rows(done)

@@ -7,7 +7,7 @@ Rows:
   (subject type, object type) was seen in training gets that pair's most frequent training predicate. A second row
   keeps only type pairs whose predicate share in training is at least a threshold picked on the validation split.
 - `kexue run relation_extraction` as a user types it (DGCNN, early stopping on val/f1, best checkpoint tested).
-- the same task with `--model.encoder kexue.models.BertCharEncoder --model.encoder.weights false`: a 4-layer,
+- the same task with `--config bert_chars --model.encoder.weights false`: a 4-layer,
   256-wide BERT (4 heads, FFN 1024) over the training split's characters, from random initialisation (the
   pretraining issue adds the pretrained row).
 
@@ -132,10 +132,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             random_bert(Path(tmp) / "bert", train, hp.max_length)
             save("bert", [kexue_row(
-                f"BERT 4 layers × 256 from random init (`--model.encoder kexue.models.BertCharEncoder "
+                f"BERT 4 layers × 256 from random init (`--config bert_chars "
                 f"--model.encoder.weights false --model.lr {args.bert_lr}`, {args.bert_epochs} epochs max)",
-                ["--model.encoder", "kexue.models.BertCharEncoder", "--model.encoder.checkpoint",
-                 str(Path(tmp) / "bert"), "--model.encoder.weights", "false", "--model.lr", str(args.bert_lr),
+                ["--config", "bert_chars", "--model.encoder.checkpoint", str(Path(tmp) / "bert"),
+                 "--data.tokenizer.checkpoint", str(Path(tmp) / "bert"), "--model.encoder.weights", "false", "--model.lr", str(args.bert_lr),
                  "--trainer.max_epochs", str(args.bert_epochs)])])
     rows = [row for key in ("baseline", "dgcnn", "bert") for row in done.get(key, [])]
     triples = lambda rows: sum(len(ex.triples) for ex in rows)  # noqa: E731

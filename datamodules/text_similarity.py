@@ -1,7 +1,7 @@
 """Text-pair similarity data: the Lee corpus with human scores (gensim test data), or the user's pairs.
 
 Post: 从EMD、WMD到WRD:文本向量序列的相似度计算 (https://kexue.fm/archives/7388). The token vectors are the
-model's (:mod:`kexue.text.token_vectors`); this module only reads and batches the pairs.
+model's (:mod:`kexue.models.token_vectors`); this module only reads and batches the pairs.
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ class WordDiscoveryDataModule(SegmentationDataModule):
             training split, unsegmented).
         corpus_batch_size: raw lines per training step (the lexicon is built from all steps of the epoch).
         kwargs: the splits, tags, ``max_length``, ``batch_size``, ... of
-            :class:`~kexue.datamodules.sequence_labeling.SegmentationDataModule` (its hashing options unused).
+            :class:`~kexue.datamodules.sequence_labeling.SegmentationDataModule` (its ``tokenizer`` unused: the
+            lexicon counts character strings, so the texts are the input).
     """
 
     def __init__(self, corpus_path: str | None = None, corpus_batch_size: int = 1024, **kwargs: Any) -> None:

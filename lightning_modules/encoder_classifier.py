@@ -3,12 +3,11 @@
 Shared by :class:`~kexue.lightning_modules.text_classifier.TextClassifier` (one label per text, posts
 https://kexue.fm/archives/4293 and /4233) and :class:`~kexue.lightning_modules.multilabel_classifier.
 MultilabelClassifier` (any number, https://kexue.fm/archives/7359). Batches come from the family's DataModules
-(:mod:`kexue.datamodules.hashed_text`): ``{"ids": (B, T), "texts", "labels": targets}`` (no labels to predict).
+(:mod:`kexue.datamodules.hashed_text`): ``{"ids": (B, T), "labels": targets}``, tokenised by the data's tokenizer
+component (predict: ``{"ids", "texts"}``).
 """
 
 from __future__ import annotations
-
-from typing import Sequence
 
 import lightning as L
 import torch
@@ -60,22 +59,17 @@ class EncoderClassifier(L.LightningModule):
         """One printable prediction per row of scores ``(B, C)``."""
         raise NotImplementedError
 
-    def forward(self, ids: Tensor, texts: Sequence[str] | None = None) -> Tensor:
-        """Scores ``(B, C)`` of the texts' hashed ids ``(B, T)`` (0 = padding), or of the ``texts`` themselves for an
-        encoder that tokenises them (``reads_texts``, e.g. :class:`kexue.models.BertTextEncoder`)."""
-        if getattr(self.encoder, "reads_texts", False):
-            if texts is None:
-                raise ValueError(f"{type(self.encoder).__name__} reads texts: pass the batch's texts")
-            return self.head(self.encoder(texts))  # (B, C)
+    def forward(self, ids: Tensor) -> Tensor:
+        """Scores ``(B, C)`` of the texts' token ids ``(B, T)`` (0 = padding)."""
         return self.head(self.encoder(ids))  # (B, C)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss = self.loss_fn(self(batch["ids"], batch.get("texts")), batch["labels"])
+        loss = self.loss_fn(self(batch["ids"]), batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["ids"]))
         return loss
 
     def _evaluate(self, batch: dict[str, Tensor], stage: str) -> None:
-        scores, target = self(batch["ids"], batch.get("texts")), batch["labels"]  # (B, C), (B,) or (B, C)
+        scores, target = self(batch["ids"]), batch["labels"]  # (B, C), (B,) or (B, C)
         self.log(f"{stage}/loss", self.loss_fn(scores, target), batch_size=len(target), sync_dist=True)
         inputs = self.metric_inputs(scores, target)
         metrics = self.val_metrics if stage == "val" else self.test_metrics
@@ -92,7 +86,7 @@ class EncoderClassifier(L.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[str]:
         """One line per input text (:meth:`describe`); a blank text gets an empty line, so outputs stay aligned."""
-        lines = self.describe(self(batch["ids"], batch.get("texts")))
+        lines = self.describe(self(batch["ids"]))
         return [line if text.strip() else "" for line, text in zip(lines, batch["texts"])]
 
     def parameter_groups(self) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Multi-label text classification: an encoder component over hashed char n-gram ids, one score per label.
+"""Multi-label text classification: an encoder component over the data tokenizer's ids, one score per label.
 
 Post: 将“Softmax+交叉熵”推广到多标签分类问题 (https://kexue.fm/archives/7359) for ``loss="zlpr"``.
 """
@@ -28,7 +28,8 @@ class MultilabelClassifier(EncoderClassifier):
     The two rules are the same test on ``s`` (``sigmoid(s) > 0.5 ⇔ s > 0``): runs differ only by what
     the loss made of the scores. Metrics: micro and macro F1 over labels (``val/``, ``test/``), and
     each label's F1 at test (``test/f1_<label>``). The default encoder is a width-3 character CNN (the task's
-    measured default, BENCHMARKS.md, section multilabel); its ``num_embeddings`` is linked from ``data.num_buckets``.
+    measured default, BENCHMARKS.md, section multilabel); its ``num_embeddings`` is linked from the tokenizer's
+    ``data.vocab_size``.
 
     Args:
         encoder: ``(B, T)`` ids -> ``(B, D)`` text vectors, with an ``output_dim`` attribute.

@@ -10,8 +10,9 @@ every predicate, the starts and ends of that subject's objects. Probabilities ar
 
 The encoder is a component: the DGCNN of Su's non-BERT kg-2019 model by default, any
 :class:`kexue.nn.CharTokenEncoder`, or a BERT folder (the post's model): ``--model.encoder
-kexue.models.BertCharEncoder --model.encoder.checkpoint FOLDER`` (``--model.encoder.weights false``: the same
-network from random initialisation).
+kexue.models.BertCharEncoder --model.encoder.checkpoint FOLDER --data.tokenizer kexue.text.tokenizers.BertChars
+--data.tokenizer.checkpoint FOLDER`` (``--config bert`` sets both but the folder; ``--model.encoder.weights false``:
+the same network from random initialisation).
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ class RelationExtractor(CountF1Stages, L.LightningModule):
     Args:
         encoder: ``ids (B, T, G)``, ``mask (B, T)`` -> ``(B, T, encoder.output_dim)``, e.g.
             :class:`kexue.nn.CharDGCNNEncoder` (default), ``CharConvEncoder``, ``CharRecurrentEncoder``,
-            ``CharTransformerEncoder`` (``num_embeddings`` / ``num_features`` linked from the data); or an encoder
-            that reads the texts (``reads_texts``), :class:`kexue.models.BertCharEncoder` over a BERT folder.
+            ``CharTransformerEncoder``, :class:`kexue.models.BertCharEncoder` over a BERT folder
+            (``num_embeddings`` / ``num_features`` linked from the data's tokenizer).
         predicates: predicate names in id order (linked from the data).
         subject_power: subject probabilities are ``sigmoid ** subject_power`` (the post: 2).
         object_power: object probabilities are ``sigmoid ** object_power`` (the post: 4).
@@ -97,13 +98,10 @@ class RelationExtractor(CountF1Stages, L.LightningModule):
         self.object = nn.Linear(dim, 2 * P)
         self.val_f1, self.test_f1 = TripleF1(), TripleF1()
 
-    def forward(self, ids: Tensor, mask: Tensor, texts: list[str] | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Character vectors ``(B, T, D)`` and subject logits ``(B, T, 2)`` (start, end) of ``ids`` ``(B, T, G)``
-        (hashed features) or of ``texts`` (an encoder that reads texts), and the character ``mask (B, T)``."""
-        if getattr(self.encoder, "reads_texts", False):
-            h = self.encoder(texts, mask)  # (B, T, D)
-        else:
-            h = self.encoder(ids, mask)  # (B, T, D)
+        (the data's tokenizer's ids per character) and the character ``mask (B, T)``."""
+        h = self.encoder(ids, mask)  # (B, T, D)
         return h, self.subject(h)
 
     def object_logits(self, h: Tensor, subjects: Tensor, rows: Tensor | None = None) -> Tensor:
@@ -118,7 +116,7 @@ class RelationExtractor(CountF1Stages, L.LightningModule):
         """The post's loss: per-character BCE of the sharpened subject pointers (mean over start/end) plus that of
         the object pointers (mean over start/end, summed over predicates), each averaged over real characters."""
         mask = batch["mask"].float()  # (B, T)
-        h, subject_logits = self(batch["ids"], batch["mask"], batch["texts"])
+        h, subject_logits = self(batch["ids"], batch["mask"])
         hp = self.hparams
         subject = powered_sigmoid_bce(subject_logits, batch["subject_labels"], hp.subject_power).mean(-1)  # (B, T)
         objects = self.object_logits(h, batch["subject_ids"])
@@ -130,7 +128,7 @@ class RelationExtractor(CountF1Stages, L.LightningModule):
         """The triples of each sentence: subjects from the subject pointers, then each subject's objects and
         predicates, as strings of ``texts`` (the characters the model saw)."""
         hp, names = self.hparams, self.hparams.predicates
-        h, subject_logits = self(ids, mask, texts)
+        h, subject_logits = self(ids, mask)
         p = torch.sigmoid(subject_logits.float()) ** hp.subject_power  # (B, T, 2)
         starts = ((p[..., 0] > hp.start_threshold) & mask).nonzero().tolist()  # [(b, t)]
         ends = ((p[..., 1] > hp.end_threshold) & mask).nonzero().tolist()

@@ -22,7 +22,7 @@ from kexue.losses import AMSoftmaxLoss, SoftmaxLoss
 from kexue.metrics import RetrievalTopK
 from kexue.nn import RecurrentEncoder
 from kexue.nn.components import build_component, component_config
-from kexue.optim import PiecewiseLinearLR
+from kexue.optim import warmup_linear_decay
 
 Batch = dict[str, Tensor | list[str]]  # see kexue.datamodules.sentence_similarity.SentenceSimilarityDataModule
 KS = (1, 5, 10)
@@ -34,17 +34,17 @@ class SentenceSimilarity(L.LightningModule):
 
     The post's model is char embedding -> GRU -> sentence vector -> AM-Softmax. Its defaults here differ where
     measured on the embedded corpus (BENCHMARKS.md#sentence_similarity): each character also carries its hashed
-    bigram (``--data.bigrams``), the vector pools all steps instead of taking the last state and keeps the
+    bigram (``--data.tokenizer.bigrams``), the vector pools all steps instead of taking the last state and keeps the
     embeddings beside the GRU states (the encoder's ``pooling`` and ``skip``), the embedding is wide (256: a
     64-wide one loses most of the lexical overlap that same-group sentences share), and the learning rate warms
-    up then decays. ``--data.bigrams false --model.encoder.pooling last --model.encoder.skip false
+    up then decays. ``--data.tokenizer.bigrams false --model.encoder.pooling last --model.encoder.skip false
     --model.encoder.embed_dim 64`` is the post's shape.
 
     Args:
         num_classes: training groups, the softmax classes (linked from ``data.num_train_groups``; required).
         encoder: the network ``(B, T, G)`` ids -> ``(B, D)`` with an ``output_dim`` attribute ``D``
             (default :class:`kexue.nn.RecurrentEncoder`, a bidirectional GRU; its ``num_embeddings`` is linked
-            from ``data.num_buckets``).
+            from the tokenizer's ``data.vocab_size``).
         loss: ``"am_softmax"`` (cosine logits with margin ``m`` and scale ``s``, unit-norm class vectors)
             or ``"softmax"`` (free class weights on the unit sentence vector, no margin: the post's baseline).
         scale: ``s`` of AM-Softmax (the post: 30).
@@ -146,10 +146,5 @@ class SentenceSimilarity(L.LightningModule):
         hp = self.hparams
         optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = math.ceil(hp.warmup * total)
-        # Linear warm-up reaching 1 at step `warm` - 1, then (with `decay`) linear decay to 0 at the last step.
-        points = {0: 1 / warm, warm - 1: 1.0} if warm else {0: 1.0}
-        if hp.decay:
-            points.update({warm: 1.0, total: 0.0})
-        schedule = PiecewiseLinearLR(optimizer, points)
+        schedule = warmup_linear_decay(optimizer, math.ceil(hp.warmup * total), total, decay=hp.decay)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -34,7 +34,7 @@ Batch = dict[str, Tensor]  # "ids" (B, T, G), "tags" (B, T) with -1 padding, "in
 
 
 class SequenceLabeler(CountF1Stages, L.LightningModule):
-    """Tag each character; batches are ``{"ids": (B, T, G) hashed features, 0 = padding, "tags": (B, T)}``.
+    """Tag each character; batches are ``{"ids": (B, T, G) ids per character, 0 = padding, "tags": (B, T)}``.
 
     Args:
         encoder: ``ids (B, T, G)``, ``mask (B, T)`` -> ``(B, T, encoder.output_dim)`` per-character vectors, e.g.
@@ -83,12 +83,11 @@ class SequenceLabeler(CountF1Stages, L.LightningModule):
         self.val_f1 = SpanF1(tags)
         self.test_f1 = SpanF1(tags)
 
-    def forward(self, ids: Tensor, texts: list[str] | None = None) -> tuple[Tensor, Tensor]:
-        """Emission scores ``(B, T, K)`` and the mask ``(B, T)`` of real characters of ``ids (B, T, G)``; an encoder
-        that reads texts (a BERT folder, :class:`kexue.models.BertCharEncoder`) gets the batch's ``texts``."""
+    def forward(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """Emission scores ``(B, T, K)`` and the mask ``(B, T)`` of real characters of ``ids (B, T, G)`` (the data's
+        tokenizer's ids per character)."""
         mask = ids[..., 0] > 0  # (B, T): a character's own id is never 0
-        source = texts if getattr(self.encoder, "reads_texts", False) else ids
-        return self.emissions(self.encoder(source, mask)), mask  # (B, T, K), (B, T)
+        return self.emissions(self.encoder(ids, mask)), mask  # (B, T, K), (B, T)
 
     def loss(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
         """Negative log-likelihood per character (``token_mean``), the same scale for all three heads."""
@@ -105,20 +104,20 @@ class SequenceLabeler(CountF1Stages, L.LightningModule):
         return self.chain.decode(emissions, mask | first, self.constraints).masked_fill(~mask, -1)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        emissions, mask = self(batch["ids"], batch.get("texts"))
+        emissions, mask = self(batch["ids"])
         loss = self.loss(emissions, batch["tags"], mask)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(mask))
         return loss
 
     def _evaluate(self, batch: Batch, stage: str, metric: SpanF1) -> None:
-        emissions, mask = self(batch["ids"], batch.get("texts"))
+        emissions, mask = self(batch["ids"])
         self.log(f"{stage}/loss", self.loss(emissions, batch["tags"], mask), batch_size=len(mask), sync_dist=True)
         metric.update(self.decode(emissions, mask), batch["tags"], batch.get("index"))
 
     def predict_step(self, batch: Batch, batch_idx: int) -> list[str]:
         """One line per text, an empty one for an empty text: words separated by spaces (B/M/E/S), or the text
         with ``[entity/LABEL]`` marks (entities)."""
-        paths = self.decode(*self(batch["ids"], batch["texts"])).tolist()  # (B, T)
+        paths = self.decode(*self(batch["ids"])).tolist()  # (B, T)
         return [self.render(text, path[: len(text)]) for text, path in zip(batch["texts"], paths)]
 
     def render(self, text: str, path: list[int]) -> str:

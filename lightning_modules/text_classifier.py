@@ -1,4 +1,4 @@
-"""Text classification LightningModule: an encoder component over hashed char n-gram ids, a linear head, one label.
+"""Text classification LightningModule: an encoder component over the data tokenizer's ids, a linear head, one label.
 
 Posts: 文本情感分类（四）：更好的损失函数 (https://kexue.fm/archives/4293) for ``loss="threshold"``,
 SVD分解(三) (https://kexue.fm/archives/4233) for the default averaged-vectors encoder.
@@ -27,7 +27,7 @@ class TextClassifier(EncoderClassifier):
     n-gram embeddings drawn from ``N(0, 0.01^2)`` (with ``N(0, 1)`` rows the mean of a short text's few n-grams
     starts as a large random vector and the model overfits before it generalises), no dropout, cross-entropy,
     AdamW lr 0.005. ``--model.encoder kexue.nn.ConvEncoder`` or ``kexue.nn.RecurrentEncoder`` swaps the encoder;
-    its ``num_embeddings`` is linked from ``data.num_buckets`` by the task.
+    its ``num_embeddings`` is linked from the tokenizer's ``data.vocab_size`` by the task.
 
     Metrics: accuracy and macro F1 (``val/``, ``test/``), and a confusion-matrix figure at test.
 

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from kexue.distances import cosine_of_means, word_mover_distance_batch, word_rotator_distance_batch
 from kexue.errors import UsageError
 from kexue.metrics import SimilarityCorrelation
+from kexue.models.token_vectors import Bag, LeeSvdVectors, MiniLMVectors, TokenVectors, Word2VecVectors
 from kexue.nn.components import build_component, component_config
-from kexue.text.token_vectors import Bag, LeeSvdVectors, MiniLMVectors, TokenVectors, Word2VecVectors
 
 __all__ = ["LeeSvdVectors", "MiniLMVectors", "TextSimilarity", "TokenVectors", "Word2VecVectors"]  # CLI short names
 
@@ -33,7 +33,7 @@ class TextSimilarity(L.LightningModule):
     ``m`` in ``wmd, wrd, cos``: ``{stage}/{m}_pearson`` and ``{stage}/{m}_spearman``.
 
     Args:
-        vectors: the token vectors (:mod:`kexue.text.token_vectors`): :class:`LeeSvdVectors`, fitted on the fly,
+        vectors: the token vectors (:mod:`kexue.models.token_vectors`): :class:`LeeSvdVectors`, fitted on the fly,
             the default; :class:`Word2VecVectors` of a file; :class:`MiniLMVectors`, needs ``kexue[bert]``.
         stopwords: drop gensim's English stopwords before comparing (measured better, BENCHMARKS.md).
         reg: 0 = exact EMD; ``> 0`` = Sinkhorn with this entropic regularisation.

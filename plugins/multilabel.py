@@ -10,5 +10,6 @@ TASK = Task(
     config="kexue.conf:multilabel.yaml",
     post="https://kexue.fm/archives/7359",
     metric="test/macro_f1",
-    links=(("data.labels", "model.labels"), ("data.num_buckets", "model.encoder.init_args.num_embeddings")),
+    links=(("data.labels", "model.labels"),),
+    data_links=(("data.vocab_size", "model.encoder.init_args.num_embeddings"),),
 )

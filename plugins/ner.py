@@ -10,6 +10,7 @@ TASK = Task(
     config="kexue.conf:ner.yaml",
     post="https://kexue.fm/archives/7213",
     metric="test/f1",
-    links=(("data.tags", "model.tags"), ("data.num_buckets", "model.encoder.init_args.num_embeddings")),
-    data_links=(("data.num_features", "model.encoder.init_args.num_features"),),
+    links=(("data.tags", "model.tags"),),
+    data_links=(("data.vocab_size", "model.encoder.init_args.num_embeddings"),
+                ("data.num_features", "model.encoder.init_args.num_features")),
 )

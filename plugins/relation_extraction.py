@@ -11,7 +11,7 @@ TASK = Task(
     config="kexue.conf:relation_extraction.yaml",
     post="https://kexue.fm/archives/7161",
     metric="test/f1",
-    links=(("data.num_buckets", "model.encoder.init_args.num_embeddings"),),
     data_links=(("data.predicate_list", "model.predicates"),
+                ("data.vocab_size", "model.encoder.init_args.num_embeddings"),
                 ("data.num_features", "model.encoder.init_args.num_features")),
 )

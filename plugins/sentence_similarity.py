@@ -11,6 +11,6 @@ TASK = Task(
     config="kexue.conf:sentence_similarity.yaml",
     post="https://kexue.fm/archives/5743",
     metric="test/top1",
-    links=(("data.num_buckets", "model.encoder.init_args.num_embeddings"),),
-    data_links=(("data.num_train_groups", "model.num_classes"),),
+    data_links=(("data.num_train_groups", "model.num_classes"),
+                ("data.vocab_size", "model.encoder.init_args.num_embeddings")),
 )

@@ -10,5 +10,6 @@ TASK = Task(
     config="kexue.conf:sentiment.yaml",
     post="https://kexue.fm/archives/4293",
     metric="test/acc",
-    links=(("data.labels", "model.labels"), ("data.num_buckets", "model.encoder.init_args.num_embeddings")),
+    links=(("data.labels", "model.labels"),),
+    data_links=(("data.vocab_size", "model.encoder.init_args.num_embeddings"),),
 )

@@ -85,6 +85,9 @@ def make_model_files(root: Path) -> None:
             "intermediate_size": 16, "max_position_embeddings": 16}
     (root / "bert_mismatch" / "config.json").write_text(json.dumps(bert), encoding="utf-8")
     (root / "bert_mismatch" / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n好\n差\n", encoding="utf-8")
+    (root / "bert_small").mkdir()  # an embedding of 5 rows for a vocab.txt of 7 pieces: ids 5 and 6 have no row
+    (root / "bert_small" / "config.json").write_text(json.dumps({**bert, "vocab_size": 5}), encoding="utf-8")
+    (root / "bert_small" / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n好\n差\n", encoding="utf-8")
     writer = gguf.GGUFWriter(str(root / "gpt2.gguf"), "gpt2")
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -189,16 +192,17 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
          ["duie_broken.jsonl:2", "malformed JSON"]),
         ("predicate outside the schema", ["fit", "relation_extraction", *RE_FILES("duie_ok.jsonl"), "--data.schema",
                                           "schema_small.json", *FAST], ["duie_ok.jsonl:1", "'歌手'"]),
-        ("BERT folder without vocab.txt", ["fit", "relation_extraction", *RE_FILES("duie_ok.jsonl"), "--model.encoder",
-                                           "kexue.models.BertCharEncoder", "--model.encoder.checkpoint",
-                                           "bert_folder", *FAST], ["bert_folder", "vocab.txt"]),
+        ("BERT folder without vocab.txt", ["fit", "relation_extraction", *RE_FILES("duie_ok.jsonl"), "--config",
+                                           "bert_chars", "--model.encoder.checkpoint", "bert_folder",
+                                           "--data.tokenizer.checkpoint", "bert_folder", *FAST],
+         ["bert_folder", "vocab.txt"]),
         ("threshold outside (0, 1)", ["fit", "relation_extraction", *RE_FILES("duie_ok.jsonl"),
                                       "--model.end_threshold", "0", *FAST], ["thresholds in (0, 1)"]),
     ],
     "BERT fine-tuning": [
-        ("vocab.txt does not match the embedding size", ["fit", "sentiment", "--config", "bert",
-                                                        "--model.encoder.checkpoint", "bert_mismatch", *FAST],
-         ["bert_mismatch", "vocab.txt has 7 pieces", "vocab_size=9"]),
+        ("vocab.txt larger than the embedding", ["fit", "sentiment", "--config", "bert", "--model.encoder.checkpoint",
+                                                "bert_small", "--data.tokenizer.checkpoint", "bert_small", *FAST],
+         ["bert_small", "the tokenizer has 7 ids", "embedding has 5 rows"]),
     ],
     "reading comprehension": [
         ("WebQA record without its question", ["fit", "reading_comprehension", *RC_FILES("webqa_missing.json"),

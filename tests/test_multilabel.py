@@ -184,7 +184,7 @@ def fit_on_sentences(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:
     """``kexue run multilabel`` in-process on the 48 fixture sentences (all three splits); its test metrics."""
     files = [f"--data.{split}_path={SENTENCES}" for split in ("train", "val", "test")]
     args = ["--logger", "none", "--trainer.max_epochs=12", "--trainer.enable_progress_bar=false",
-            "--data.num_buckets=4096", "--data.batch_size=16", "--model.encoder.dropout=0", "--model.lr=0.02", *files]
+            "--data.tokenizer.num_buckets=4096", "--data.batch_size=16", "--model.encoder.dropout=0", "--model.lr=0.02", *files]
     assert main(["run", "multilabel", *args]) == 0
     out = capsys.readouterr().out.splitlines()
     return {k: float(v) for k, v in (line.split() for line in out if line.startswith("test/"))}

@@ -374,7 +374,7 @@ def test_unsupported_activation_and_layout(tmp_path: Path) -> None:
 def test_minilm_vectors_contextual_equal_transformers() -> None:
     transformers = pytest.importorskip("transformers")
     root = _minilm()
-    from kexue.text.token_vectors import MiniLMVectors
+    from kexue.models.token_vectors import MiniLMVectors
 
     vectors = MiniLMVectors(contextual=True)
     vectors.load()

@@ -16,6 +16,7 @@ from kexue.datamodules.relation_extraction import RelationExtractionDataModule, 
 from kexue.lightning_modules.relation_extraction import RelationExtractor, pair_pointers
 from kexue.losses import powered_sigmoid_bce
 from kexue.nn import CharDGCNNEncoder
+from kexue.text.tokenizers import HashedChars
 
 from .conftest import assert_one_line_error, kexue
 
@@ -91,7 +92,7 @@ def test_labels_follow_the_post() -> None:
     spans = pointer_spans(text, triples, index)
     assert spans == {(0, 2): [(4, 10, 2), (14, 17, 3)], (14, 17): [(19, 20, 4)]}
     assert pointer_spans(text[:12], triples, index) == {(0, 2): [(4, 10, 2)]}  # truncated: no label past the cut
-    data = RelationExtractionDataModule(predicates=PREDICATES, bigrams=False, num_buckets=100)
+    data = RelationExtractionDataModule(predicates=PREDICATES, tokenizer=HashedChars(num_buckets=100, bigrams=False))
     torch.manual_seed(0)
     drawn = set()
     for _ in range(60):
@@ -115,7 +116,7 @@ def test_the_model_learns_hand_written_sentences_exactly() -> None:
     rows = [(ex["text"], tuple((t["subject"], t["predicate"], t["object"]) for t in ex["spo_list"]))
             for ex in map(json.loads, filter(str.strip, SPO.read_text(encoding="utf-8").splitlines()))]
     torch.manual_seed(0)
-    data = RelationExtractionDataModule(predicates=PREDICATES, num_buckets=4096)
+    data = RelationExtractionDataModule(predicates=PREDICATES, tokenizer=HashedChars(num_buckets=4096))
     encoder = CharDGCNNEncoder(num_embeddings=4096, hidden_dim=64, dropout=0.0, gate_dropout=0.0)
     model = RelationExtractor(encoder=encoder, predicates=PREDICATES)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -143,13 +144,16 @@ def tiny_bert(folder: Path, max_positions: int = 64) -> None:
     transformers.BertModel(config).save_pretrained(folder)
 
 
-BERT = ["--model.encoder", "kexue.models.BertCharEncoder", "--model.encoder.checkpoint"]
+def bert_options(folder: Path) -> list[str]:
+    """The BERT encoder and its per-character tokenizer over one folder (the ``bert_chars`` preset)."""
+    return ["--config", "bert_chars", "--model.encoder.checkpoint", str(folder), "--data.tokenizer.checkpoint",
+            str(folder)]
 
 
 def test_a_bert_folder_fits_predicts_json_lines_and_trains_from_scratch(tmp_path: Path) -> None:
     bert = tmp_path / "bert"
     tiny_bert(bert)
-    fit = kexue("run", "relation_extraction", *BERT, str(bert), "--model.lr", "1e-3", "--data.max_length", "62",
+    fit = kexue("run", "relation_extraction", *bert_options(bert), "--model.lr", "1e-3", "--data.max_length", "62",
                 *user_files(), *QUICK)
     assert fit.returncode == 0, fit.stderr[-3000:]
     assert "test/f1" in fit.stdout
@@ -163,17 +167,17 @@ def test_a_bert_folder_fits_predicts_json_lines_and_trains_from_scratch(tmp_path
     lines = [json.loads(line) for line in pred.stdout.splitlines()[-3:]]
     assert [line["text"] for line in lines] == ["今天的天气很好", "", long]
     assert all(isinstance(line["spo_list"], list) for line in lines)
-    scratch = kexue("fit", "relation_extraction", *BERT, str(bert), "--model.encoder.weights", "false",
+    scratch = kexue("fit", "relation_extraction", *bert_options(bert), "--model.encoder.weights", "false",
                     "--data.max_length", "20", *user_files(), "--trainer.fast_dev_run", "1", "--logger", "none")
     assert scratch.returncode == 0, scratch.stderr[-3000:]
     long_file = tmp_path / "long.jsonl"
     long_file.write_text(json.dumps({"text": long, "spo_list": [{"subject": "雾中灯塔", "predicate": "作者",
                                                                  "object": "周远"}]}, ensure_ascii=False) + "\n",
                          encoding="utf-8")
-    too_long = kexue("fit", "relation_extraction", *BERT, str(bert), *user_files(long_file), "--data.schema",
+    too_long = kexue("fit", "relation_extraction", *bert_options(bert), *user_files(long_file), "--data.schema",
                      str(FIXTURES / "duie_relation.json"), "--trainer.fast_dev_run", "1", "--logger", "none",
                      "--data.max_length", "100")
-    assert_one_line_error(too_long, "64", "--data.max_length 62")
+    assert_one_line_error(too_long, "data.max_length=100", "62 positions", "64 less [CLS] and [SEP]")
 
 
 def test_user_files_with_and_without_a_schema(tmp_path: Path) -> None:
@@ -195,7 +199,7 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(proc, "broken.jsonl:6", "not in the text")
     folder = tmp_path / "notbert"
     folder.mkdir()
-    proc = kexue("fit", "relation_extraction", *BERT, str(folder), *user_files(), "--trainer.fast_dev_run", "1",
+    proc = kexue("fit", "relation_extraction", *bert_options(folder), *user_files(), "--trainer.fast_dev_run", "1",
                  "--logger", "none")
     assert_one_line_error(proc, "notbert/vocab.txt")
     proc = kexue("fit", "relation_extraction", *user_files(), "--model.start_threshold", "1.5",

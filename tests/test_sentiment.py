@@ -13,8 +13,10 @@ import torch
 import yaml
 
 from kexue.datamodules.sentiment import SentimentDataModule
+from kexue.errors import UsageError
 from kexue.lightning_modules.text_classifier import TextClassifier
 from kexue.nn import MeanEmbeddingEncoder
+from kexue.text.tokenizers import HashedNgrams
 
 from .conftest import kexue
 
@@ -73,7 +75,7 @@ def test_models_built_with_the_default_encoder_do_not_share_it() -> None:
 
 
 def test_collate_hashes_char_ngrams_like_a_handwritten_reference() -> None:
-    dm = SentimentDataModule(ngrams=[1, 2], num_buckets=1000, max_length=3)
+    dm = SentimentDataModule(tokenizer=HashedNgrams(ngrams=[1, 2], num_buckets=1000, max_length=3))
     batch = dm.collate([("好用", 1), ("不好用吧", 0)])
 
     def bucket(s: str) -> int:  # CRC-32, then the 999 non-padding buckets 1..999
@@ -83,15 +85,17 @@ def test_collate_hashes_char_ngrams_like_a_handwritten_reference() -> None:
     second = [bucket(s) for s in ("不", "好", "用", "不好", "好用")]  # cut to 3 characters first
     assert batch["ids"].tolist() == [first + [0, 0], second]
     assert batch["labels"].tolist() == [1, 0] and batch["labels"].dtype == torch.long
-    assert batch["texts"] == ["好用", "不好用吧"]  # whole: a BERT encoder tokenises them itself
-    raw = dm.collate([("好", None), ("", None)])  # predict lines: texts ride along, no labels
+    assert "texts" not in batch  # the model reads ids only, whichever tokenizer made them
+    raw = dm.collate([("好", None), ("", None)])  # predict lines: texts ride along to be printed, no labels
     assert raw["texts"] == ["好", ""] and "labels" not in raw and raw["ids"].tolist() == [[bucket("好")], [0]]
 
 
-@pytest.mark.parametrize("option, value", [("num_buckets", 1), ("ngrams", []), ("max_length", 0), ("batch_size", 0)])
+@pytest.mark.parametrize("option, value", [("num_buckets", 1), ("ngrams", []), ("max_length", 0)])
 def test_bad_featurisation_settings_name_the_option(option: str, value: object) -> None:
-    with pytest.raises(ValueError, match=f"data.{option} must"):
-        SentimentDataModule(**{option: value})
+    with pytest.raises(UsageError, match=f"data.tokenizer.{option} must"):
+        SentimentDataModule(tokenizer=HashedNgrams(**{option: value}))
+    with pytest.raises(ValueError, match="data.batch_size must"):
+        SentimentDataModule(batch_size=0)
 
 
 def test_user_files_replace_embedded_splits(tmp_path: Path) -> None:
@@ -112,7 +116,7 @@ def test_user_files_replace_embedded_splits(tmp_path: Path) -> None:
 def test_run_on_user_files_tests_on_them_and_links_the_bucket_count(tmp_path: Path) -> None:
     data = str(REVIEWS)
     proc = kexue("run", "sentiment", "--data.train_path", data, "--data.val_path", data, "--data.test_path", data,
-                 "--data.num_buckets", "4096", "--trainer.max_epochs=1", "--logger", "none",
+                 "--data.tokenizer.num_buckets", "4096", "--trainer.max_epochs=1", "--logger", "none",
                  "--trainer.enable_progress_bar=false")
     assert proc.returncode == 0, proc.stderr[-3000:]
     acc = float(re.search(r"^test/acc (\S+)$", proc.stdout, re.M).group(1))
@@ -128,8 +132,8 @@ def test_run_on_user_files_tests_on_them_and_links_the_bucket_count(tmp_path: Pa
     ("kexue.nn.RecurrentEncoder", ["--model.encoder.cell", "lstm", "--model.encoder.hidden_dim", "8"]),
 ])
 def test_encoder_is_picked_on_the_command_line(encoder: str, extra: list[str]) -> None:
-    proc = kexue("run", "sentiment", "--model.encoder", encoder, *extra, "--data.num_buckets", "4096",
-                 "--data.max_length", "3", "--trainer.fast_dev_run", "true", "--logger", "none")
+    proc = kexue("run", "sentiment", "--model.encoder", encoder, *extra, "--data.tokenizer.num_buckets", "4096",
+                 "--data.tokenizer.max_length", "3", "--trainer.fast_dev_run", "true", "--logger", "none")
     assert proc.returncode == 0, proc.stderr[-3000:]
     # the model summary: plain (|) or rich (│) table, rich being present when a dev dependency pulls it in
     assert re.search(rf"encoder\s*[|│┃]\s*{encoder.rsplit('.', 1)[1]}", proc.stdout + proc.stderr)
@@ -139,7 +143,7 @@ def test_encoder_is_picked_on_the_command_line(encoder: str, extra: list[str]) -
 def test_checkpoint_alone_predicts_one_line_per_input_line(tmp_path: Path) -> None:
     train = tmp_path / "train.tsv"
     train.write_text("真好用\tgood\n真差劲\tbad\n很好\tgood\n太差\tbad\n", encoding="utf-8")
-    fit = kexue("fit", "sentiment", "--data.labels", "[bad,good]", "--data.num_buckets", "512", "--data.ngrams", "[1]",
+    fit = kexue("fit", "sentiment", "--data.labels", "[bad,good]", "--data.tokenizer.num_buckets", "512", "--data.tokenizer.ngrams", "[1]",
                 "--model.encoder.embed_dim", "4", *[f"--data.{s}_path={train}" for s in ("train", "val", "test")],
                 "--trainer.max_epochs=2", "--logger", "none", "--trainer.enable_progress_bar=false")
     assert fit.returncode == 0, fit.stderr[-3000:]

@@ -25,6 +25,7 @@ from kexue.metrics import SpanF1, bio_spans, bmes_spans
 from kexue.nn import CharConvEncoder
 from kexue.registry import import_object
 from kexue.text import bio_tags, bmes_tags
+from kexue.text.tokenizers import HashedChars
 
 from .conftest import assert_one_line_error, kexue
 
@@ -150,16 +151,16 @@ def hashed(token: str, buckets: int) -> int:
 
 
 def test_collate_featurises_into_tensors() -> None:
-    dm = SegmentationDataModule(num_buckets=1000)
+    dm = SegmentationDataModule(tokenizer=HashedChars(num_buckets=1000))
     batch = dm.collate([("北京", [0, 2], 7), ("好", [3], 8)])
-    assert set(batch) == {"ids", "texts", "tags", "index"} and batch["texts"] == ["北京", "好"]
+    assert set(batch) == {"ids", "tags", "index"}  # no texts: the model reads ids, whichever tokenizer made them
     assert batch["ids"].tolist() == [
         [[hashed("北", 1000), hashed("\x02北", 1000), hashed("北京", 1000)],
          [hashed("京", 1000), hashed("北京", 1000), hashed("京\x03", 1000)]],
         [[hashed("好", 1000), hashed("\x02好", 1000), hashed("好\x03", 1000)], [0, 0, 0]],
     ]
     assert batch["tags"].tolist() == [[0, 2], [3, -1]] and batch["index"].tolist() == [7, 8]
-    unigrams = SegmentationDataModule(bigrams=False, num_buckets=1000)
+    unigrams = SegmentationDataModule(tokenizer=HashedChars(num_buckets=1000, bigrams=False))
     raw = unigrams.collate([("", None, 0), ("北京", None, 1)])  # a predict batch, a blank line first
     assert raw["texts"] == ["", "北京"] and "tags" not in raw
     assert raw["ids"].tolist() == [[[0], [0]], [[hashed("北", 1000)], [hashed("京", 1000)]]]
@@ -174,16 +175,18 @@ def test_featurization_names_are_init_arguments_and_ner_keeps_every_argument() -
         parser.add_class_arguments(cls, "data")
         defaults = parser.get_defaults().data
         assert set(cls.featurization) <= set(vars(defaults)), cls
-        assert {"train_path", "batch_size", "num_workers", "bigrams", "num_buckets"} <= set(vars(defaults)), cls
-    ner = EntityDataModule(batch_size=3, bigrams=False)
+        assert {"train_path", "batch_size", "num_workers", "tokenizer"} <= set(vars(defaults)), cls
+    ner = EntityDataModule(batch_size=3, tokenizer=HashedChars(bigrams=False))
     assert ner.hparams.format == "conll" and ner.hparams.tags[1] == "B-PER"
-    assert ner.hparams.batch_size == 3 and ner.hparams.bigrams is False
+    assert ner.hparams.batch_size == 3 and ner.num_features == 1
 
 
-@pytest.mark.parametrize("name, value", [("batch_size", 0), ("num_buckets", 1), ("max_length", 0)])
+@pytest.mark.parametrize("name, value", [("batch_size", 0), ("max_length", 0)])
 def test_bad_data_values_name_the_option(name: str, value: int) -> None:
     with pytest.raises(ValueError, match=f"data.{name} must be >= "):
         SequenceLabelingDataModule(**{name: value})
+    with pytest.raises(UsageError, match="data.tokenizer.num_buckets must be >= 2"):
+        SequenceLabelingDataModule(tokenizer=HashedChars(num_buckets=1))
 
 
 def run_then_predict(task: str, fixture: str, lines: str, *options: str) -> list[str]:
@@ -208,13 +211,13 @@ def test_cws_checkpoint_alone_predicts_the_segmentation_it_learned() -> None:
     # Non-default featurisation: predict must take it from the checkpoint (G = 1, 1024 buckets) or the weights
     # would not fit. sighan.txt: 迈向 充满 希望 的 新 世纪 / 中共中央 总书记.
     out = run_then_predict("cws", "sighan.txt", "迈向充满希望的新世纪\n\n中共中央总书记\n",
-                           "--data.num_buckets=1024", "--data.bigrams=false")
+                           "--data.tokenizer.num_buckets=1024", "--data.tokenizer.bigrams=false")
     assert out[-3:] == ["迈向 充满 希望 的 新 世纪", "", "中共中央 总书记"]  # one line per input line, blank kept
 
 
 def test_ner_predict_marks_entities() -> None:
     # conll.txt: 江泽民 PER, 北京 LOC / 新华社 ORG.
-    out = run_then_predict("ner", "conll.txt", "江泽民在北京\n\n新华社\n", "--data.num_buckets=1024", "--model.head=memm")
+    out = run_then_predict("ner", "conll.txt", "江泽民在北京\n\n新华社\n", "--data.tokenizer.num_buckets=1024", "--model.head=memm")
     assert out[-3:] == ["[江泽民/PER]在[北京/LOC]", "", "[新华社/ORG]"]
 
 
@@ -233,7 +236,7 @@ def test_crf_transition_lr_multiplier_reaches_the_optimizer() -> None:
     assert [g["lr"] for g in groups] == pytest.approx([1e-3, 1e-2])
     assert any(p is model.chain.transitions for p in groups[1]["params"])
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
-    batch = SegmentationDataModule(num_buckets=64).collate([("北京", [0, 2]), ("好", [3])])
+    batch = SegmentationDataModule(tokenizer=HashedChars(num_buckets=64)).collate([("北京", [0, 2]), ("好", [3])])
     emissions, mask = model(batch["ids"])
     assert emissions.shape == (2, 2, 4) and mask.tolist() == [[True, True], [True, False]]
     path = model.decode(emissions, mask)
@@ -254,7 +257,8 @@ def test_featurisation_options_size_the_encoder_through_the_task_links(task: str
     from kexue.platform.lightning_cli import KexueCLI
     from kexue.registry import get_task
 
-    cli = KexueCLI(get_task(task), "fit", ["--trainer.logger=false", "--data.bigrams=false", "--data.num_buckets=512",
+    cli = KexueCLI(get_task(task), "fit", ["--trainer.logger=false", "--data.tokenizer.bigrams=false",
+                                           "--data.tokenizer.num_buckets=512",
                                            "--model.encoder=CharRecurrentEncoder", "--model.encoder.hidden_dim=8"])
     encoder = cli.model.encoder
     assert type(encoder).__name__ == "CharRecurrentEncoder" and encoder.output_dim == 16

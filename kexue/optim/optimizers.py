@@ -359,3 +359,15 @@ class PiecewiseLinearLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         return [base * self.multiplier(self.last_epoch) for base in self.base_lrs]
+
+
+def warmup_linear_decay(optimizer: Optimizer, warmup_steps: int, total_steps: int,
+                        decay: bool = True) -> PiecewiseLinearLR:
+    """BERT's fine-tuning schedule as a :class:`PiecewiseLinearLR` (https://kexue.fm/archives/7094): the rate rises
+    linearly from ``lr / warmup_steps`` at step 0 to ``lr`` at step ``warmup_steps - 1`` (no warm-up when 0), then,
+    with ``decay``, falls linearly from ``lr`` at step ``warmup_steps`` to 0 at ``total_steps``; else it stays.
+    Stepped once per optimizer step (``interval = "step"``)."""
+    points = {0: 1 / warmup_steps, warmup_steps - 1: 1.0} if warmup_steps else {0: 1.0}
+    if decay:
+        points.update({warmup_steps: 1.0, total_steps: 0.0})
+    return PiecewiseLinearLR(optimizer, points)

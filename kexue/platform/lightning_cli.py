@@ -24,7 +24,6 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch.optim import Optimizer
 
 from kexue.errors import UsageError, one_line
-from kexue.nn.components import prune_linked_sizes
 from kexue.optim import configure_optimizers
 from kexue.platform.boundary import Phase, report
 from kexue.platform.loggers import fresh_run_dir
@@ -149,8 +148,6 @@ class KexueCLI(LightningCLI):
         runtime = getattr(self.model_class, "runtime_arguments", ())  # e.g. decoding options: the user's win
         for key, value in checkpoint.get("hyper_parameters", {}).items():
             if key in self.config.model and key not in runtime:  # a component is saved as its class_path dict
-                if isinstance(value, dict) and "class_path" in value:
-                    value = prune_linked_sizes(value)  # a data link's size its class does not take
                 if isinstance(value, dict):  # "flow.eval_terms": one field of a config group stays the user's
                     current = self.config.model[key]
                     value = {**value, **{name: current[name] for name in _fields_of(runtime, key)
@@ -158,8 +155,9 @@ class KexueCLI(LightningCLI):
                 self.config.model[key] = dict_to_namespace(value) if isinstance(value, dict) else value
         data_hparams = checkpoint.get("datamodule_hyper_parameters", {})
         for key in getattr(self.datamodule_class, "featurization", ()):
-            if key in data_hparams and key in self.config.data:
-                self.config.data[key] = data_hparams[key]
+            if key in data_hparams and key in self.config.data:  # a tokenizer is saved as its class_path dict
+                value = data_hparams[key]
+                self.config.data[key] = dict_to_namespace(value) if isinstance(value, dict) else value
 
     def _name_loggers(self) -> None:
         trainer = self.config.trainer

@@ -1,6 +1,7 @@
 """Text tools shared by the tasks: char n-grams, feature hashing, padding, tagging schemes; and, in submodules,
-corpora (:mod:`kexue.text.corpus`), word vectors (:mod:`kexue.text.vectors`) and new-word discovery
-(:mod:`kexue.text.word_discovery`).
+the text family's tokenizer components (:mod:`kexue.text.tokenizers`), corpora (:mod:`kexue.text.corpus`), word
+vectors (:mod:`kexue.text.vectors`) and new-word discovery (:mod:`kexue.text.word_discovery`). Nothing here imports
+:mod:`kexue.data` (the data layer imports text tools, not the reverse).
 
 Feature hashing (the trick fastText uses for n-grams) keeps featurisation stateless: no vocabulary
 to build, save, ship with a checkpoint or keep in sync across DDP ranks. ``predict`` on new text
