@@ -143,15 +143,11 @@ class KexueCLI(LightningCLI):
 
     def _config_from_checkpoint(self, checkpoint: dict) -> None:
         """A checkpoint fixes the architecture and the featurisation: the model's hyperparameters (except those its
-        class lists in ``runtime_arguments``, such as decoding options, or one field of a config group such as
-        ``"flow.eval_terms"``) and the DataModule's ``featurization`` arguments come from it."""
+        class lists in ``runtime_arguments``, such as decoding options) and the DataModule's ``featurization``
+        arguments come from it; a network or tokenizer component comes back as its ``{class_path, init_args}``."""
         runtime = getattr(self.model_class, "runtime_arguments", ())  # e.g. decoding options: the user's win
         for key, value in checkpoint.get("hyper_parameters", {}).items():
-            if key in self.config.model and key not in runtime:  # a component is saved as its class_path dict
-                if isinstance(value, dict):  # "flow.eval_terms": one field of a config group stays the user's
-                    current = self.config.model[key]
-                    value = {**value, **{name: current[name] for name in _fields_of(runtime, key)
-                                         if current is not None and name in current}}
+            if key in self.config.model and key not in runtime:
                 self.config.model[key] = dict_to_namespace(value) if isinstance(value, dict) else value
         data_hparams = checkpoint.get("datamodule_hyper_parameters", {})
         for key in getattr(self.datamodule_class, "featurization", ()):
@@ -244,11 +240,6 @@ class KexueCLI(LightningCLI):
         best = ModelCheckpoint(monitor=f"val/{name}", mode="min" if lower else "max", filename="best-{epoch}",
                                auto_insert_metric_name=False)
         trainer.callbacks[trainer.callbacks.index(callback)] = best
-
-
-def _fields_of(runtime: tuple[str, ...], group: str) -> list[str]:
-    """The fields of model argument ``group`` that ``runtime`` names as ``"group.field"``."""
-    return [name.split(".", 1)[1] for name in runtime if name.startswith(group + ".")]
 
 
 def newest_checkpoint(root: str, task: str) -> str:

@@ -24,7 +24,6 @@ def check_options(cfg: Any) -> None:
         ("model.lr", lambda v: v >= 0, ">= 0"),
         ("model.weight_decay", lambda v: v >= 0, ">= 0"),
         ("model.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
-        ("data.num_buckets", lambda v: v >= 2, ">= 2"),
         ("data.max_length", lambda v: v >= 1, ">= 1"),
         ("trainer.accumulate_grad_batches", lambda v: v >= 1, "an integer >= 1"),
         ("trainer.max_epochs", lambda v: v >= -1, ">= -1 (-1: no limit)"),
