@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from _report import machine, run_kexue, test_metrics, write_section
-from kexue.data.qa import char_f1, exact_match
 from kexue.datamodules.reading_comprehension import ReadingComprehensionDataModule
+from kexue.metrics.qa import char_f1, exact_match
 
 RESULTS = Path(__file__).resolve().parent / ".reading_comprehension.json"  # rows of each part (committed)
 PRETRAINED = Path(__file__).resolve().parent / ".pretrain" / "bert"

@@ -24,7 +24,7 @@ from torchmetrics import MeanMetric
 from kexue.models.bert import Bert
 from kexue.models.tokenizers import wordpiece_tokenizer
 from kexue.nn.transformer import TransformerConfig
-from kexue.optim import no_weight_decay_groups
+from kexue.optim import no_weight_decay_groups, warmup_linear_decay
 
 DEFAULT_CONFIG = TransformerConfig(dim=256, num_layers=4, num_heads=4, ffn_dim=1024, max_length=128, eps=1e-12,
                                    dropout=0.1, attention_dropout=0.1)
@@ -155,10 +155,7 @@ class MaskedLMPretrainer(L.LightningModule):
         if not math.isfinite(total):
             raise ValueError("the pretrain task's learning-rate decay needs trainer.max_steps or trainer.max_epochs")
         total = max(1, int(total))
-        warm = math.ceil(hp.warmup * total)
-        # Linear warm-up from lr / warm to lr at step warm - 1, then linear decay to 0 at the last step.
-        schedule = lambda step: (step + 1) / warm if step < warm else max(0.0, (total - step) / max(1, total - warm))  # noqa: E731
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        scheduler = warmup_linear_decay(optimizer, max(1, math.ceil(hp.warmup * total)), total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 

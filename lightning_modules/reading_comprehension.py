@@ -14,13 +14,13 @@ from typing import Any, ClassVar, Literal
 import lightning as L
 import torch
 from torch import Tensor
-from torchmetrics import MeanMetric
 
-from kexue.data.qa import char_f1, exact_match
 from kexue.errors import UsageError
+from kexue.metrics.qa import CharF1, ExactMatch
 from kexue.models.bert import Bert
 from kexue.nn.masks import seq2seq_mask
 from kexue.nn.transformer import TransformerConfig
+from kexue.optim import no_weight_decay_groups, warmup_linear_decay
 from kexue.seq2seq import (
     BERT_SPECIALS,
     CharVocab,
@@ -38,7 +38,7 @@ DEFAULT_CONFIG = TransformerConfig(dim=256, num_layers=4, num_heads=4, ffn_dim=1
 class ReadingComprehension(L.LightningModule):
     """UniLM reading comprehension: ``logits = BERT_MLM(ids, segments, mask=seq2seq_mask(segments))`` ``(B, T, V)``,
     loss :func:`kexue.seq2seq.unilm_loss` on the answer positions; ``val/em``, ``val/f1``, ``test/em``,
-    ``test/f1`` of beam-searched answers (:func:`kexue.data.qa.exact_match`, :func:`kexue.data.qa.char_f1`).
+    ``test/f1`` of beam-searched answers (:class:`kexue.metrics.ExactMatch`, :class:`kexue.metrics.CharF1`).
 
     Args:
         vocabulary: the character vocabulary of a BERT trained here (linked from the data; ``None`` with a
@@ -100,7 +100,8 @@ class ReadingComprehension(L.LightningModule):
         specials = {self.vocab.index.get(t) for t in (*BERT_SPECIALS, "[MASK]")} - {None}
         self.first_regular = max(specials) + 1  # random_replace draws from [first_regular, V): no special token
         self.banned = sorted(specials - {self.vocab.sep})
-        self.metrics = torch.nn.ModuleDict({f"{s}_{m}": MeanMetric() for s in ("val", "test") for m in ("em", "f1")})
+        self.metrics = torch.nn.ModuleDict({f"{s}_{m}": metric() for s in ("val", "test")
+                                            for m, metric in (("em", ExactMatch), ("f1", CharF1))})
 
     def forward(self, ids: Tensor, segments: Tensor, padding: Tensor) -> Tensor:
         """MLM logits ``(B, T, V)`` of packed ``ids``, ``segments``, ``padding`` ``(B, T)`` under UniLM's mask."""
@@ -146,10 +147,9 @@ class ReadingComprehension(L.LightningModule):
         self._check_length(batch["ids"])
         loss = self.loss(batch["ids"], batch["segments"], batch["padding"], batch["labels"])
         self.log(f"{stage}/loss", loss, batch_size=len(batch["ids"]), sync_dist=True)
-        for pred, gold in zip(self.decode(batch), batch["answers"]):
-            self.metrics[f"{stage}_em"].update(exact_match(pred, gold))
-            self.metrics[f"{stage}_f1"].update(char_f1(pred, gold))
+        preds = self.decode(batch)
         for m in ("em", "f1"):
+            self.metrics[f"{stage}_{m}"].update(preds, batch["answers"])
             self.log(f"{stage}/{m}", self.metrics[f"{stage}_{m}"], prog_bar=stage == "val",
                      batch_size=len(batch["ids"]))
 
@@ -173,15 +173,10 @@ class ReadingComprehension(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         hp = self.hparams
-        decay = [p for n, p in self.named_parameters() if p.dim() > 1 and "norm" not in n]
-        rest = [p for n, p in self.named_parameters() if not (p.dim() > 1 and "norm" not in n)]
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
-                                       {"params": rest, "weight_decay": 0.0}], lr=hp.lr)
+        optimizer = torch.optim.AdamW(no_weight_decay_groups(self.named_parameters(), hp.weight_decay), lr=hp.lr)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = max(1, int(hp.warmup * total))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        scheduler = warmup_linear_decay(optimizer, max(1, int(hp.warmup * total)), total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 __all__ = ["ReadingComprehension"]

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from kexue.cli import main
-from kexue.data.qa import char_f1, exact_match, read_qa, read_qa_jsonl, read_sogouqa, read_webqa, templated_questions
+from kexue.data.qa import read_qa, read_qa_jsonl, read_sogouqa, read_webqa, templated_questions
 from kexue.errors import UsageError
+from kexue.metrics.qa import char_f1, exact_match
 from kexue.models.bert import Bert
 from kexue.nn.masks import seq2seq_mask
 from kexue.nn.transformer import TransformerConfig

@@ -382,3 +382,6 @@ def copy_rate(samples: Sequence[str], training: Iterable[str]) -> float:
     """Share of ``samples`` equal to some text of ``training`` (copied verbatim); 0 for no samples."""
     seen = set(training)
     return sum(s in seen for s in samples) / max(1, len(samples))
+
+# Extractive QA answers (kexue.fm/archives/7115)
+from kexue.metrics.qa import CharF1, ExactMatch, char_f1, exact_match  # noqa: E402, F401 (re-exported)

@@ -37,6 +37,7 @@ from kexue.optim.optimizers import (
     OptimizerWrapper,
     PiecewiseLinearLR,
     build_optimizer,
+    warmup_linear_decay,
 )
 from kexue.optim.riemannian import RiemannianSGD, sphere_sgd_step  # JoSE (https://kexue.fm/archives/7063)
 
@@ -58,4 +59,5 @@ __all__ = [
     "no_weight_decay_groups",
     "scaled_param_groups",
     "sphere_sgd_step",
+    "warmup_linear_decay",
 ]

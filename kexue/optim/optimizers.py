@@ -359,3 +359,16 @@ class PiecewiseLinearLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         return [base * self.multiplier(self.last_epoch) for base in self.base_lrs]
+
+
+def warmup_linear_decay(optimizer: Optimizer, warmup_steps: int, total_steps: int) -> PiecewiseLinearLR:
+    """BERT's schedule as a :class:`PiecewiseLinearLR`: the rate rises linearly to its peak, ``(s + 1) / w`` of it
+    at step ``s < w = warmup_steps``, then falls linearly, ``(N - s) / (N - w)`` of it at ``s >= w``, to 0 at
+    ``N = total_steps`` and after (自己实现了一个bert4keras, https://kexue.fm/archives/6915, and its fine-tuning
+    scripts). ``warmup_steps`` is at least 1: the first step never runs at rate 0."""
+    if total_steps < 1 or not 1 <= warmup_steps <= max(1, total_steps):
+        raise ValueError(f"need 1 <= warmup_steps <= total_steps, got {warmup_steps} and {total_steps}")
+    # Two points at the peak (w - 1 and w) reproduce both linear pieces exactly; a later key overwrites an earlier
+    # equal one, so w = 1 or w = N collapse to the right points.
+    points = {0: 1.0 / warmup_steps, warmup_steps - 1: 1.0, warmup_steps: 1.0, total_steps: 0.0}
+    return PiecewiseLinearLR(optimizer, points)
