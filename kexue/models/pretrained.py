@@ -109,31 +109,5 @@ def load_lm_tokenizer(spec: str) -> LMTokenizer:
                        bos_id=tokenizer.token_to_id("[CLS]"), eos_id=tokenizer.token_to_id("[SEP]"))
 
 
-class PieceTokenizer(LMTokenizer):
-    """A BERT folder's WordPiece tokenizer as an :class:`LMTokenizer` (``[PAD]``, ``[CLS]`` as ``<bos>``, ``[SEP]`` as
-    ``<eos>``) whose ``decode`` joins pieces without the spaces WordPiece puts between Chinese characters."""
-
-    def decode(self, ids: Sequence[int]) -> str:
-        pieces = [self.tokenizer.id_to_token(i) for i in ids if i not in (self.pad_id, self.bos_id, self.eos_id)]
-        return "".join(p[2:] if p.startswith("##") else p for p in pieces if p is not None)
-
-
-def cond_lm_tokenizer(checkpoint: str | None, vocabulary: Sequence[str] | None) -> LMTokenizer:
-    """The tokenizer of a BERT folder (``checkpoint``) or of a character ``vocabulary`` (:func:`char_vocabulary`):
-    task ``cond_lm``'s (kexue.fm/archives/7124); its DataModule and LightningModule both build it."""
-    if checkpoint:
-        from kexue.models.tokenizers import bert_tokenizer
-
-        tok = bert_tokenizer(checkpoint)
-        ids = {name: tok.token_to_id(name) for name in ("[PAD]", "[CLS]", "[SEP]")}
-        missing = [name for name, i in ids.items() if i is None]
-        if missing:
-            raise ValueError(f"model.checkpoint: {checkpoint}/vocab.txt has no {', '.join(missing)}")
-        return PieceTokenizer(tok, ids["[PAD]"], ids["[CLS]"], ids["[SEP]"])
-    if vocabulary is None:
-        raise ValueError("a character vocabulary (data.vocabulary) or a BERT folder (model.checkpoint) is needed")
-    return char_tokenizer(vocabulary)
-
-
-__all__ = ["LMTokenizer", "PieceTokenizer", "char_tokenizer", "char_vocabulary", "cond_lm_tokenizer", "load_causal_lm",
+__all__ = ["LMTokenizer", "char_tokenizer", "char_vocabulary", "load_causal_lm",
            "load_lm_tokenizer"]
