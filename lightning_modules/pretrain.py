@@ -38,7 +38,7 @@ class MaskedLMPretrainer(L.LightningModule):
     Args:
         bert: the network, a :class:`kexue.models.bert.Bert` with its MLM head: by default
             :class:`~kexue.models.BertFromConfig` (4 x 256, ``--model.bert.dim 512`` ...; BERT's layout: post-LN,
-            learned positions, embedding LayerNorm). Its ``vocab_size`` (``data.num_pieces``, checked against
+            learned positions, embedding LayerNorm). Its ``vocab_size`` (``data.vocab_size``, checked against
             ``vocabulary``) and ``max_length`` are linked from the data.
         vocabulary: the pieces in id order (linked from the data): written as ``bert/vocab.txt``, and kept so that
             ``predict`` turns ids back into text from the checkpoint alone.

@@ -12,5 +12,5 @@ TASK = Task(
     post="https://kexue.fm/archives/6915",
     metric="test/mlm_acc",
     links=(("data.max_length", "model.bert.init_args.max_length"),),
-    data_links=(("data.num_pieces", "model.bert.init_args.vocab_size"), ("data.vocabulary_list", "model.vocabulary")),
+    data_links=(("data.vocab_size", "model.bert.init_args.vocab_size"), ("data.vocabulary_list", "model.vocabulary")),
 )

