@@ -9,10 +9,10 @@ the samples, the share copied verbatim from the training split, test perplexity.
 
 Rows (parts):
 - `fresh`: the default, a 4 × 256 BERT from random initialisation over the training split's characters.
-- `pretrained`: `--model.checkpoint benchmarks/.pretrain/bert` (what `benchmarks/pretrain.py` keeps), skipped with a
-  note while that folder has no config.json.
-- `random_init` (not run by default): the pretrained folder's network and WordPiece vocabulary from random
-  initialisation (`--model.weights false`).
+- `pretrained`: `--config cond_lm_bert_folder` on `benchmarks/.pretrain/bert` (what `benchmarks/pretrain.py` keeps),
+  skipped with a note while that folder has no config.json.
+- `random_init` (not run by default): the pretrained folder's network and vocabulary from random initialisation
+  (`--model.bert.weights false`).
 - `unconditioned`: the default with `--data.shuffle_labels true`, so the label carries nothing: what the judge says
   of text that ignores the label it was asked for.
 
@@ -35,11 +35,12 @@ from kexue.metrics import copy_rate, distinct_n
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / ".cond_lm.json"  # rows of earlier parts, committed
 PRETRAINED = HERE / ".pretrain" / "bert"
+FOLDER = ["--config", "cond_lm_bert_folder", "--model.bert.path", str(PRETRAINED), "--data.tokenizer.path", str(PRETRAINED)]
 PARTS = ("fresh", "pretrained", "random_init", "unconditioned")
 SMOKE = ["--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
          "--trainer.max_epochs", "1"]
-TINY = ["--model.config.dim", "16", "--model.config.num_layers", "1", "--model.config.num_heads", "2",
-        "--model.config.ffn_dim", "32"]
+TINY = ["--model.bert.dim", "16", "--model.bert.num_layers", "1", "--model.bert.num_heads", "2",
+        "--model.bert.ffn_dim", "32"]
 
 
 def best_checkpoint(workdir: Path, task: str) -> Path:
@@ -120,11 +121,10 @@ def main() -> None:
     has_bert = (PRETRAINED / "config.json").is_file()
     commands = {
         "fresh": ("BERT 4 × 256 from random init, characters (`kexue run cond_lm`, the default)", []),
-        "pretrained": (f"pretrained BERT (`--model.checkpoint benchmarks/.pretrain/bert --model.lr "
-                       f"{args.pretrained_lr}`)",
-                       ["--model.checkpoint", str(PRETRAINED), "--model.lr", str(args.pretrained_lr)]),
-        "random_init": ("the pretrained BERT's network and vocabulary from random init (`--model.weights false`)",
-                        ["--model.checkpoint", str(PRETRAINED), "--model.weights", "false"]),
+        "pretrained": (f"pretrained BERT (`--config cond_lm_bert_folder` on benchmarks/.pretrain/bert, `--model.lr "
+                       f"{args.pretrained_lr}`)", [*FOLDER, "--model.lr", str(args.pretrained_lr)]),
+        "random_init": ("the pretrained BERT's network and vocabulary from random init (`--model.bert.weights false`)",
+                        [*FOLDER, "--model.bert.weights", "false"]),
         "unconditioned": ("unconditioned: the default with `--data.shuffle_labels true`",
                           ["--data.shuffle_labels", "true"]),
     }

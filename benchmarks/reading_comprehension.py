@@ -7,8 +7,8 @@ Rows:
   the most frequent of them that occurs (ties: the longest).
 - `kexue run reading_comprehension` (fresh 4 × 256 BERT over the training split's characters), `--model.exposure_bias
   none` and `random_replace` (`--model.replace_prob 0.1`).
-- the same with `--model.checkpoint benchmarks/.pretrain/bert` (written by `benchmarks/pretrain.py`; skipped with a
-  note while it does not exist), lr 1e-4.
+- the same with `--config bert_folder` on `benchmarks/.pretrain/bert` (written by `benchmarks/pretrain.py`; skipped
+  with a note while it does not exist), lr 1e-4.
 
 Usage: python benchmarks/reading_comprehension.py [--parts baseline,fresh,pretrained] [--epochs N]
 """
@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from _report import machine, run_kexue, test_metrics, write_section
-from kexue.data.qa import char_f1, exact_match
 from kexue.datamodules.reading_comprehension import ReadingComprehensionDataModule
+from kexue.metrics.qa import char_f1, exact_match
 
 RESULTS = Path(__file__).resolve().parent / ".reading_comprehension.json"  # rows of each part (committed)
 PRETRAINED = Path(__file__).resolve().parent / ".pretrain" / "bert"
@@ -91,7 +91,8 @@ def main() -> None:
                        for name, extra in switches])
     if "pretrained" in parts:
         if (PRETRAINED / "config.json").exists():
-            ckpt = ["--model.checkpoint", str(PRETRAINED), "--model.lr", "1e-4"]
+            ckpt = ["--config", "bert_folder", "--model.bert.path", str(PRETRAINED), "--data.tokenizer.path",
+                    str(PRETRAINED), "--model.lr", "1e-4"]
             save("pretrained", [kexue_row(f"pretrained BERT (`benchmarks/.pretrain/bert`), exposure_bias {name}",
                                           [*common, *ckpt, *extra]) for name, extra in switches])
         else:

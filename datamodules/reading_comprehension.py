@@ -4,8 +4,10 @@
 Default corpus: **templated** extractive questions over the DuIE sample that ``kexue fetch duie`` brings
 (:func:`kexue.data.qa.templated_questions`: ``"{subject}的{predicate}是什么？"``, answer the object, passage the
 sentence), cut by the fixed seeded split. User files: WebQA, SogouQA or JSON lines (:func:`kexue.data.qa.read_qa`).
-Characters are the tokens, one id each (:class:`kexue.seq2seq.CharVocab`): a BERT folder's ``vocab.txt`` with
-``--model.checkpoint`` (linked here), else a vocabulary built from the training split (kept in the checkpoint).
+Characters are the tokens, one id each: the ``tokenizer`` component, by default
+:class:`kexue.models.tokenizers.BertCharTokenizer` built from the training split (kept in the checkpoint), or
+:class:`kexue.models.tokenizers.BertFolderCharTokenizer` over a BERT folder's ``vocab.txt`` (``--config
+bert_folder`` sets it with the folder's network).
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ import json
 from functools import partial
 from typing import Any, ClassVar
 
+from jsonargparse import lazy_instance
 from torch.utils.data import DataLoader
 
 from kexue.data.datamodule import SplitDataModule, check_at_least
 from kexue.data.qa import QAExample, QAFormat, read_qa, templated_questions
 from kexue.data.readers import utf8_lines
 from kexue.errors import UsageError
-from kexue.seq2seq import CharVocab, build_char_vocab, unilm_batch
+from kexue.models.tokenizers import BertCharTokenizer, FittedTokenizerData
+from kexue.nn.components import build_component, component_config
+from kexue.seq2seq import CharVocab, unilm_batch
 
 
-class ReadingComprehensionDataModule(SplitDataModule):
+class ReadingComprehensionDataModule(FittedTokenizerData, SplitDataModule):
     """Batches ``{"ids", "segments", "padding", "labels"}`` ``(B, T)`` (:func:`kexue.seq2seq.unilm_batch`) plus, for
     decoding, ``"sources"`` (``[CLS] passage [SEP] question [SEP]`` id lists), ``"passage_ids"`` and
     ``"passages"`` (the passage as the model sees it), ``"questions"``, ``"answers"`` (gold tuples; ``()`` for
@@ -34,10 +39,8 @@ class ReadingComprehensionDataModule(SplitDataModule):
         predict_path: JSON lines ``{"passage", "question"}``; a blank line gives an empty answer.
         format: ``auto``, ``webqa``, ``sogouqa`` or ``jsonl``.
         require_span: an answer not in its passage is an error (extractive data; the copy constraint needs it).
-        checkpoint: a BERT folder whose ``vocab.txt`` to use (linked from ``model.checkpoint``).
-        vocabulary: the character vocabulary (built from the training split when ``None``; restored from a
-            checkpoint).
-        min_count: training characters seen fewer times become ``[UNK]``.
+        tokenizer: characters -> ids (fitted on the training split's passages, questions and answers; restored
+            from a checkpoint); its ``vocab_size`` and ``vocabulary`` are linked to the model.
         max_length: tokens of a whole example (linked to the fresh BERT's positions); the passage gets what the
             question (cut at ``max_question_length``), the answer and the 4 specials leave. In training a longer
             passage is cut to a window holding the answer; in evaluation and predict it keeps its start.
@@ -45,7 +48,7 @@ class ReadingComprehensionDataModule(SplitDataModule):
         split, split_seed, batch_size, num_workers: as every kexue DataModule.
     """
 
-    featurization: ClassVar[tuple[str, ...]] = ("checkpoint", "vocabulary", "max_length", "max_question_length",
+    featurization: ClassVar[tuple[str, ...]] = ("tokenizer", "max_length", "max_question_length",
                                                 "max_answer_length")
 
     def __init__(
@@ -56,9 +59,7 @@ class ReadingComprehensionDataModule(SplitDataModule):
         predict_path: str | None = None,
         format: QAFormat = "auto",
         require_span: bool = True,
-        checkpoint: str | None = None,
-        vocabulary: list[str] | None = None,
-        min_count: int = 1,
+        tokenizer: BertCharTokenizer = lazy_instance(BertCharTokenizer, min_count=1),  # noqa: B008
         max_length: int = 128,
         max_question_length: int = 24,
         max_answer_length: int = 16,
@@ -69,14 +70,15 @@ class ReadingComprehensionDataModule(SplitDataModule):
     ) -> None:
         super().__init__()
         self.check_split(split)
-        check_at_least(min_count=(min_count, 1), max_question_length=(max_question_length, 1),
+        check_at_least(max_question_length=(max_question_length, 1),
                        max_answer_length=(max_answer_length, 1), batch_size=(batch_size, 1),
                        num_workers=(num_workers, 0))
         if max_length < max_question_length + max_answer_length + 5:
             raise ValueError(f"data.max_length={max_length} leaves no passage after max_question_length + "
                              f"max_answer_length + 4 specials ({max_question_length + max_answer_length + 4})")
+        tokenizer = component_config(tokenizer)  # before save_hyperparameters: see component_config
         self.save_hyperparameters()
-        self._vocab: CharVocab | None = None
+        self.tokenizer: BertCharTokenizer = build_component(tokenizer)
 
     def embedded(self) -> list[QAExample]:
         from kexue.data.duie import duie_examples
@@ -88,25 +90,12 @@ class ReadingComprehensionDataModule(SplitDataModule):
 
     @property
     def vocab(self) -> CharVocab:
-        """The tokenizer (the checkpoint's ``vocab.txt`` or :attr:`vocabulary_list`)."""
-        if self._vocab is None:
-            ckpt = self.hparams.checkpoint
-            self._vocab = CharVocab.from_folder(ckpt) if ckpt else CharVocab(tuple(self.vocabulary_list))
-        return self._vocab
+        """The fitted tokenizer's vocabulary."""
+        return self.fit_tokenizer().vocab
 
-    @property
-    def vocabulary_list(self) -> list[str] | None:
-        """The character vocabulary (linked to ``model.vocabulary``; ``None`` with a checkpoint), built from the
-        training split's passages, questions and answers on first use."""
-        hp = self.hparams
-        if hp.checkpoint:
-            return None
-        if hp.vocabulary is None:
-            self.setup("fit")
-            rows = self.splits["train"]
-            hp.vocabulary = build_char_vocab([r.passage + r.question + "".join(r.answers) for r in rows],
-                                             hp.min_count)
-        return list(hp.vocabulary)
+    def training_texts(self) -> list[str]:
+        self.setup("fit")
+        return [r.passage + r.question + "".join(r.answers) for r in self.splits["train"]]
 
     def setup(self, stage: str) -> None:
         hp = self.hparams

@@ -58,7 +58,7 @@ class CharVocab:
         """The ``vocab.txt`` of a BERT folder (missing: a UsageError naming it)."""
         path = Path(folder) / "vocab.txt"
         if not path.is_file():
-            raise UsageError("no vocab.txt: model.checkpoint must be a BERT folder", path)
+            raise UsageError("no vocab.txt: a BERT folder's tokenizer needs one", path)
         return cls(tuple(path.read_text(encoding="utf-8").splitlines()))
 
     pad = property(lambda self: self.index["[PAD]"], doc="``[PAD]`` id")

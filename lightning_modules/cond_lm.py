@@ -14,19 +14,19 @@ from typing import ClassVar, Sequence
 
 import lightning as L
 import torch
-from torch import Tensor
+from jsonargparse import lazy_instance
+from torch import Tensor, nn
 from torchmetrics.text import Perplexity
 
+from kexue.errors import UsageError
 from kexue.generation import GenerationConfig
-from kexue.models.bert import Bert
-from kexue.models.checkpoints import read_config
+from kexue.models.bert import BertFromConfig
 from kexue.models.conditional_lm import ConditionalBertLM
-from kexue.models.pretrained import cond_lm_tokenizer
-from kexue.nn.transformer import TransformerConfig
+from kexue.models.tokenizers import decode_pieces
+from kexue.nn.components import build_component, component_config
+from kexue.seq2seq import CharVocab
 from kexue.stages import NextTokenStages
 
-DEFAULT_CONFIG = TransformerConfig(dim=256, num_layers=4, num_heads=4, ffn_dim=1024, max_length=64, dropout=0.1,
-                                   eps=1e-12)
 DEFAULT_GENERATION = GenerationConfig(max_new_tokens=48, do_sample=True, top_k=20, top_p=0.95, seed=0)
 
 
@@ -36,17 +36,16 @@ class ConditionalLM(NextTokenStages, L.LightningModule):
     W&B (a table) and to ``<run>/samples.txt``.
 
     Args:
-        vocab_size, vocabulary: the character vocabulary of a model trained from scratch (linked from the data).
+        bert: the network, a :class:`kexue.models.bert.Bert` with an MLM head and ``condition_dim`` (the size of
+            the label embedding that conditions every LayerNorm): by default :class:`~kexue.models.BertFromConfig`
+            (4 x 256) trained here; ``--config cond_lm_bert_folder`` (:class:`~kexue.models.BertFromFolder`)
+            fine-tunes a pretrained one, whose LayerNorms become the Conditional LayerNorms' bases with projections
+            starting at zero. Its ``vocab_size`` and ``max_length`` are linked from the data.
+        vocabulary: the tokenizer's pieces in id order (linked from the data): ``[CLS]``/``[SEP]`` are ``<bos>``/
+            ``<eos>``, and sampled ids become text through them.
         labels: label names (linked from the data).
-        config: the BERT trained from scratch (``condition_dim`` is set from ``condition_dim``); ignored with
-            ``checkpoint``.
-        checkpoint: a BERT folder (``kexue run pretrain``'s ``bert/``, or any Hugging Face BERT with its MLM head):
-            its LayerNorms become the Conditional LayerNorms' bases, their projections start at zero.
-        weights: ``False``: the checkpoint's network from random initialisation (the no-pretraining ablation).
-        condition_dim: size of the label embedding that conditions every LayerNorm.
         generation: decoding for the samples and ``predict``.
         num_samples: reviews per label sampled after each validation epoch.
-        max_length: the longest example in tokens (linked from ``data.max_length``): must fit the model's positions.
         lr, weight_decay: AdamW's.
     """
 
@@ -54,50 +53,37 @@ class ConditionalLM(NextTokenStages, L.LightningModule):
 
     def __init__(
         self,
-        vocab_size: int = 0,
+        bert: nn.Module = lazy_instance(BertFromConfig, attention_dropout=0.0, condition_dim=128),  # noqa: B008
         vocabulary: list[str] | None = None,
         labels: list[str] = ["neg", "pos"],  # noqa: B006
-        config: TransformerConfig = DEFAULT_CONFIG,
-        checkpoint: str | None = None,
-        weights: bool = True,
-        condition_dim: int = 128,
         generation: GenerationConfig = DEFAULT_GENERATION,
         num_samples: int = 2,
-        max_length: int = 64,
         lr: float = 5e-4,
         weight_decay: float = 0.01,
     ) -> None:
         super().__init__()
-        if lr < 0 or weight_decay < 0 or num_samples < 0 or condition_dim < 1:
-            raise ValueError(f"model.lr, model.weight_decay, model.num_samples must be >= 0 and model.condition_dim "
-                             f">= 1, got {lr}, {weight_decay}, {num_samples}, {condition_dim}")
+        if lr < 0 or weight_decay < 0 or num_samples < 0:
+            raise ValueError(f"model.lr, model.weight_decay, model.num_samples must be >= 0, got {lr}, "
+                             f"{weight_decay}, {num_samples}")
+        if not vocabulary:
+            raise UsageError("model.vocabulary is not set: it is linked from the data's tokenizer")
+        bert = component_config(bert)  # before save_hyperparameters: see component_config
         self.save_hyperparameters()
-        self.tokenizer = cond_lm_tokenizer(checkpoint, vocabulary)
-        if checkpoint:
-            size, pieces = read_config(checkpoint).get("vocab_size"), self.tokenizer.tokenizer.get_vocab_size(False)
-            if size != pieces:
-                raise ValueError(f"{checkpoint}: vocab.txt has {pieces} pieces but config.json "
-                                 f"says vocab_size={size}: the vocabulary is not this checkpoint's")
-            bert = Bert.from_pretrained(checkpoint, pooler=False, mlm=True, weights=weights,
-                                        condition_dim=condition_dim)
-        else:
-            if vocabulary is None or vocab_size < 5:
-                raise ValueError("model.vocabulary (linked from the data) or model.checkpoint is required")
-            config = replace(TransformerConfig.coerce(config), condition_dim=condition_dim)
-            bert = Bert(vocab_size, config, pooler=False, mlm=True)
-        if max_length > bert.config.max_length:
-            raise ValueError(f"data.max_length={max_length} exceeds the model's {bert.config.max_length} positions: "
-                             f"lower it{'' if checkpoint else ' or raise model.config.max_length'}")
+        bert = build_component(bert)
+        if getattr(getattr(bert, "config", None), "condition_dim", None) is None:
+            raise UsageError("model.bert needs a condition_dim (the label embedding's size), e.g. "
+                             "--model.bert.condition_dim 128")
         self.net = ConditionalBertLM(bert, len(labels))
+        self.vocab = CharVocab(tuple(vocabulary))
         generation = generation if isinstance(generation, GenerationConfig) else GenerationConfig(**generation)
-        self.generation = replace(generation, eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id)
+        self.generation = replace(generation, eos_id=self.vocab.sep, pad_id=self.vocab.pad)
         if self.generation.max_new_tokens >= bert.config.max_length:
             raise ValueError(f"model.generation.max_new_tokens={self.generation.max_new_tokens} does not fit the "
                              f"model's {bert.config.max_length} positions (<bos> takes one)")
         if self.generation.num_beams != 1:
             raise ValueError("model.generation.num_beams must be 1 here (greedy or sampling)")
-        unk = self.tokenizer.tokenizer.token_to_id("<unk>" if not checkpoint else "[UNK]")
-        self.banned = [i for i in (self.tokenizer.pad_id, self.tokenizer.bos_id, unk) if i is not None]
+        specials = (self.vocab.pad, self.vocab.cls, self.vocab.unk, self.vocab.index.get("[MASK]"))
+        self.banned = [i for i in specials if i is not None]
         self.val_ppl, self.test_ppl = Perplexity(ignore_index=-100), Perplexity(ignore_index=-100)
 
     def forward(self, ids: Tensor, labels: Tensor) -> Tensor:
@@ -117,11 +103,10 @@ class ConditionalLM(NextTokenStages, L.LightningModule):
         out, labels = [], torch.tensor(list(labels), dtype=torch.long, device=self.device)
         try:
             for chunk in labels.split(256):  # a predict line may ask for many reviews
-                out += self.net.sample(chunk, self.tokenizer.bos_id, self.tokenizer.eos_id, self.generation,
-                                       self.banned)
+                out += self.net.sample(chunk, self.vocab.cls, self.vocab.sep, self.generation, self.banned)
         finally:
             self.net.train(was_training)
-        return [" ".join(self.tokenizer.decode(ids).split()) for ids in out]  # one line each
+        return [" ".join(decode_pieces(self.vocab.pieces, ids).split()) for ids in out]  # one line each
 
     def on_validation_epoch_end(self) -> None:
         n = self.hparams.num_samples

@@ -17,17 +17,17 @@ from typing import ClassVar
 import lightning as L
 import torch
 import torch.nn.functional as F
+from jsonargparse import lazy_instance
 from lightning.pytorch.utilities import rank_zero_info
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from kexue.models.bert import Bert
+from kexue.errors import UsageError
+from kexue.models.bert import BertFromConfig
+from kexue.models.sizes import check_vocabulary
 from kexue.models.tokenizers import wordpiece_tokenizer
-from kexue.nn.transformer import TransformerConfig
-from kexue.optim import no_weight_decay_groups
-
-DEFAULT_CONFIG = TransformerConfig(dim=256, num_layers=4, num_heads=4, ffn_dim=1024, max_length=128, eps=1e-12,
-                                   dropout=0.1, attention_dropout=0.1)
+from kexue.nn.components import build_component, component_config
+from kexue.optim import no_weight_decay_groups, warmup_linear_decay
 
 
 class MaskedLMPretrainer(L.LightningModule):
@@ -36,15 +36,17 @@ class MaskedLMPretrainer(L.LightningModule):
     (argmax = original token) and ``ppl`` (``exp`` of that loss). ``predict`` fills in the ``[MASK]`` of each line.
 
     Args:
-        vocab_size: WordPiece ids (linked from ``data.num_pieces``).
+        bert: the network, a :class:`kexue.models.bert.Bert` with its MLM head: by default
+            :class:`~kexue.models.BertFromConfig` (4 x 256, ``--model.bert.dim 512`` ...; BERT's layout: post-LN,
+            learned positions, embedding LayerNorm). Its ``vocab_size`` (``data.vocab_size``, checked against
+            ``vocabulary``) and ``max_length`` are linked from the data.
         vocabulary: the pieces in id order (linked from the data): written as ``bert/vocab.txt``, and kept so that
             ``predict`` turns ids back into text from the checkpoint alone.
-        config: the stack (BERT's layout is forced on it: post-LN, learned positions, embedding LayerNorm); its
-            ``max_length`` is linked from ``data.max_length``.
         lr: AdamW peak learning rate.
         weight_decay: AdamW weight decay (not on biases and LayerNorm gains).
         warmup: fraction of the training steps over which the learning rate rises linearly from 0; it then falls
-            linearly to 0 at the last step (``trainer.max_steps`` or ``max_epochs``).
+            linearly to 0 at the last step (``trainer.max_steps`` or ``max_epochs``;
+            :func:`kexue.optim.warmup_linear_decay`).
         export: write ``<run>/bert/`` when fit ends.
     """
 
@@ -52,22 +54,23 @@ class MaskedLMPretrainer(L.LightningModule):
 
     def __init__(
         self,
-        vocab_size: int = 0,
+        bert: nn.Module = lazy_instance(BertFromConfig),  # noqa: B008 (shown as class_path/init_args)
         vocabulary: list[str] | None = None,
-        config: TransformerConfig = DEFAULT_CONFIG,
         lr: float = 5e-4,
         weight_decay: float = 0.01,
         warmup: float = 0.05,
         export: bool = True,
     ) -> None:
         super().__init__()
-        if vocabulary is None or vocab_size != len(vocabulary) or vocab_size < 6:
-            raise ValueError("model.vocab_size and model.vocabulary (linked from the data) are required and must agree")
+        if not vocabulary or len(vocabulary) < 6:
+            raise UsageError("model.vocabulary is not set: it is linked from the data's WordPiece vocabulary")
         if lr <= 0 or weight_decay < 0 or not 0 <= warmup < 1:
             raise ValueError(f"need model.lr > 0, model.weight_decay >= 0, 0 <= model.warmup < 1, got {lr}, "
                              f"{weight_decay}, {warmup}")
+        bert = component_config(bert)  # before save_hyperparameters: see component_config
         self.save_hyperparameters()
-        self.net = Bert(vocab_size, TransformerConfig.coerce(config), pooler=False, mlm=True)
+        self.net = build_component(bert)
+        check_vocabulary(self.net.vocab_size, len(vocabulary), "model.bert")
         self.metrics = torch.nn.ModuleDict({f"{stage}_{name}": MeanMetric() for stage in ("val", "test")
                                             for name in ("loss", "acc")})
         self.exported: Path | None = None
@@ -155,11 +158,8 @@ class MaskedLMPretrainer(L.LightningModule):
         if not math.isfinite(total):
             raise ValueError("the pretrain task's learning-rate decay needs trainer.max_steps or trainer.max_epochs")
         total = max(1, int(total))
-        warm = math.ceil(hp.warmup * total)
-        # Linear warm-up from lr / warm to lr at step warm - 1, then linear decay to 0 at the last step.
-        schedule = lambda step: (step + 1) / warm if step < warm else max(0.0, (total - step) / max(1, total - warm))  # noqa: E731
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        scheduler = warmup_linear_decay(optimizer, max(1, math.ceil(hp.warmup * total)), total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-__all__ = ["DEFAULT_CONFIG", "MaskedLMPretrainer"]
+__all__ = ["MaskedLMPretrainer"]

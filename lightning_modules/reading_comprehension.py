@@ -13,14 +13,15 @@ from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
-from torch import Tensor
-from torchmetrics import MeanMetric
+from jsonargparse import lazy_instance
+from torch import Tensor, nn
 
-from kexue.data.qa import char_f1, exact_match
 from kexue.errors import UsageError
-from kexue.models.bert import Bert
+from kexue.metrics.qa import CharF1, ExactMatch
+from kexue.models.bert import BertFromConfig
+from kexue.nn.components import build_component, component_config
 from kexue.nn.masks import seq2seq_mask
-from kexue.nn.transformer import TransformerConfig
+from kexue.optim import no_weight_decay_groups, warmup_linear_decay
 from kexue.seq2seq import (
     BERT_SPECIALS,
     CharVocab,
@@ -31,40 +32,34 @@ from kexue.seq2seq import (
     unilm_step,
 )
 
-DEFAULT_CONFIG = TransformerConfig(dim=256, num_layers=4, num_heads=4, ffn_dim=1024, max_length=128, eps=1e-12,
-                                   dropout=0.1, attention_dropout=0.1)
-
 
 class ReadingComprehension(L.LightningModule):
     """UniLM reading comprehension: ``logits = BERT_MLM(ids, segments, mask=seq2seq_mask(segments))`` ``(B, T, V)``,
     loss :func:`kexue.seq2seq.unilm_loss` on the answer positions; ``val/em``, ``val/f1``, ``test/em``,
-    ``test/f1`` of beam-searched answers (:func:`kexue.data.qa.exact_match`, :func:`kexue.data.qa.char_f1`).
+    ``test/f1`` of beam-searched answers (:class:`kexue.metrics.ExactMatch`, :class:`kexue.metrics.CharF1`).
 
     Args:
-        vocabulary: the character vocabulary of a BERT trained here (linked from the data; ``None`` with a
-            checkpoint).
-        checkpoint: a Hugging Face BERT folder with its MLM head (the one ``kexue run pretrain`` writes,
-            ``bert-base-chinese``); characters are its tokens, as :class:`kexue.models.BertCharEncoder`.
-        weights: load the checkpoint's weights (``False``: the same network from random initialisation).
-        config: the fresh BERT's stack (with ``checkpoint`` only its ``max_length``, linked from
-            ``data.max_length``, is read: the checkpoint must have that many positions).
+        bert: the network, a :class:`kexue.models.bert.Bert` with its MLM head: by default
+            :class:`~kexue.models.BertFromConfig` trained here; ``--config bert_folder`` (or ``--model.bert
+            kexue.models.BertFromFolder --model.bert.path FOLDER`` with the folder's tokenizer) fine-tunes a
+            pretrained one. Its ``vocab_size`` and ``max_length`` are linked from the data.
+        vocabulary: the tokenizer's pieces in id order (linked from the data): special ids and answer text.
         beam_size: beams of the decoder.
         max_answer_length: tokens an answer may have (linked from ``data.max_answer_length``).
         copy_from_passage: only answers that are passage substrings (post 7115's constraint for extractive data).
         exposure_bias: ``random_replace`` replaces teacher-forced answer inputs by random characters with
             probability ``replace_prob`` in training, labels unchanged (post 7259); ``none`` trains as usual.
         replace_prob: that probability.
-        lr, weight_decay, warmup: AdamW, linear warm-up over that fraction of the steps then linear decay.
+        lr, weight_decay, warmup: AdamW (no decay on biases and norms), linear warm-up over that fraction of the
+            steps then linear decay (:func:`kexue.optim.warmup_linear_decay`).
     """
 
     runtime_arguments: ClassVar[tuple[str, ...]] = ("beam_size", "copy_from_passage")
 
     def __init__(
         self,
+        bert: nn.Module = lazy_instance(BertFromConfig),  # noqa: B008 (shown as class_path/init_args)
         vocabulary: list[str] | None = None,
-        checkpoint: str | None = None,
-        weights: bool = True,
-        config: TransformerConfig = DEFAULT_CONFIG,
         beam_size: int = 3,
         max_answer_length: int = 16,
         copy_from_passage: bool = True,
@@ -81,26 +76,17 @@ class ReadingComprehension(L.LightningModule):
         if not 0 <= replace_prob <= 1 or lr < 0 or weight_decay < 0 or not 0 <= warmup < 1:
             raise ValueError(f"model.replace_prob in [0, 1], lr >= 0, weight_decay >= 0, warmup in [0, 1) needed, "
                              f"got {replace_prob}, {lr}, {weight_decay}, {warmup}")
+        if not vocabulary:
+            raise UsageError("model.vocabulary is not set: it is linked from the data's tokenizer")
+        bert = component_config(bert)  # before save_hyperparameters: see component_config
         self.save_hyperparameters()
-        if checkpoint:
-            self.vocab = CharVocab.from_folder(checkpoint)
-            self.bert = Bert.from_pretrained(checkpoint, pooler=False, mlm=True, weights=weights)
-            if len(self.vocab) != self.bert.vocab_size:
-                raise UsageError(f"vocab.txt has {len(self.vocab)} pieces but config.json says vocab_size="
-                                 f"{self.bert.vocab_size}", checkpoint)
-            wanted, positions = TransformerConfig.coerce(config).max_length, self.bert.config.max_length
-            if wanted > positions:  # config.max_length is linked from data.max_length
-                raise UsageError(f"data.max_length={wanted} but the checkpoint has {positions} positions: pass "
-                                 f"--data.max_length {positions} or less", checkpoint)
-        else:
-            if not vocabulary:
-                raise ValueError("model.vocabulary (linked from the data) or model.checkpoint is required")
-            self.vocab = CharVocab(tuple(vocabulary))
-            self.bert = Bert(len(self.vocab), TransformerConfig.coerce(config), pooler=False, mlm=True)
+        self.bert = build_component(bert)
+        self.vocab = CharVocab(tuple(vocabulary))
         specials = {self.vocab.index.get(t) for t in (*BERT_SPECIALS, "[MASK]")} - {None}
         self.first_regular = max(specials) + 1  # random_replace draws from [first_regular, V): no special token
         self.banned = sorted(specials - {self.vocab.sep})
-        self.metrics = torch.nn.ModuleDict({f"{s}_{m}": MeanMetric() for s in ("val", "test") for m in ("em", "f1")})
+        self.metrics = torch.nn.ModuleDict({f"{s}_{m}": metric() for s in ("val", "test")
+                                            for m, metric in (("em", ExactMatch), ("f1", CharF1))})
 
     def forward(self, ids: Tensor, segments: Tensor, padding: Tensor) -> Tensor:
         """MLM logits ``(B, T, V)`` of packed ``ids``, ``segments``, ``padding`` ``(B, T)`` under UniLM's mask."""
@@ -146,10 +132,9 @@ class ReadingComprehension(L.LightningModule):
         self._check_length(batch["ids"])
         loss = self.loss(batch["ids"], batch["segments"], batch["padding"], batch["labels"])
         self.log(f"{stage}/loss", loss, batch_size=len(batch["ids"]), sync_dist=True)
-        for pred, gold in zip(self.decode(batch), batch["answers"]):
-            self.metrics[f"{stage}_em"].update(exact_match(pred, gold))
-            self.metrics[f"{stage}_f1"].update(char_f1(pred, gold))
+        preds = self.decode(batch)
         for m in ("em", "f1"):
+            self.metrics[f"{stage}_{m}"].update(preds, batch["answers"])
             self.log(f"{stage}/{m}", self.metrics[f"{stage}_{m}"], prog_bar=stage == "val",
                      batch_size=len(batch["ids"]))
 
@@ -173,15 +158,10 @@ class ReadingComprehension(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         hp = self.hparams
-        decay = [p for n, p in self.named_parameters() if p.dim() > 1 and "norm" not in n]
-        rest = [p for n, p in self.named_parameters() if not (p.dim() > 1 and "norm" not in n)]
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
-                                       {"params": rest, "weight_decay": 0.0}], lr=hp.lr)
+        optimizer = torch.optim.AdamW(no_weight_decay_groups(self.named_parameters(), hp.weight_decay), lr=hp.lr)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = max(1, int(hp.warmup * total))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        scheduler = warmup_linear_decay(optimizer, max(1, int(hp.warmup * total)), total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 __all__ = ["ReadingComprehension"]

@@ -11,7 +11,6 @@ TASK = Task(
     config="kexue.conf:cond_lm.yaml",
     post="https://kexue.fm/archives/7124",
     metric="test/ppl",
-    links=(("model.checkpoint", "data.checkpoint"), ("data.labels", "model.labels"),
-           ("data.max_length", "model.max_length")),
-    data_links=(("data.vocab_size", "model.vocab_size"), ("data.vocabulary_list", "model.vocabulary")),
+    links=(("data.labels", "model.labels"), ("data.max_length", "model.bert.init_args.max_length")),
+    data_links=(("data.vocab_size", "model.bert.init_args.vocab_size"), ("data.vocabulary_list", "model.vocabulary")),
 )

@@ -11,6 +11,6 @@ TASK = Task(
     config="kexue.conf:pretrain.yaml",
     post="https://kexue.fm/archives/6915",
     metric="test/mlm_acc",
-    links=(("data.max_length", "model.config.max_length"),),
-    data_links=(("data.num_pieces", "model.vocab_size"), ("data.vocabulary_list", "model.vocabulary")),
+    links=(("data.max_length", "model.bert.init_args.max_length"),),
+    data_links=(("data.vocab_size", "model.bert.init_args.vocab_size"), ("data.vocabulary_list", "model.vocabulary")),
 )

@@ -12,7 +12,7 @@ TASK = Task(
     config="kexue.conf:reading_comprehension.yaml",
     post="https://kexue.fm/archives/7115",
     metric="test/f1",
-    links=(("model.checkpoint", "data.checkpoint"), ("data.max_length", "model.config.max_length"),
+    links=(("data.max_length", "model.bert.init_args.max_length"),
            ("data.max_answer_length", "model.max_answer_length")),
-    data_links=(("data.vocabulary_list", "model.vocabulary"),),
+    data_links=(("data.vocab_size", "model.bert.init_args.vocab_size"), ("data.vocabulary_list", "model.vocabulary")),
 )

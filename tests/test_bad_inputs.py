@@ -97,9 +97,10 @@ def make_model_files(root: Path) -> None:
 
 RE_FILES = lambda name: [f"--data.{s}_path={name}" for s in ("train", "val", "test")]  # noqa: E731
 RC_FILES = lambda name: [f"--data.{s}_path={FIXTURES / 'qa' / name}" for s in ("train", "val", "test")]  # noqa: E731
-LM_TINY = ["--model.config.dim", "8", "--model.config.num_heads", "2", "--model.config.num_layers", "1"]
 NET_TINY = ["--model.net.config.dim", "8", "--model.net.config.num_heads", "2", "--model.net.config.num_layers", "1"]
 LM_FROM = lambda source: ["--config", "gpt2", "--model.net.source", source, "--data.tokenizer.source", source]  # noqa: E731
+CLM_TINY = ["--model.bert.dim", "8", "--model.bert.num_heads", "2", "--model.bert.num_layers", "1"]
+CLM_FOLDER = ["--config", "cond_lm_bert_folder", "--model.bert.path", "bert_mismatch", "--model.bert.weights", "false"]
 
 # category -> rows of (id, argv, fragments of the one line). Paths are relative to the test's working directory.
 CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
@@ -215,22 +216,25 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
         ("replace_prob outside [0, 1]", ["fit", "reading_comprehension", *RC_FILES("train.jsonl"),
                                          "--model.replace_prob", "1.5", *FAST], ["model.replace_prob in [0, 1]"]),
         ("checkpoint folder without vocab.txt", ["fit", "reading_comprehension", *RC_FILES("train.jsonl"),
-                                                 "--model.checkpoint", "bert_folder", *FAST],
+                                                 "--config", "bert_folder", "--model.bert.path", "bert_folder",
+                                                 "--data.tokenizer.path", "bert_folder", *FAST],
          ["bert_folder", "vocab.txt"]),
     ],
     "conditional generation": [
-        ("label line not a label", ["predict", "cond_lm", "--untrained", "true", *LM_TINY, "--data.predict_path",
+        ("label line not a label", ["predict", "cond_lm", "--untrained", "true", *CLM_TINY, "--data.predict_path",
                                     "labels_bad.txt", *FAST], ["labels_bad.txt:2", "'happy'"]),
-        ("count not a positive integer", ["predict", "cond_lm", "--untrained", "true", *LM_TINY,
+        ("count not a positive integer", ["predict", "cond_lm", "--untrained", "true", *CLM_TINY,
                                           "--data.predict_path", "labels_count.txt", *FAST],
          ["labels_count.txt:1", "'many'"]),
-        ("BERT vocab.txt does not match config.json", ["fit", "cond_lm", "--model.checkpoint", "bert_mismatch", *FAST],
-         ["bert_mismatch", "vocab.txt has 7 pieces", "vocab_size=9"]),
-        ("max_new_tokens over the positions", ["predict", "cond_lm", "--untrained", "true", *LM_TINY,
+        ("tokenizer with more ids than the BERT's embedding", ["fit", "cond_lm", *CLM_FOLDER, "--data.tokenizer",
+                                                               "kexue.models.BertCharTokenizer", *FAST],
+         ["bert_mismatch", "ids but the network's embedding has 9 rows"]),
+        ("max_new_tokens over the positions", ["predict", "cond_lm", "--untrained", "true", *CLM_TINY,
                                                "--model.generation.max_new_tokens", "64", *FAST],
          ["max_new_tokens=64", "64 positions"]),
-        ("data.max_length over the positions", ["fit", "cond_lm", *LM_TINY, "--data.max_length", "200", *FAST],
-         ["data.max_length=200", "64 positions"]),
+        ("data.max_length over the BERT folder's positions", ["fit", "cond_lm", *CLM_FOLDER, "--data.tokenizer.path",
+                                                              "bert_mismatch", *FAST],
+         ["bert_mismatch", "data.max_length=64 exceeds the 16 positions"]),
     ],
     "VQ-VAE": [
         ("VQ-VAE with fewer than 2 codes", ["fit", "vq_vae", "--model.quantizer.num_codes", "1", *FAST],

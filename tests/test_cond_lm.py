@@ -14,16 +14,16 @@ from kexue.datamodules.cond_lm import ConditionalLMDataModule
 from kexue.generation import GenerationConfig
 from kexue.lightning_modules.cond_lm import ConditionalLM
 from kexue.metrics import copy_rate, distinct_n
-from kexue.models.bert import Bert
+from kexue.models.bert import Bert, BertFromConfig
 from kexue.models.conditional_lm import ConditionalBertLM
-from kexue.models.pretrained import char_vocabulary
-from kexue.models.tokenizers import train_wordpiece
+from kexue.models.tokenizers import BertCharTokenizer, train_wordpiece
 from kexue.nn.transformer import TransformerConfig
+from kexue.seq2seq import build_char_vocab
 
 from .conftest import assert_one_line_error, kexue
 
-TINY = ["--model.config.dim", "16", "--model.config.num_layers", "1", "--model.config.num_heads", "2",
-        "--model.config.ffn_dim", "32", "--model.condition_dim", "4", "--model.generation.max_new_tokens", "8"]
+TINY = ["--model.bert.dim", "16", "--model.bert.num_layers", "1", "--model.bert.num_heads", "2",
+        "--model.bert.ffn_dim", "32", "--model.bert.condition_dim", "4", "--model.generation.max_new_tokens", "8"]
 QUICK = ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
          "--trainer.max_epochs", "1", "--logger", "none", "--trainer.enable_progress_bar", "false"]
 TEXTS = ["这个酒店很好", "房间太小了", "服务不错", "很差的体验"]
@@ -74,12 +74,12 @@ def test_labels_give_different_outputs_once_the_projections_are_non_zero() -> No
 
 
 def test_the_mask_is_causal_and_padding_costs_no_loss() -> None:
-    vocab = char_vocabulary(TEXTS)
+    vocab = build_char_vocab(TEXTS)
     torch.manual_seed(0)
-    model = ConditionalLM(len(vocab), vocab, config=dict(dim=16, num_layers=2, num_heads=2, dropout=0.0,
-                                                         max_length=32), condition_dim=4,
-                          generation=GenerationConfig(max_new_tokens=8), max_length=32).eval()
-    data = ConditionalLMDataModule(vocabulary=vocab)
+    bert = BertFromConfig(len(vocab), max_length=32, dim=16, num_layers=2, num_heads=2, ffn_dim=32, dropout=0.0,
+                          attention_dropout=0.0, condition_dim=4)
+    model = ConditionalLM(bert, vocab, generation=GenerationConfig(max_new_tokens=8)).eval()
+    data = ConditionalLMDataModule(tokenizer=BertCharTokenizer(vocab))
     batch = data.collate([("很好", 1), ("房间太小了", 0)])
     ids, labels = batch["ids"], batch["labels"]
     changed = ids.clone()
@@ -126,12 +126,16 @@ def test_a_bad_label_line_is_one_line_and_a_bert_folder_trains(tmp_path: Path) -
                  "--logger", "none")
     assert_one_line_error(proc, "labels.txt:2", "happy")
     folder = bert_folder(tmp_path / "bert")
-    proc = kexue("fit", "cond_lm", "--model.checkpoint", str(folder), "--trainer.fast_dev_run", "true")
+    preset = ["--config", "cond_lm_bert_folder", "--model.bert.path", str(folder), "--data.tokenizer.path", str(folder)]
+    proc = kexue("fit", "cond_lm", *preset, "--trainer.fast_dev_run", "true")
     assert_one_line_error(proc, "data.max_length=64", "32 positions")
+    proc = kexue("fit", "cond_lm", *preset[:4], "--data.tokenizer", "kexue.models.BertCharTokenizer", "--data.max_length",
+                 "32", "--trainer.fast_dev_run", "true")
+    assert_one_line_error(proc, "ids but the network's embedding has")  # the corpus's characters, the folder's rows
     (tmp_path / "reviews.txt").write_text("".join(f"{t}\t{label}\n" for t, label in zip(TEXTS, "pos neg pos neg".split())),
                                           encoding="utf-8")
     files = [f"--data.{s}_path=reviews.txt" for s in ("train", "val", "test")]
-    fit = kexue("run", "cond_lm", "--model.checkpoint", str(folder), "--model.condition_dim", "4",
+    fit = kexue("run", "cond_lm", *preset, "--model.bert.condition_dim", "4",
                 "--model.generation.max_new_tokens", "8", "--data.max_length", "32", *files, *QUICK)
     assert fit.returncode == 0, fit.stderr[-3000:]
     assert "test/ppl" in fit.stdout

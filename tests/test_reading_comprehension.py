@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from kexue.cli import main
-from kexue.data.qa import char_f1, exact_match, read_qa, read_qa_jsonl, read_sogouqa, read_webqa, templated_questions
+from kexue.data.qa import read_qa, read_qa_jsonl, read_sogouqa, read_webqa, templated_questions
 from kexue.errors import UsageError
-from kexue.models.bert import Bert
+from kexue.metrics.qa import char_f1, exact_match
+from kexue.models.bert import Bert, BertFromConfig
 from kexue.nn.masks import seq2seq_mask
 from kexue.nn.transformer import TransformerConfig
 from kexue.seq2seq import (
@@ -167,8 +168,10 @@ def test_random_replacement_rate_and_labels_untouched() -> None:
     assert not changed[~where].any() and int(out.min()) >= 5
     from kexue.lightning_modules.reading_comprehension import ReadingComprehension
 
-    model = ReadingComprehension(vocabulary=build_char_vocab(["甲乙丙丁戊"]), config=TINY, exposure_bias="random_replace",
-                                 replace_prob=0.5)
+    vocab = build_char_vocab(["甲乙丙丁戊"])
+    bert = BertFromConfig(len(vocab), max_length=32, dim=16, num_layers=1, num_heads=2, ffn_dim=32, dropout=0.0,
+                          attention_dropout=0.0)
+    model = ReadingComprehension(bert, vocab, exposure_bias="random_replace", replace_prob=0.5)
     batch = unilm_batch([[2, 5, 6, 3]] * 4, [[7, 8, 9, 3]] * 4)
     before = {k: v.clone() for k, v in batch.items()}
     seen = []
@@ -186,8 +189,8 @@ def test_fit_predict_and_bad_input_through_the_cli(tmp_path: Path, monkeypatch: 
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     files = [f"--data.{s}_path={QA / 'train.jsonl'}" for s in ("train", "val", "test")]
-    tiny = ["--model.config.dim", "32", "--model.config.num_layers", "1", "--model.config.num_heads", "2",
-            "--model.config.ffn_dim", "64", "--data.batch_size", "4", "--logger", "none",
+    tiny = ["--model.bert.dim", "32", "--model.bert.num_layers", "1", "--model.bert.num_heads", "2",
+            "--model.bert.ffn_dim", "64", "--data.batch_size", "4", "--logger", "none",
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
     assert main(["run", "reading_comprehension", *files, *tiny, "--trainer.max_epochs", "2",
                  "--model.exposure_bias", "random_replace"]) == 0
@@ -210,10 +213,11 @@ def test_fit_predict_and_bad_input_through_the_cli(tmp_path: Path, monkeypatch: 
     Bert(len(vocab), TransformerConfig(dim=16, num_layers=1, num_heads=2, ffn_dim=32, max_length=64), pooler=False,
          mlm=True).save_pretrained(folder)
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    ckpt_args = ["--model.checkpoint", str(folder), *files, *tiny[8:], "--trainer.fast_dev_run", "1"]
+    ckpt_args = ["--config", "bert_folder", "--model.bert.path", str(folder), "--data.tokenizer.path", str(folder),
+                 *files, *tiny[8:], "--trainer.fast_dev_run", "1"]
     assert main(["fit", "reading_comprehension", *ckpt_args, "--data.max_length", "64"]) == 0
     assert main(["fit", "reading_comprehension", *ckpt_args]) == 2  # 128 tokens, 64 positions
-    assert "--data.max_length 64 or less" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert "data.max_length=128 exceeds the 64 positions" in capsys.readouterr().err.strip().splitlines()[-1]
     bad = [f"--data.train_path={QA / 'missing_answer.jsonl'}", *files[1:]]
     assert main(["fit", "reading_comprehension", *bad, *tiny, "--trainer.fast_dev_run", "1"]) == 2
     assert "missing_answer.jsonl:2: missing field 'answer'" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -1,5 +1,5 @@
-"""Reading-comprehension data and scores for 万能的seq2seq (https://kexue.fm/archives/7115): WebQA and SogouQA in
-their published JSON layouts, plain JSON lines, templated questions from DuIE triples, exact match and character F1.
+"""Reading-comprehension data for 万能的seq2seq (https://kexue.fm/archives/7115): WebQA and SogouQA in their
+published JSON layouts, plain JSON lines, templated questions from DuIE triples (scored by :mod:`kexue.metrics.qa`).
 
 Every reader returns :class:`QAExample` rows, one per (passage, question) pair that has an answer (the post trains
 and scores on answered passages only). A missing or mistyped field is a :class:`~kexue.errors.UsageError` naming
@@ -186,23 +186,5 @@ def templated_questions(examples: Iterable[object], template: str = "{subject}�
     return out
 
 
-def exact_match(prediction: str, answers: Iterable[str]) -> float:
-    """1.0 when ``prediction`` equals one of ``answers`` (after stripping white space), else 0.0."""
-    return float(any(prediction.strip() == a.strip() for a in answers))
-
-
-def char_f1(prediction: str, answers: Iterable[str]) -> float:
-    """The best over ``answers`` of the character F1: with ``c`` the characters in common (with multiplicity),
-    ``2c / (len(prediction) + len(answer))``; white space ignored, 0 when either is empty."""
-    pred = Counter(prediction.replace(" ", ""))
-    best = 0.0
-    for answer in answers:
-        gold = Counter(answer.replace(" ", ""))
-        common = sum((pred & gold).values())
-        if common:
-            best = max(best, 2 * common / (sum(pred.values()) + sum(gold.values())))
-    return best
-
-
-__all__ = ["QAExample", "char_f1", "exact_match", "read_qa", "read_qa_jsonl", "read_sogouqa", "read_webqa",
+__all__ = ["QAExample", "read_qa", "read_qa_jsonl", "read_sogouqa", "read_webqa",
            "templated_questions"]

@@ -385,7 +385,7 @@ def copy_rate(samples: Sequence[str], training: Iterable[str]) -> float:
 
 
 # The metrics of other rooms, re-exported after this module's own blocks (which they import): generated-image quality
-# (kexue.fm/archives/5716) and word-vector evaluation, each score with its coverage.
+# (kexue.fm/archives/5716), extractive-QA answers (7115) and word-vector evaluation, each score with its coverage.
 from kexue.metrics.images import (  # noqa: E402, F401
     FrechetDistance,
     InceptionScore,
@@ -393,6 +393,7 @@ from kexue.metrics.images import (  # noqa: E402, F401
     frechet_distance_from_moments,
     inception_score,
 )
+from kexue.metrics.qa import CharF1, ExactMatch, char_f1, exact_match  # noqa: E402, F401
 from kexue.metrics.word_vectors import (  # noqa: E402, F401
     AnalogyAccuracy,
     WordSimilarity,

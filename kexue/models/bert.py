@@ -13,13 +13,15 @@ import json
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kexue.errors import UsageError
 from kexue.models.checkpoints import KeyMap, assign, gather, read_config, read_state, require
+from kexue.models.sizes import check_positions, check_vocabulary
 from kexue.nn.transformer import Transformer, TransformerConfig
 
 if TYPE_CHECKING:
@@ -131,38 +133,9 @@ class Bert(nn.Module):
         (https://kexue.fm/archives/7124): the checkpoint's LayerNorm weights become its bases and the new condition
         projections start at zero, so before training the model equals the checkpoint for any condition.
         """
-        config = read_config(path)
-        state = read_state(path) if weights else {}
-        origin = str(path)
-        require(config, ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                         "intermediate_size", "max_position_embeddings"), f"{origin}/config.json")
-        if config.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"{origin}/config.json: position_embedding_type="
-                             f"{config['position_embedding_type']!r} is not supported (only 'absolute')")
-        state = {k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias"): v
-                 for k, v in state.items()}  # the TF-converted checkpoints' names
-        prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
-        pooler = f"{prefix}pooler.dense.weight" in state if pooler is None else pooler
-        mlm = "cls.predictions.bias" in state if mlm is None else mlm
-        stack = TransformerConfig(
-            dim=config["hidden_size"], num_layers=config["num_hidden_layers"], num_heads=config["num_attention_heads"],
-            ffn_dim=config["intermediate_size"], activation=activation(config, "hidden_act", f"{origin}/config.json"),
-            eps=config.get("layer_norm_eps", 1e-12), dropout=config.get("hidden_dropout_prob", 0.1),
-            attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
-            max_length=config["max_position_embeddings"], condition_dim=condition_dim)
-        model = cls(config["vocab_size"], stack, config.get("type_vocab_size", 2), pooler, mlm)
-        if not weights:
-            return model
-        ignore = [r"position_ids$", r"^cls\.seq_relationship\.", r"^cls\.predictions\.decoder\.(weight|bias)$"]
-        ignore += [] if pooler else [r"pooler\.dense\."]
-        ignore += [] if mlm else [r"^cls\.predictions\."]
-        keys = hf_key_map(model, prefix)
-        if condition_dim is not None:  # the condition projections are new: they keep their zeros
-            new = {f"<new>.{k}": torch.zeros_like(v) for k, v in model.named_parameters()
-                   if ".to_gamma." in k or ".to_beta." in k}
-            state = {**state, **new}
-            keys.update({k.removeprefix("<new>."): k for k in new})
-        assign(model, state, keys, ignore, origin)
+        folder = _Folder(path, weights, pooler, mlm, condition_dim)
+        model = Bert(folder.vocab_size, folder.stack, folder.type_vocab_size, folder.pooler, folder.mlm)
+        folder.load_into(model)
         return model
 
     def hf_config(self) -> dict:
@@ -205,6 +178,117 @@ class Bert(nn.Module):
             save_wordpiece(tokenizer, path)
 
 
+class _Folder:
+    """What :meth:`Bert.from_pretrained` and :class:`BertFromFolder` read from a Hugging Face BERT folder: the
+    sizes of ``config.json``, the heads to build, and (with ``weights``) the tensors, loaded by :meth:`load_into`."""
+
+    def __init__(self, path: str | Path, weights: bool, pooler: bool | None, mlm: bool | None,
+                 condition_dim: int | None) -> None:
+        config = read_config(path)
+        state = read_state(path) if weights else {}
+        self.origin, self.weights, self.condition_dim = str(path), weights, condition_dim
+        require(config, ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                         "intermediate_size", "max_position_embeddings"), f"{self.origin}/config.json")
+        if config.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"{self.origin}/config.json: position_embedding_type="
+                             f"{config['position_embedding_type']!r} is not supported (only 'absolute')")
+        self.state = {k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias"): v
+                      for k, v in state.items()}  # the TF-converted checkpoints' names
+        self.prefix = "bert." if any(k.startswith("bert.") for k in self.state) else ""
+        self.pooler = f"{self.prefix}pooler.dense.weight" in self.state if pooler is None else pooler
+        self.mlm = "cls.predictions.bias" in self.state if mlm is None else mlm
+        self.vocab_size, self.type_vocab_size = config["vocab_size"], config.get("type_vocab_size", 2)
+        self.stack = TransformerConfig(
+            dim=config["hidden_size"], num_layers=config["num_hidden_layers"], num_heads=config["num_attention_heads"],
+            ffn_dim=config["intermediate_size"],
+            activation=activation(config, "hidden_act", f"{self.origin}/config.json"),
+            eps=config.get("layer_norm_eps", 1e-12), dropout=config.get("hidden_dropout_prob", 0.1),
+            attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
+            max_length=config["max_position_embeddings"], condition_dim=condition_dim)
+
+    def load_into(self, model: Bert) -> None:
+        """Copy the folder's tensors into ``model`` (built from :attr:`stack` and the heads); nothing without
+        ``weights``."""
+        if not self.weights:
+            return
+        ignore = [r"position_ids$", r"^cls\.seq_relationship\.", r"^cls\.predictions\.decoder\.(weight|bias)$"]
+        ignore += [] if self.pooler else [r"pooler\.dense\."]
+        ignore += [] if self.mlm else [r"^cls\.predictions\."]
+        keys, state = dict(hf_key_map(model, self.prefix)), self.state
+        if self.condition_dim is not None:  # the condition projections are new: they keep their zeros
+            new = {f"<new>.{k}": torch.zeros_like(v) for k, v in model.named_parameters()
+                   if ".to_gamma." in k or ".to_beta." in k}
+            state = {**state, **new}
+            keys.update({k.removeprefix("<new>."): k for k in new})
+        assign(model, state, keys, ignore, self.origin)
+
+
+class BertFromConfig(Bert):
+    """A BERT network component trained from scratch: :class:`Bert` of these sizes (``config.json``'s, by their
+    :class:`~kexue.nn.transformer.TransformerConfig` names), random initialisation, ``vocab_size`` and
+    ``max_length`` linked from the data. Its twin :class:`BertFromFolder` loads a pretrained one.
+
+    The sizes are flat arguments, not a nested ``TransformerConfig``: ``--model.bert.dim 512`` then changes one
+    size and keeps the others (a partly given nested dataclass falls back to the dataclass's own, non-BERT,
+    defaults), and a ``lazy_instance`` default stays printable. Posts: https://kexue.fm/archives/6736 and /6915.
+
+    Args:
+        vocab_size: the tokenizer's ids ``V`` (linked from the data): the embedding's rows.
+        max_length: the data's longest example in tokens (linked): a network trained here gets exactly that many
+            learned positions.
+        dim, num_layers, num_heads, ffn_dim: width, blocks, heads, feed-forward width.
+        dropout, attention_dropout: on embeddings and sublayer outputs / on attention weights.
+        activation: of the feed-forward and the MLM head (BERT: ``gelu``).
+        eps: the LayerNorms' floor (BERT: 1e-12).
+        condition_dim: make every LayerNorm conditional on a ``(B, condition_dim)`` vector (kexue.fm/archives/7124).
+        type_vocab_size: segment embeddings.
+        pooler, mlm: build the pooler / the masked-LM head.
+    """
+
+    def __init__(self, vocab_size: int = 0, max_length: int = 512, dim: int = 256, num_layers: int = 4,
+                 num_heads: int = 4, ffn_dim: int = 1024, dropout: float = 0.1, attention_dropout: float = 0.1,
+                 activation: Literal["gelu", "gelu_tanh", "relu"] = "gelu", eps: float = 1e-12,
+                 condition_dim: int | None = None, type_vocab_size: int = 2, pooler: bool = False,
+                 mlm: bool = True) -> None:
+        if vocab_size < 1 or max_length < 1:
+            raise UsageError(f"model.bert needs vocab_size >= 1 and max_length >= 1 (linked from the data), got "
+                             f"{vocab_size} and {max_length}")
+        config = TransformerConfig(dim=dim, num_layers=num_layers, num_heads=num_heads, ffn_dim=ffn_dim,
+                                   dropout=dropout, attention_dropout=attention_dropout, activation=activation,
+                                   eps=eps, max_length=max_length, condition_dim=condition_dim)
+        super().__init__(vocab_size, config, type_vocab_size, pooler, mlm)
+
+
+class BertFromFolder(Bert):
+    """A BERT network component built from a Hugging Face BERT folder (``kexue run pretrain``'s ``<run>/bert/``,
+    ``bert-base-chinese``, RoBERTa-wwm...), weights loaded by :meth:`Bert.from_pretrained`'s key map; the twin of
+    :class:`BertFromConfig`. The data's tokenizer must be the folder's (same ``vocab.txt``): the linked
+    ``vocab_size`` and ``max_length`` are checked against ``config.json`` (:mod:`kexue.models.sizes`,
+    one :class:`~kexue.errors.UsageError`). Posts: https://kexue.fm/archives/6736 and /6915.
+
+    Args:
+        path: the folder.
+        weights: ``False``: the folder's network from random initialisation (the no-pretraining ablation).
+        vocab_size, max_length: linked from the data (0: not linked, not checked).
+        condition_dim: Conditional LayerNorms on a ``(B, condition_dim)`` vector whose zero-initialised projections
+            leave the pretrained network unchanged before training (kexue.fm/archives/7124).
+        pooler, mlm: build the pooler / the masked-LM head (``None``: when the folder has its weights).
+    """
+
+    def __init__(self, path: str, weights: bool = True, vocab_size: int = 0, max_length: int = 0,
+                 condition_dim: int | None = None, pooler: bool | None = False, mlm: bool | None = True) -> None:
+        if not Path(path).is_dir():
+            raise UsageError("no BERT folder there (model.bert.path)", path)
+        config = read_config(path)  # the sizes first: a mismatch is reported before any weight is read
+        require(config, ("vocab_size", "max_position_embeddings"), f"{path}/config.json")
+        check_vocabulary(config["vocab_size"], vocab_size, path)
+        check_positions(max_length, config["max_position_embeddings"], path)
+        folder = _Folder(path, weights, pooler, mlm, condition_dim)
+        super().__init__(folder.vocab_size, folder.stack, folder.type_vocab_size, folder.pooler, folder.mlm)
+        folder.load_into(self)
+        self.path = str(path)
+
+
 def hf_key_map(model: Bert, prefix: str = "") -> KeyMap:
     """``{our key: Hugging Face key}`` for ``model`` (``prefix`` ``"bert."`` in ``BertFor*`` checkpoints); our fused
     ``qkv`` comes from the separate ``query``, ``key``, ``value`` Linear maps, in that order."""
@@ -235,4 +319,4 @@ def hf_key_map(model: Bert, prefix: str = "") -> KeyMap:
     return keys
 
 
-__all__ = ["Bert", "MaskedLMHead", "hf_key_map"]
+__all__ = ["Bert", "BertFromConfig", "BertFromFolder", "MaskedLMHead", "hf_key_map"]

@@ -11,8 +11,6 @@ Posts: 现在可以用Keras玩中文GPT2了 (https://kexue.fm/archives/7292); �
 
 from __future__ import annotations
 
-from typing import Sequence
-
 from kexue.models.causal_lm import CausalLM, position_limit
 from kexue.models.lm_tokenizers import LMTokenizer, char_tokenizer, checkpoint_kind
 from kexue.models.sizes import check_positions, check_vocabulary
@@ -55,31 +53,4 @@ class PretrainedCausalLM(CausalLM):
         return model  # not a PretrainedCausalLM: Python skips __init__
 
 
-class PieceTokenizer(LMTokenizer):
-    """A BERT folder's WordPiece tokenizer as an :class:`LMTokenizer` (``[PAD]``, ``[CLS]`` as ``<bos>``, ``[SEP]`` as
-    ``<eos>``) whose ``decode`` joins pieces without the spaces WordPiece puts between Chinese characters."""
-
-    def decode(self, ids: Sequence[int]) -> str:
-        pieces = [self.tokenizer.id_to_token(i) for i in ids if i not in (self.pad_id, self.bos_id, self.eos_id)]
-        return "".join(p[2:] if p.startswith("##") else p for p in pieces if p is not None)
-
-
-def cond_lm_tokenizer(checkpoint: str | None, vocabulary: Sequence[str] | None) -> LMTokenizer:
-    """The tokenizer of a BERT folder (``checkpoint``) or of a character ``vocabulary`` (:func:`char_vocabulary`):
-    task ``cond_lm``'s (kexue.fm/archives/7124); its DataModule and LightningModule both build it."""
-    if checkpoint:
-        from kexue.models.tokenizers import bert_tokenizer
-
-        tok = bert_tokenizer(checkpoint)
-        ids = {name: tok.token_to_id(name) for name in ("[PAD]", "[CLS]", "[SEP]")}
-        missing = [name for name, i in ids.items() if i is None]
-        if missing:
-            raise ValueError(f"model.checkpoint: {checkpoint}/vocab.txt has no {', '.join(missing)}")
-        return PieceTokenizer(tok, ids["[PAD]"], ids["[CLS]"], ids["[SEP]"])
-    if vocabulary is None:
-        raise ValueError("a character vocabulary (data.vocabulary) or a BERT folder (model.checkpoint) is needed")
-    return char_tokenizer(vocabulary)
-
-
-__all__ = ["LMTokenizer", "PieceTokenizer", "PretrainedCausalLM", "char_tokenizer", "char_vocabulary",
-           "cond_lm_tokenizer"]
+__all__ = ["LMTokenizer", "PretrainedCausalLM", "char_tokenizer", "char_vocabulary"]

@@ -16,7 +16,9 @@ from typing import Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+from kexue.errors import UsageError
 from kexue.models.checkpoints import folder
+from kexue.seq2seq import CharVocab, build_char_vocab
 
 
 def _file(path: Path, name: str) -> Path:
@@ -139,5 +141,172 @@ def vocabulary_tokenizer(vocabulary: Sequence[str]) -> Tokenizer:
     return tokenizer
 
 
-__all__ = ["bert_tokenizer", "gpt2_tokenizer", "save_wordpiece", "train_wordpiece", "vocabulary_tokenizer",
+class BertCharTokenizer:
+    """A DataModule's tokenizer component for the BERTs that read one token per character (task
+    ``reading_comprehension``'s UniLM, whose answers are copied from the passage character by character, and task
+    ``cond_lm``): :class:`kexue.seq2seq.CharVocab` over a vocabulary built from the training texts by
+    :func:`kexue.text.vocabulary.char_vocabulary` with BERT's specials (:data:`kexue.seq2seq.BERT_SPECIALS`).
+
+    The DataModule calls :meth:`fit` on its training texts once and keeps :attr:`vocabulary` in its hyperparameters
+    (``data.tokenizer.init_args.vocabulary``, a ``featurization`` argument), so a checkpoint tokenises as in
+    training; the model gets :attr:`vocab_size` and :attr:`vocabulary` by links. Plain Python and picklable: the
+    collate runs it in the DataLoader workers. Posts: https://kexue.fm/archives/6933, /7115.
+
+    Args:
+        vocabulary: the pieces in id order (``None``: built by :meth:`fit`).
+        min_count: training characters seen fewer times become ``[UNK]``.
+    """
+
+    def __init__(self, vocabulary: list[str] | None = None, min_count: int = 1) -> None:
+        if min_count < 1:
+            raise UsageError(f"data.tokenizer.min_count must be >= 1, got {min_count}")
+        self.min_count = min_count
+        self._vocab = None if vocabulary is None else CharVocab(tuple(vocabulary))
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the vocabulary exists (given, read from a folder, or built by :meth:`fit`)."""
+        return self._vocab is not None
+
+    def fit(self, texts: Iterable[str]) -> None:
+        """Build the vocabulary from the training ``texts`` unless it exists."""
+        if self._vocab is None:
+            self._vocab = CharVocab(tuple(build_char_vocab(list(texts), self.min_count)))
+
+    @property
+    def vocab(self) -> CharVocab:
+        """The :class:`~kexue.seq2seq.CharVocab` (``encode``, special ids)."""
+        if self._vocab is None:
+            raise RuntimeError("the tokenizer has no vocabulary yet: its DataModule fits it on the training split")
+        return self._vocab
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The pieces in id order."""
+        return list(self.vocab.pieces)
+
+    @property
+    def vocab_size(self) -> int:
+        """Ids ``V`` the network must embed."""
+        return len(self.vocab)
+
+    def encode(self, text: str) -> list[int]:
+        """One id per character of ``text`` (no specials added)."""
+        return self.vocab.encode(text)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The text of ``ids``: specials dropped, ``[unused1]`` back to a space, ``##`` continuations joined."""
+        return decode_pieces(self.vocab.pieces, ids)
+
+
+class BertFolderCharTokenizer(BertCharTokenizer):
+    """:class:`BertCharTokenizer` over a BERT folder's ``vocab.txt`` (``kexue run pretrain``'s ``<run>/bert/``,
+    ``bert-base-chinese``): the tokenizer of :class:`kexue.models.BertFromFolder` on the same folder (a preset sets
+    both, ``--config bert_folder``); :meth:`fit` keeps the folder's vocabulary.
+
+    Args:
+        path: the BERT folder.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(list(CharVocab.from_folder(path).pieces))
+        self.path = path
+
+
+class TrainedWordPiece:
+    """Task ``pretrain``'s tokenizer component: BERT's WordPiece trained on the training split by
+    :func:`train_wordpiece` (ids 0-4 ``[PAD] [UNK] [CLS] [SEP] [MASK]``), its pieces kept in the DataModule's
+    hyperparameters (``data.tokenizer.init_args.vocabulary``) as :class:`BertCharTokenizer`'s are. Post:
+    https://kexue.fm/archives/6915.
+
+    Args:
+        vocabulary: the pieces in id order (``None``: trained by :meth:`fit`).
+        vocab_size: pieces to train (fewer when the text has fewer).
+        min_frequency: pieces seen fewer times in training are left out.
+    """
+
+    def __init__(self, vocabulary: list[str] | None = None, vocab_size: int = 8000, min_frequency: int = 2) -> None:
+        if vocab_size <= len(BERT_SPECIALS) or min_frequency < 1:
+            raise UsageError(f"data.tokenizer needs vocab_size > {len(BERT_SPECIALS)} and min_frequency >= 1, got "
+                             f"{vocab_size} and {min_frequency}")
+        if vocabulary is not None and tuple(vocabulary[: len(BERT_SPECIALS)]) != BERT_SPECIALS:
+            raise UsageError(f"data.tokenizer.vocabulary must start with {' '.join(BERT_SPECIALS)}")
+        self.target_size, self.min_frequency = vocab_size, min_frequency
+        self.pieces = None if vocabulary is None else list(vocabulary)
+        self._tokenizers: dict[int, Tokenizer] = {}
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the pieces exist."""
+        return self.pieces is not None
+
+    def fit(self, texts: Iterable[str]) -> None:
+        """Train the pieces on ``texts`` unless they exist."""
+        if self.pieces is None:
+            tokenizer = train_wordpiece(texts, self.target_size, self.min_frequency)
+            self.pieces = [p for p, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The pieces in id order."""
+        if self.pieces is None:
+            raise RuntimeError("the WordPiece has no pieces yet: its DataModule trains it on the training split")
+        return list(self.pieces)
+
+    def tokenizer(self, max_length: int) -> Tokenizer:
+        """:func:`vocabulary_tokenizer` of the pieces, cutting at ``max_length`` tokens (built once per length)."""
+        if max_length not in self._tokenizers:
+            tokenizer = vocabulary_tokenizer(self.vocabulary)
+            tokenizer.enable_truncation(max_length)
+            self._tokenizers[max_length] = tokenizer
+        return self._tokenizers[max_length]
+
+
+class FittedTokenizerData:
+    """Mixin of a DataModule with a tokenizer component ``self.tokenizer`` (:class:`BertCharTokenizer`,
+    :class:`TrainedWordPiece`; its config in ``self.hparams.tokenizer``) fitted on :meth:`training_texts`: the sizes
+    the model's links read (:attr:`vocab_size`, :attr:`vocabulary_list`) and the vocabulary written back into the
+    hyperparameters, so that a checkpoint (``featurization = ("tokenizer", ...)``) tokenises as in training."""
+
+    tokenizer: BertCharTokenizer | TrainedWordPiece
+
+    def training_texts(self) -> Iterable[str]:
+        """The texts the tokenizer is fitted on (the training split's)."""
+        raise NotImplementedError
+
+    def fit_tokenizer(self) -> BertCharTokenizer | TrainedWordPiece:
+        """The tokenizer, fitted on first use."""
+        if not self.tokenizer.fitted:
+            self.tokenizer.fit(self.training_texts())
+            config = self.hparams.tokenizer  # a dict unless a built tokenizer was passed in Python (then pickled)
+            if isinstance(config, dict):
+                config.setdefault("init_args", {})["vocabulary"] = self.tokenizer.vocabulary
+        return self.tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        """Ids of the tokenizer (linked to ``model.bert.init_args.vocab_size``)."""
+        return len(self.fit_tokenizer().vocabulary)
+
+    @property
+    def vocabulary_list(self) -> list[str]:
+        """The tokenizer's pieces in id order (linked to ``model.vocabulary``)."""
+        return self.fit_tokenizer().vocabulary
+
+
+def decode_pieces(pieces: Sequence[str], ids: Iterable[int]) -> str:
+    """Text of piece ids: ``[...]`` specials dropped except ``[unused1]`` (a space), ``##`` continuations joined to
+    the piece before (a character vocabulary has none; a WordPiece one does)."""
+    out = []
+    for i in ids:
+        piece = pieces[i]
+        if piece == "[unused1]":
+            out.append(" ")
+        elif not (piece.startswith("[") and piece.endswith("]")):
+            out.append(piece.removeprefix("##"))
+    return "".join(out)
+
+
+__all__ = ["BertCharTokenizer", "BertFolderCharTokenizer", "FittedTokenizerData", "TrainedWordPiece", "bert_tokenizer",
+           "decode_pieces", "gpt2_tokenizer", "save_wordpiece", "train_wordpiece", "vocabulary_tokenizer",
            "wordpiece_tokenizer"]

@@ -58,6 +58,6 @@ __all__ = [
     "module_param_groups",
     "no_weight_decay_groups",
     "scaled_param_groups",
-    "warmup_linear_decay",
     "sphere_sgd_step",
+    "warmup_linear_decay",
 ]

@@ -363,10 +363,15 @@ class PiecewiseLinearLR(LRScheduler):
 
 def warmup_linear_decay(optimizer: Optimizer, warmup_steps: int, total_steps: int,
                         decay: bool = True) -> PiecewiseLinearLR:
-    """BERT's fine-tuning schedule as a :class:`PiecewiseLinearLR` (https://kexue.fm/archives/7094): the rate rises
-    linearly from ``lr / warmup_steps`` at step 0 to ``lr`` at step ``warmup_steps - 1`` (no warm-up when 0), then,
-    with ``decay``, falls linearly from ``lr`` at step ``warmup_steps`` to 0 at ``total_steps``; else it stays.
-    Stepped once per optimizer step (``interval = "step"``)."""
+    """BERT's fine-tuning schedule as a :class:`PiecewiseLinearLR` (https://kexue.fm/archives/7094, and
+    bert4keras' fine-tuning scripts, 6915): the rate rises linearly from ``lr / warmup_steps`` at step 0 to ``lr`` at
+    step ``warmup_steps - 1`` (no warm-up when 0), then, with ``decay``, falls linearly from ``lr`` at step
+    ``warmup_steps`` to 0 at ``total_steps`` and after; else it stays. Stepped once per optimizer step."""
+    if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, got {warmup_steps} and "
+                         f"{total_steps}")
+    # Two points at the peak (w - 1 and w) reproduce both linear pieces exactly; a later key overwrites an earlier
+    # equal one, so w = 1 or w = N collapse to the right points.
     points = {0: 1 / warmup_steps, warmup_steps - 1: 1.0} if warmup_steps else {0: 1.0}
     if decay:
         points.update({warmup_steps: 1.0, total_steps: 0.0})

@@ -2,8 +2,9 @@
 then the characters of the training text, most frequent first (ties by character), so ids are stable for a given
 text.
 
-Task ``language_model`` and ``cond_lm`` use :data:`CHAR_SPECIALS` (``<pad> <bos> <eos> <unk>``); the BERTs of
-``reading_comprehension`` and ``pretrain`` use BERT's (``[PAD] [UNK] [CLS] [SEP] ...``) and leave whitespace out.
+Task ``language_model`` uses :data:`CHAR_SPECIALS` (``<pad> <bos> <eos> <unk>``); the character BERTs of
+``reading_comprehension`` and ``cond_lm`` use BERT's (``[PAD] [UNK] [CLS] [SEP] [unused1]``, through
+:class:`kexue.models.tokenizers.BertCharTokenizer`) and leave whitespace out.
 Posts: 从语言模型到Seq2Seq (https://kexue.fm/archives/6933); 基于Conditional Layer Normalization的条件文本生成
 (https://kexue.fm/archives/7124).
 """
