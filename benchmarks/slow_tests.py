@@ -2,10 +2,12 @@
 measured durations.
 
     python -m pytest --junitxml=/tmp/durations.xml            # or -n 2; or one file at a time, several XMLs
-    python benchmarks/slow_tests.py /tmp/durations.xml [--threshold 2.0]
+    python benchmarks/slow_tests.py /tmp/durations.xml [--threshold 2.0 | --budget 300]
 
-A test whose setup + call + teardown took more than ``--threshold`` seconds is slow, except the quickest test of a
-file whose tests are all slow (the quick loop touches every file). Lines of tests/slow.txt for files the XMLs do not
+A test whose setup + call + teardown took more than ``--threshold`` seconds is slow (``--budget S``: the threshold
+that leaves the quick tests S seconds in all, for durations measured on a loaded machine), except the quickest test
+of a file whose tests are all slow (the quick loop touches every file) and the tests :data:`ALWAYS_QUICK` names
+(every task's ``fast_dev_run``: the quick loop runs every task). Lines of tests/slow.txt for files the XMLs do not
 cover are kept, so one file can be re-measured alone. The slowest tests are what a maintainer rereads: each line
 carries its duration as a comment. tests/test_test_loop.py fails when a listed test no longer exists.
 """
@@ -13,12 +15,16 @@ carries its duration as a comment. tests/test_test_loop.py fails when a listed t
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SLOW_LIST = REPO / "tests" / "slow.txt"
+ALWAYS_QUICK = ("tests/test_every_task.py::test_fast_dev_run[[]*",)
+"""fnmatch patterns of node ids never listed, whatever they took: each registered task's default config with
+``fast_dev_run`` (tests/test_test_loop.py checks that none of them is listed)."""
 HEADER = """\
 # The tests `pytest -m "not slow"` (make test-quick) leaves out: tests/conftest.py marks them `slow`.
 # Written by `python benchmarks/slow_tests.py DURATIONS.xml --threshold {threshold:g}` (see there): regenerate, do not
@@ -43,9 +49,21 @@ def durations(xml_files: list[Path]) -> dict[str, float]:
     return found
 
 
+def budget_threshold(seconds: dict[str, float], budget: float) -> float:
+    """The largest duration whose tests, with every quicker one, take at most ``budget`` seconds in all."""
+    total, threshold = 0.0, 0.0
+    for t in sorted(seconds.values()):
+        total += t
+        if total > budget:
+            break
+        threshold = t
+    return threshold
+
+
 def slow_tests(seconds: dict[str, float], threshold: float) -> dict[str, float]:
     """The tests over ``threshold``, less the quickest of each file that would otherwise have none left."""
-    slow = {nodeid: t for nodeid, t in seconds.items() if t > threshold}
+    slow = {nodeid: t for nodeid, t in seconds.items()
+            if t > threshold and not any(fnmatch.fnmatchcase(nodeid, p) for p in ALWAYS_QUICK)}
     by_file: dict[str, list[str]] = {}
     for nodeid in seconds:
         by_file.setdefault(nodeid.split("::", 1)[0], []).append(nodeid)
@@ -67,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("xml", nargs="+", type=Path, help="JUnit XML written by pytest --junitxml")
     parser.add_argument("--threshold", type=float, default=2.0, help="seconds above which a test is slow")
+    parser.add_argument("--budget", type=float, help="seconds the quick tests may take in all (sets the threshold)")
     parser.add_argument("--note", default="", help="where and under what load the durations were measured")
     parser.add_argument("--output", type=Path, default=SLOW_LIST)
     args = parser.parse_args(argv)
@@ -74,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     if not seconds:
         print("no test cases in the XML", file=sys.stderr)
         return 1
+    if args.budget is not None:
+        args.threshold = round(budget_threshold(seconds, args.budget), 2)
     slow = slow_tests(seconds, args.threshold)
     measured = {nodeid.split("::", 1)[0] for nodeid in seconds}
     lines = sorted(kept_lines(measured, args.output) + [f"{n}  # {t:.1f} s" for n, t in slow.items()])

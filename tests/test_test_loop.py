@@ -17,6 +17,12 @@ def test_quick_loop_keeps_a_test_of_every_file(slow_list_report: SlowListReport)
     assert slow_list_report.all_slow == [], "every test of these files is in tests/slow.txt: keep a quick one"
 
 
+def test_every_task_runs_in_the_quick_loop() -> None:
+    """Each task's default config with fast_dev_run stays quick, whatever it took when measured."""
+    listed = read_slow_list()
+    assert not [n for n in listed if n.startswith("tests/test_every_task.py::test_fast_dev_run[")], listed
+
+
 def test_slow_list_checks_can_fail(tmp_path: Path) -> None:
     listed_file = tmp_path / "slow.txt"
     listed_file.write_text("# header\ntests/test_a.py::test_x  # 9.0 s\n\ntests/test_a.py::test_gone\n"
