@@ -9,13 +9,15 @@ that leaves the quick tests S seconds in all, for durations measured on a loaded
 of a file whose tests are all slow (the quick loop touches every file) and the tests :data:`ALWAYS_QUICK` names
 (every task's ``fast_dev_run``: the quick loop runs every task). Lines of tests/slow.txt for files the XMLs do not
 cover are kept, so one file can be re-measured alone. The slowest tests are what a maintainer rereads: each line
-carries its duration as a comment. tests/test_test_loop.py fails when a listed test no longer exists.
+carries its duration as a comment. tests/test_test_loop.py fails when a listed test no longer exists;
+``python benchmarks/slow_tests.py --prune`` drops such lines without measuring anything (after a merge, say).
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -81,14 +83,33 @@ def kept_lines(measured_files: set[str], path: Path = SLOW_LIST) -> list[str]:
     return [line for line in lines if line.split("::", 1)[0] not in measured_files]
 
 
+def prune(path: Path = SLOW_LIST) -> int:
+    """Drop the lines of ``path`` naming no collected test (``pytest --collect-only``); the number dropped."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "tests"],
+                          cwd=REPO, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"pytest --collect-only failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    collected = {line.strip() for line in proc.stdout.splitlines() if "::" in line}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if not line or line.startswith("#") or line.split(" #", 1)[0].strip() in collected]
+    path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return len(lines) - len(kept)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("xml", nargs="+", type=Path, help="JUnit XML written by pytest --junitxml")
+    parser.add_argument("xml", nargs="*", type=Path, help="JUnit XML written by pytest --junitxml")
+    parser.add_argument("--prune", action="store_true", help="only drop the lines that name no test now")
     parser.add_argument("--threshold", type=float, default=2.0, help="seconds above which a test is slow")
     parser.add_argument("--budget", type=float, help="seconds the quick tests may take in all (sets the threshold)")
     parser.add_argument("--note", default="", help="where and under what load the durations were measured")
     parser.add_argument("--output", type=Path, default=SLOW_LIST)
     args = parser.parse_args(argv)
+    if args.prune:
+        print(f"{prune(args.output)} lines naming no test dropped from {args.output}")
+        return 0
+    if not args.xml:
+        parser.error("give the JUnit XML files to read, or --prune")
     seconds = durations(args.xml)
     if not seconds:
         print("no test cases in the XML", file=sys.stderr)
