@@ -111,7 +111,7 @@ def test_predict_from_the_checkpoint_prints_one_line_per_input_line(sentiment_ru
     workdir, proc = sentiment_run
     best = workdir / re.search(r"best checkpoint: (\S+)", proc.stdout).group(1)
     texts = tmp_path / "texts.txt"
-    texts.write_text("很好用，推荐\n\n太烂了\n", encoding="utf-8")
+    texts.write_text("很好用，推荐\n\n太烂了，退货\n", encoding="utf-8")
     pred = kexue("predict", "sentiment", "--ckpt_path", str(best), "--data.predict_path", str(texts), "--logger", "none")
     assert pred.returncode == 0, pred.stderr[-3000:]
     lines = pred.stdout.splitlines()
@@ -119,6 +119,26 @@ def test_predict_from_the_checkpoint_prints_one_line_per_input_line(sentiment_ru
     for line in (lines[0], lines[2]):
         label, prob = line.split("\t")
         assert label in ("neg", "pos") and 0.5 <= float(prob) <= 1.0  # the argmax of two classes
+
+
+def test_predict_output_follows_the_input_order(sentiment_run, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The same texts in the other order give the same lines in the other order (in-process: the printing is
+    the same code)."""
+    from kexue.platform.cli import main
+
+    workdir, proc = sentiment_run
+    best = str(workdir / re.search(r"best checkpoint: (\S+)", proc.stdout).group(1))
+    texts = ["很好用，推荐", "太烂了，退货", "一般般吧", "物流很快，包装完好"]
+    outputs = []
+    for order in (texts, texts[::-1]):
+        (tmp_path / "texts.txt").write_text("\n".join(order) + "\n", encoding="utf-8")
+        capsys.readouterr()
+        assert main(["predict", "sentiment", "--ckpt_path", best, "--data.predict_path", "texts.txt",
+                     "--logger", "none"]) == 0
+        outputs.append(capsys.readouterr().out.splitlines())
+    assert len(outputs[0]) == len(texts) and outputs[0] != outputs[0][::-1], outputs[0]  # order shows
+    assert outputs[1] == outputs[0][::-1]
 
 
 def test_user_files_replace_embedded_splits(tmp_path: Path) -> None:
