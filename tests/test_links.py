@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from jsonargparse import lazy_instance
+from torch import nn
 
 from kexue.errors import UsageError
 from kexue.platform.cli import main
@@ -51,41 +53,72 @@ def test_each_typo_in_a_builtin_link_is_found(name: str) -> None:
                 assert f"{kind} {pair!r}" in problems[0] and repr(missing) in problems[0], problems[0]
 
 
-@pytest.mark.parametrize(("link", "why"), [
-    (("data.num_bucketz", "model.encoder.init_args.num_embeddings"), "SentimentDataModule has no argument 'num_bucketz'"),
-    (("data.num_buckets", "model.encodr.init_args.num_embeddings"), "TextClassifier has no argument 'encodr'"),
-    (("data.num_buckets", "model.encoder.init_args.num_embedding"), "has no argument 'num_embedding'"),
-    (("data.num_buckets", "model.lr.init_args.x"), "TextClassifier.lr has no lazy_instance default"),
-    (("data.num_buckets", "model.encoder.init_args"), "names no argument after 'init_args'"),
-    (("data.num_buckets", "encoder.init_args.num_embeddings"), "must be 'model.<argument>' or 'data.<argument>'"),
+@dataclasses.dataclass
+class Stack:
+    """A config group the model takes as a dataclass (as a ``TransformerConfig``)."""
+
+    width: int = 8
+
+
+class Model:
+    """Stands in for a LightningModule: a component with a ``lazy_instance`` default, a dataclass, a plain value."""
+
+    def __init__(self, encoder: nn.Module = lazy_instance(nn.Embedding, num_embeddings=4, embedding_dim=2),  # noqa: B008
+                 stack: Stack = Stack(), lr: float = 0.1, **kwargs: object) -> None:  # noqa: B008
+        self.kwargs = kwargs
+
+
+class Data:
+    """Stands in for a LightningDataModule: an argument, a property, an attribute set in a method."""
+
+    def __init__(self, num_buckets: int = 4) -> None:
+        self.num_buckets = num_buckets
+
+    @property
+    def num_pieces(self) -> int:
+        return 3
+
+    def setup(self, stage: str) -> None:
+        self.labels = ["a", "b"]
+
+
+FAKE = Task(name="fake", summary="", module=Model, datamodule=Data)
+
+
+@pytest.mark.parametrize(("kind", "link", "why"), [
+    ("links", ("data.num_buckets", "model.encoder.init_args.num_embeddings"), None),
+    ("links", ("data.num_buckets", "model.stack.width"), None),
+    ("data_links", ("data.num_pieces", "model.lr"), None),
+    ("data_links", ("data.labels", "model.lr"), None),
+    ("data_links", ("data.num_buckets", "model.lr"), None),
+    ("links", ("data.num_bucketz", "model.encoder.init_args.num_embeddings"), "Data has no argument 'num_bucketz'"),
+    ("links", ("data.num_buckets", "model.encodr.init_args.num_embeddings"), "Model has no argument 'encodr'"),
+    ("links", ("data.num_buckets", "model.encoder.init_args.num_embedding"), "Embedding has no argument 'num_embedding'"),
+    ("links", ("data.num_buckets", "model.lr.init_args.x"), "Model.lr has no lazy_instance default"),
+    ("links", ("data.num_buckets", "model.encoder.init_args"), "names no argument after 'init_args'"),
+    ("links", ("data.num_buckets", "model.stack.widht"), "Stack has no field 'widht'"),
+    ("links", ("data.num_buckets", "model.lr.x"), "Model.lr is neither a component (init_args) nor a dataclass"),
+    ("links", ("data.num_buckets", "encoder.init_args.num_embeddings"), "must be 'model.<argument>' or 'data.<argument>'"),
+    ("data_links", ("data.num_piece", "model.lr"), "Data has no attribute, property or argument 'num_piece'"),
+    ("links", ("data.num_pieces", "model.lr"), "Data has no argument 'num_pieces'"),  # parse time: a property is no argument
 ])
-def test_what_a_broken_parse_link_says(link: tuple[str, str], why: str) -> None:
-    task = dataclasses.replace(TASKS["sentiment"], links=(("data.labels", "model.labels"), link))
-    problems = link_problems(task)
-    assert len(problems) == 1 and problems[0].startswith("task 'sentiment': links "), problems
-    assert why in problems[0], problems[0]
-
-
-def test_a_dataclass_field_and_a_data_attribute() -> None:
-    task = TASKS["pretrain"]
-    assert link_problems(dataclasses.replace(task, links=(("data.max_length", "model.config.max_lenght"),))) == [
-        "task 'pretrain': links ('data.max_length', 'model.config.max_lenght'): TransformerConfig has no field "
-        "'max_lenght'"]
-    # A data link's source is read from the built DataModule: a property counts, an argument's typo does not.
-    assert link_problems(dataclasses.replace(task, data_links=(("data.num_pieces", "model.vocab_size"),))) == []
-    problems = link_problems(dataclasses.replace(task, data_links=(("data.num_piece", "model.vocab_size"),)))
-    assert problems == ["task 'pretrain': data_links ('data.num_piece', 'model.vocab_size'): PretrainDataModule has "
-                        "no attribute, property or argument 'num_piece'"]
+def test_what_a_link_check_says(kind: str, link: tuple[str, str], why: str | None) -> None:
+    problems = link_problems(dataclasses.replace(FAKE, **{kind: (link,)}))
+    if why is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problems[0].startswith(f"task 'fake': {kind} {link!r}: "), problems
+        assert why in problems[0], problems
 
 
 def test_check_links_raises_one_line_naming_the_task_and_asking_for_a_report() -> None:
-    task = dataclasses.replace(TASKS["sentiment"], links=(("data.labelz", "model.labels"), ("data.x", "model.y")))
+    task = dataclasses.replace(FAKE, links=(("data.labelz", "model.lr"), ("data.x", "model.y")))
     with pytest.raises(UsageError) as info:
         check_links(task)
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith("task 'sentiment': links ('data.labelz', 'model.labels'): SentimentDataModule has no "
-                              "argument 'labelz' (and 2 more); a bug in the plugin")  # data.x and model.y
+    assert message.startswith("task 'fake': links ('data.labelz', 'model.lr'): Data has no argument 'labelz' "
+                              "(and 2 more); a bug in the plugin")  # data.x and model.y
     assert "report it" in message
 
 
@@ -118,7 +151,7 @@ TYPO_PLUGIN = """
 from kexue.registry import Task
 TASK = Task(name="typo", summary="sentiment with a typo'd link", module="kexue.lightning_modules.text_classifier:TextClassifier",
             datamodule="kexue.datamodules.sentiment:SentimentDataModule", config="kexue.conf:sentiment.yaml",
-            links=(("data.labels", "model.labels"), ("data.num_buckets", "model.encoder.init_args.num_embedings")))
+            links=(("data.num_buckets", "model.no_such_argument"),))
 """
 
 
@@ -135,7 +168,6 @@ def test_run_refuses_a_task_with_a_broken_link(tmp_path: Path, monkeypatch: pyte
     assert main(["run", "typo", "--trainer.fast_dev_run=1", "--logger", "none"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
-    assert err[0].startswith("kexue: error: task 'typo': links ('data.num_buckets', "
-                             "'model.encoder.init_args.num_embedings'): ")
-    assert "has no argument 'num_embedings'" in err[0] and "report it" in err[0]
+    assert err[0].startswith("kexue: error: task 'typo': links ('data.num_buckets', 'model.no_such_argument'): ")
+    assert "has no argument 'no_such_argument'" in err[0] and "report it" in err[0]
     assert not (tmp_path / "runs").exists()  # refused before a run directory was made
