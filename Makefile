@@ -1,12 +1,13 @@
 # Two commands do everything on a fresh machine:
 #   make run    set up .venv and run the default job (kexue run sentiment)
 #   make test   set up .venv and run the test suite
+# and, day to day, make test-quick: the quick loop (every test file, the tests tests/slow.txt does not name).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kexue-installed
 
-.PHONY: setup run test bench bench-quick clean
+.PHONY: setup run test test-quick test-durations bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -24,10 +25,24 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/kexue run sentiment
 
+# pytest-xdist: one worker per core (tests/conftest.py keeps each on one thread); TEST_WORKERS=4 on 4 cores.
+# worksteal: an idle worker takes tests queued on a busy one, so the few long CLI tests don't end the run alone.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+
 # The DuIE sample (1.3 MB from PyPI) lets relation_extraction's default-data tests run; offline they skip.
 test: setup
 	-$(BIN)/kexue fetch duie
-	$(BIN)/python -m pytest
+	$(PYTEST)
+
+test-quick: setup
+	$(PYTEST) -m "not slow"
+
+# Measure every test and rewrite tests/slow.txt (the full suite, once; commit the new list).
+test-durations: setup
+	-$(BIN)/kexue fetch duie
+	-$(PYTEST) -q --junitxml=.durations.xml
+	$(BIN)/python benchmarks/slow_tests.py .durations.xml --note "measured by make test-durations, $(TEST_WORKERS) workers"
 
 # Every command BENCHMARKS.md names (hours on 2 cores); bench-quick: the few-minute ones.
 bench: setup
@@ -37,4 +52,4 @@ bench-quick: setup
 	$(BIN)/python benchmarks/run_all.py --quick
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info runs
+	rm -rf $(VENV) build dist *.egg-info runs .durations.xml

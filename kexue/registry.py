@@ -14,11 +14,14 @@ import fnmatch
 import importlib
 import importlib.metadata as md
 import importlib.resources
-from dataclasses import dataclass, field
+import inspect
+import textwrap
+from ast import Attribute, Name, Store, parse, walk
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from kexue.errors import one_line
+from kexue.errors import UsageError, one_line
 
 PLUGIN_API_VERSION = 1
 """Version of the contract between kexue and a plugin's :class:`Task`. Bumped on breaking changes."""
@@ -206,6 +209,124 @@ def discover(entry_points: Iterable[md.EntryPoint] | None = None) -> dict[str, T
 def list_tasks(pattern: str = "*") -> list[TaskEntry]:
     """Every registered task whose name matches the fnmatch ``pattern``, broken ones included."""
     return [e for name, e in discover().items() if fnmatch.fnmatchcase(name, pattern)]
+
+
+def link_problems(task: Task) -> list[str]:
+    """One line per end of ``task.links`` / ``task.data_links`` that names no real argument (``[]``: all fine).
+
+    A ``links`` end (either side) and a ``data_links`` target is a config key: ``model.X`` / ``data.X`` an
+    ``__init__`` argument of the LightningModule / DataModule, ``X.init_args.Y`` an argument of the class of X's
+    ``lazy_instance`` default (jsonargparse keeps it), ``X.Y`` a field of X's dataclass default. A ``data_links``
+    source is read from the built DataModule: ``data.X`` must be an attribute, a property or an argument of its class.
+    Imports the task's classes (torch): called when a task is loaded to run, never by ``kexue tasks``.
+    """
+    roots = {"model": task.module_class(), "data": task.datamodule_class()}
+    problems = []
+    for kind, pairs in (("links", task.links), ("data_links", task.data_links)):
+        for source, target in pairs:
+            for key, attribute in ((source, kind == "data_links"), (target, False)):
+                why = _key_problem(key, roots, attribute)
+                if why:
+                    problems.append(f"task {task.name!r}: {kind} ({source!r}, {target!r}): {why}")
+    return problems
+
+
+def check_links(task: Task) -> None:
+    """:class:`~kexue.errors.UsageError` (one line, exit 2) naming the task, the link and the missing argument
+    unless every link of ``task`` names real arguments (see :func:`link_problems`). A broken link is a bug of the
+    plugin that registers the task, found before any data is read; the user is asked to report it."""
+    problems = link_problems(task)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UsageError(f"{problems[0]}{more}; a bug in the plugin that registers {task.name!r}, not in your "
+                         "command: please report it to the plugin's authors")
+
+
+def _key_problem(key: str, roots: dict[str, type], attribute: bool) -> str | None:
+    """Why config key ``key`` names nothing (None when it does); ``attribute``: a ``data_links`` source."""
+    head, _, rest = key.partition(".")
+    if head not in roots or not rest:
+        return f"{key!r} must be 'model.<argument>' or 'data.<argument>'"
+    cls = roots[head]
+    if attribute:
+        if "." in rest or not _has_attribute(cls, rest):
+            return f"{cls.__name__} has no attribute, property or argument {rest!r}"
+        return None
+    parts = rest.split(".")
+    name = parts.pop(0)
+    params = _arguments(cls)
+    if name not in params:
+        return f"{cls.__name__} has no argument {name!r}"
+    param = params[name]
+    while parts:
+        part = parts.pop(0)
+        default = param.default
+        if part == "init_args":
+            component = _lazy_class(default)
+            if component is None:
+                return f"{cls.__name__}.{name} has no lazy_instance default to check 'init_args' against"
+            if not parts:
+                return f"{key!r} names no argument after 'init_args'"
+            cls, name = component, parts.pop(0)
+            params = _arguments(cls)
+            if name not in params:
+                return f"{cls.__name__} has no argument {name!r}"
+            param = params[name]
+        elif is_dataclass(default) and not isinstance(default, type):
+            names = {f.name for f in fields(default)}
+            if part not in names:
+                return f"{type(default).__name__} has no field {part!r}"
+            return None if not parts else f"{key!r} goes below a dataclass field"
+        else:
+            return f"{cls.__name__}.{name} is neither a component (init_args) nor a dataclass: no {part!r} in it"
+    return None
+
+
+def _arguments(cls: type) -> dict[str, inspect.Parameter]:
+    """``cls.__init__``'s named parameters, with those of the base classes it passes ``**kwargs`` on to (as
+    jsonargparse does)."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if klass is object or "__init__" not in vars(klass):
+            continue
+        try:
+            signature = inspect.signature(klass.__init__)
+        except (TypeError, ValueError):
+            break
+        for p in list(signature.parameters.values())[1:]:
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                params.setdefault(p.name, p)
+        if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+            break
+    return params
+
+
+def _lazy_class(default: Any) -> type | None:
+    """The class a jsonargparse ``lazy_instance`` default builds, or None for any other default."""
+    init_data = getattr(default, "lazy_get_init_data", None)
+    if init_data is None:
+        return None
+    return import_object(init_data().class_path)
+
+
+def _has_attribute(cls: type, name: str) -> bool:
+    """Whether instances of ``cls`` have ``name``: a class attribute or property, an annotated attribute, an
+    ``__init__`` argument, or ``self.<name> = ...`` in a method of ``cls`` or of a base class of the same project."""
+    if hasattr(cls, name) or name in _arguments(cls):
+        return True
+    for klass in cls.__mro__:
+        if name in getattr(klass, "__annotations__", {}):
+            return True
+        if klass.__module__.split(".")[0] in ("builtins", "torch", "lightning"):
+            continue
+        try:
+            tree = parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        if any(isinstance(node, Attribute) and node.attr == name and isinstance(node.value, Name)
+               and node.value.id == "self" and isinstance(node.ctx, Store) for node in walk(tree)):
+            return True
+    return False
 
 
 def get_task(name: str) -> Task:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import assert_one_line_error, kexue
+from .conftest import kexue
 
 # 5 short epochs; last.ckpt only after each validation, so a resume starts exactly at an epoch boundary.
 SHORT = ["--trainer.max_epochs=5", "--trainer.limit_train_batches=10", "--trainer.limit_val_batches=4",
@@ -162,9 +162,14 @@ class Payload:
         return (os.system, ("touch pwned",))
 
 
-def test_checkpoints_load_weights_only_and_never_run_code(tmp_path: Path) -> None:
+def test_checkpoints_load_weights_only_and_never_run_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # In-process: a pickle that ran would run here just the same (os.system in this test's folder), and the
+    # process start-up would cost more than the check. fit and predict read checkpoints through the same
+    # read_checkpoint.
+    from kexue.platform.cli import main
+
     torch.save({"state_dict": {}, "evil": Payload()}, tmp_path / "evil.ckpt")
-    for command in ("test",):  # fit and predict read checkpoints through the same read_checkpoint
-        assert_one_line_error(kexue(command, "sentiment", "--ckpt_path", "evil.ckpt", "--logger", "none"),
-                              "evil.ckpt", "cannot read checkpoint")
+    assert main(["test", "sentiment", "--ckpt_path", "evil.ckpt", "--logger", "none"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("kexue: error: ") and "evil.ckpt" in last and "cannot read checkpoint" in last, last
     assert not (tmp_path / "pwned").exists()

@@ -83,7 +83,9 @@ def embedded_corpus(name: Literal["en", "zh"], tokenizer: str = "words") -> tupl
     vocab = Vocab.from_counts(counts)
     ids, offsets = encode(sentences, vocab)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")  # atomic: a run killed mid-write leaves no half cache
+    # Atomic: a run killed mid-write leaves no half cache; the process id keeps two processes building the same cache
+    # at once (pytest-xdist workers, two runs) from writing one temporary file.
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
     np.savez(tmp, words=np.array(vocab.words), counts=vocab.counts, ids=ids, offsets=offsets)
     os.replace(tmp, path)
     return vocab, ids, offsets

@@ -41,7 +41,7 @@ from kexue.platform.reliability import (
     StopOnNonFiniteLoss,
     check_checkpoint_task,
 )
-from kexue.registry import Task
+from kexue.registry import Task, check_links
 
 DEFAULT_LOGGER = {"class_path": "kexue.platform.loggers.WandbLogger", "init_args": {"save_dir": "runs"}}
 
@@ -70,6 +70,7 @@ class KexueCLI(LightningCLI):
         self.from_checkpoint = command in ("validate", "test", "predict") and any(
             a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in args)
         self.run_dir: str | None = None
+        check_links(task)  # a plugin's typo'd link: one line naming it, before any data is read
         config = task.config_path()
         super().__init__(
             model_class=task.module_class(),
