@@ -151,7 +151,7 @@ TYPO_PLUGIN = """
 from kexue.registry import Task
 TASK = Task(name="typo", summary="sentiment with a typo'd link", module="kexue.lightning_modules.text_classifier:TextClassifier",
             datamodule="kexue.datamodules.sentiment:SentimentDataModule", config="kexue.conf:sentiment.yaml",
-            links=(("data.num_buckets", "model.no_such_argument"),))
+            links=(("data.labels", "model.no_such_argument"),))
 """
 
 
@@ -168,6 +168,6 @@ def test_run_refuses_a_task_with_a_broken_link(tmp_path: Path, monkeypatch: pyte
     assert main(["run", "typo", "--trainer.fast_dev_run=1", "--logger", "none"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
-    assert err[0].startswith("kexue: error: task 'typo': links ('data.num_buckets', 'model.no_such_argument'): ")
+    assert err[0].startswith("kexue: error: task 'typo': links ('data.labels', 'model.no_such_argument'): ")
     assert "has no argument 'no_such_argument'" in err[0] and "report it" in err[0]
     assert not (tmp_path / "runs").exists()  # refused before a run directory was made
