@@ -14,7 +14,7 @@ Post: 基于Conditional Layer Normalization的条件文本生成 (https://kexue.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -44,7 +44,8 @@ class ConditionalLMDataModule(FittedTokenizerData, SplitDataModule):
         max_length: tokens per example including ``<bos>``/``<eos>``; longer reviews are cut (and get no ``<eos>``).
         shuffle_labels: permute the training split's labels (fixed by ``split_seed``): an ablation whose condition
             carries no information, i.e. an unconditioned model.
-        split, split_seed, batch_size, num_workers: as every kexue DataModule.
+        kwargs: ``split``, ``split_seed``, ``batch_size``, ``num_workers``: see
+            :class:`~kexue.data.datamodule.SplitDataModule`.
     """
 
     featurization: ClassVar[tuple[str, ...]] = ("tokenizer", "labels", "max_length")
@@ -52,27 +53,17 @@ class ConditionalLMDataModule(FittedTokenizerData, SplitDataModule):
 
     def __init__(
         self,
-        train_path: str | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
-        predict_path: str | None = None,
         tokenizer: BertCharTokenizer = lazy_instance(BertCharTokenizer, min_count=2),  # noqa: B008
         labels: list[str] = ["neg", "pos"],  # noqa: B006 (jsonargparse needs the literal default)
         max_length: int = 64,
         shuffle_labels: bool = False,
-        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
-        split_seed: int = 0,
-        batch_size: int = 32,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.check_split(split)
         if len(set(labels)) != len(labels) or len(labels) < 2:
             raise ValueError(f"data.labels must be at least two distinct names, got {labels}")
-        check_at_least(max_length=(max_length, 3), batch_size=(batch_size, 1),
-                       num_workers=(num_workers, 0))
-        tokenizer = component_config(tokenizer)  # before save_hyperparameters: see component_config
-        self.save_hyperparameters()
+        check_at_least(max_length=(max_length, 3))
+        tokenizer = component_config(tokenizer)  # before the base saves the hyperparameters: see component_config
+        super().__init__(**kwargs)
         self.tokenizer: BertCharTokenizer = build_component(tokenizer)
 
     def embedded(self) -> list[tuple[str, int]]:

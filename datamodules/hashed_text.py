@@ -10,11 +10,11 @@ checkpoint rebuilds it to featurise new text the same way.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor
 
-from kexue.data.datamodule import SplitDataModule, check_at_least
+from kexue.data.datamodule import SplitDataModule
 from kexue.nn.components import build_component, component_config
 from kexue.text.tokenizers import TextTokenizer
 
@@ -31,14 +31,9 @@ class LabelledTextDataModule(SplitDataModule):
         tokenizer: texts -> ids ``(B, T)`` (:class:`~kexue.text.tokenizers.TextTokenizer`), e.g.
             :class:`~kexue.text.tokenizers.HashedNgrams` or :class:`~kexue.text.tokenizers.WordPiece`; in Python
             also its ``{"class_path", "init_args"}`` dict.
-        train_path: labelled file replacing the embedded training split.
-        val_path: same, replacing the validation split.
-        test_path: same, replacing the test split.
-        predict_path: one text per line for ``kexue predict`` (default: the test texts).
-        split: train/val/test fractions of the embedded corpus.
-        split_seed: seed of the fixed split (not the training seed, so the split never moves).
         batch_size: examples per batch.
-        num_workers: DataLoader workers (tokenisation runs in them).
+        kwargs: the split files (labelled), ``split``, ``split_seed``, ``num_workers``: see
+            :class:`~kexue.data.datamodule.SplitDataModule`.
     """
 
     featurization: ClassVar[tuple[str, ...]] = ("labels", "tokenizer")
@@ -48,22 +43,13 @@ class LabelledTextDataModule(SplitDataModule):
         self,
         labels: list[str],
         tokenizer: TextTokenizer | dict,
-        train_path: str | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
-        predict_path: str | None = None,
-        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
-        split_seed: int = 0,
         batch_size: int = 64,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.check_split(split)
         if len(set(labels)) != len(labels) or len(labels) < 2:
             raise ValueError(f"data.labels must be at least two distinct names, got {labels}")
-        check_at_least(batch_size=(batch_size, 1), num_workers=(num_workers, 0))
-        tokenizer = component_config(tokenizer)  # before save_hyperparameters: see component_config
-        self.save_hyperparameters()
+        tokenizer = component_config(tokenizer)  # before the base saves the hyperparameters: see component_config
+        super().__init__(batch_size=batch_size, **kwargs)
         self.tokenizer: TextTokenizer = build_component(tokenizer)
 
     @property

@@ -10,13 +10,14 @@ by row then an optional label (:func:`kexue.data.readers.read_image_csv`). Posts
 
 from __future__ import annotations
 
-import lightning as L
+from typing import Any
+
 import numpy as np
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, TensorDataset
 
-from kexue.data.datamodule import EpochSeededSampler, SplitDataModule, check_at_least
+from kexue.data.datamodule import BatchedDataModule, EpochSeededSampler, SplitDataModule, check_at_least
 from kexue.data.images import IMAGE_SETS, embedded_images, split_rows
 from kexue.data.readers import read_image_csv
 from kexue.platform.figures import image_grid_figure, log_figure
@@ -36,7 +37,7 @@ def toy_points(name: str, n: int, noise: float, seed: int) -> tuple[np.ndarray, 
     return x.astype(np.float32), y.astype(np.int64)
 
 
-class ImageDataModule(L.LightningDataModule):
+class ImageDataModule(BatchedDataModule):
     """Batches ``(x, y)``: ``x (B, 1, H, W)`` grey levels scaled to [0, 1] (``level / max_value``) for images,
     ``x (B, 2)`` standardised points for ``moons`` / ``circles``; ``y (B,)`` class indices (-1 when unlabelled).
 
@@ -47,12 +48,15 @@ class ImageDataModule(L.LightningDataModule):
         height / width / max_value: the users' images' size and top grey level (the embedded sets know theirs).
         num_points: points drawn for ``moons`` / ``circles`` (all splits together).
         noise: the Gaussian noise of ``moons`` / ``circles``.
-        split: train / val / test fractions of the embedded set; split_seed: its permutation (and the points').
-        batch_size, num_workers: DataLoader settings.
+        split: train / val / test fractions of the embedded set (``split_seed``: its permutation, and the points').
+        batch_size: images (points) per batch.
         unrepeated_eval: under DDP, give each validation / test image to exactly one process (Lightning's
             ``UnrepeatedDistributedSampler``: shards differ by at most one image) instead of Lightning's default,
             which pads the last round with repeats of the first images; for scores summed over the images, such as
             task gan's Fréchet-distance reference (set in conf/gan.yaml).
+        kwargs: ``split_seed``, ``num_workers``: see :class:`~kexue.data.datamodule.BatchedDataModule` (no
+            ``predict_path``: ``predict`` scores the test split, so the split files and fractions are declared here,
+            not taken from :class:`~kexue.data.datamodule.SplitDataModule`, whose splits are rows of text).
 
     ``data_shape`` (``[1, H, W]`` or ``[2]``) and ``levels`` (``max_value + 1`` grey levels, 0 for real-valued
     points: what dequantisation and bits/dim need) are linked to the model. On ``fit`` a grid of training images
@@ -71,22 +75,19 @@ class ImageDataModule(L.LightningDataModule):
         num_points: int = 4000,
         noise: float = 0.08,
         split: tuple[float, float, float] = (0.8, 0.1, 0.1),
-        split_seed: int = 0,
         batch_size: int = 64,
-        num_workers: int = 0,
         unrepeated_eval: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
         if dataset not in (*IMAGE_SETS, *POINT_SETS):
             raise ValueError(f"data.dataset must be one of {[*IMAGE_SETS, *POINT_SETS]}, got {dataset!r}")
-        check_at_least(batch_size=(batch_size, 1), num_workers=(num_workers, 0), height=(height, 1),
-                       width=(width, 1), num_points=(num_points, 10))
+        check_at_least(height=(height, 1), width=(width, 1), num_points=(num_points, 10))
         if max_value <= 0:
             raise ValueError(f"data.max_value must be > 0, got {max_value}")
         if noise < 0:
             raise ValueError(f"data.noise must be >= 0, got {noise}")
         SplitDataModule.check_split(split)  # now, before any data is read
-        self.save_hyperparameters()
+        super().__init__(batch_size=batch_size, **kwargs)
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._figure_logged = False
 
@@ -140,7 +141,7 @@ class ImageDataModule(L.LightningDataModule):
             self._figure_logged = True
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        data = TensorDataset(*self.splits[name])
+        data = TensorDataset(*self.splits["test" if name == "predict" else name])  # predict: the test images
         sampler = EpochSeededSampler(data) if shuffle else None
         trainer = self.trainer
         if not shuffle and self.hparams.unrepeated_eval and trainer is not None and trainer.world_size > 1:
@@ -149,15 +150,3 @@ class ImageDataModule(L.LightningDataModule):
                                                    shuffle=False)
         return DataLoader(data, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers,
                           sampler=sampler)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")

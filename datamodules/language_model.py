@@ -11,7 +11,7 @@ Posts: 从语言模型到Seq2Seq (https://kexue.fm/archives/6933); 现在可以�
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from jsonargparse import lazy_instance
@@ -63,7 +63,8 @@ class LanguageModelDataModule(SplitDataModule):
             ``--config smollm2``, ``--config gpt2``). It is saved with the checkpoint, vocabulary included.
         max_length: tokens per example including ``<bos>``/``<eos>``; longer lines are cut.
         prompt_length: characters of each test line used as its prompt when there is no ``predict_path``.
-        split, split_seed, batch_size, num_workers: as every kexue DataModule.
+        split: train/val/test fractions of the embedded corpus.
+        kwargs: ``split_seed``, ``batch_size``, ``num_workers``: see :class:`~kexue.data.datamodule.SplitDataModule`.
     """
 
     featurization: ClassVar[tuple[str, ...]] = ("tokenizer", "max_length")
@@ -71,24 +72,15 @@ class LanguageModelDataModule(SplitDataModule):
 
     def __init__(
         self,
-        train_path: str | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
-        predict_path: str | None = None,
         tokenizer: LMTokenizer = lazy_instance(CharTokenizer, min_count=2),  # noqa: B008 (shown as class_path)
         max_length: int = 128,
         prompt_length: int = 4,
         split: tuple[float, float, float] = (0.9, 0.05, 0.05),
-        split_seed: int = 0,
-        batch_size: int = 32,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.check_split(split)
-        check_at_least(max_length=(max_length, 3), prompt_length=(prompt_length, 1), batch_size=(batch_size, 1),
-                       num_workers=(num_workers, 0))
+        check_at_least(max_length=(max_length, 3), prompt_length=(prompt_length, 1))
         tokenizer = component_config(tokenizer)  # the shared lazy default as a dict: each DataModule builds its own
-        self.save_hyperparameters()
+        super().__init__(split=split, **kwargs)
         self._tokenizer: LMTokenizer = build_component(tokenizer)
         self.hparams.tokenizer = self._tokenizer.config()  # plain values: a checkpoint loads with weights_only
 

@@ -15,7 +15,7 @@ whole-word masking, 80% ``[MASK]`` / 10% random / 10% kept).
 from __future__ import annotations
 
 import importlib.util
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -60,7 +60,8 @@ class PretrainDataModule(FittedTokenizerData, SplitDataModule):
         masking: what a word is: ``jieba`` (People's Daily lines keep their own segmentation), ``wordpiece`` (each
             CJK character, Latin words whole: BERT's original masking) or ``token`` (every piece alone).
         mask_seed: seed of the fixed validation/test masks.
-        split, split_seed, batch_size, num_workers: as every kexue DataModule.
+        split: train/val/test fractions of the embedded corpus.
+        kwargs: ``split_seed``, ``batch_size``, ``num_workers``: see :class:`~kexue.data.datamodule.SplitDataModule`.
     """
 
     featurization: ClassVar[tuple[str, ...]] = ("tokenizer", "max_length")
@@ -68,23 +69,15 @@ class PretrainDataModule(FittedTokenizerData, SplitDataModule):
 
     def __init__(
         self,
-        train_path: str | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
-        predict_path: str | None = None,
         tokenizer: TrainedWordPiece = lazy_instance(TrainedWordPiece, vocab_size=8000, min_frequency=2),  # noqa: B008
         max_length: int = 128,
         mask_rate: float = 0.15,
         masking: Literal["jieba", "wordpiece", "token"] = "jieba",
         mask_seed: int = 0,
         split: tuple[float, float, float] = (0.98, 0.01, 0.01),
-        split_seed: int = 0,
-        batch_size: int = 32,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.check_split(split)
-        check_at_least(max_length=(max_length, 3), batch_size=(batch_size, 1), num_workers=(num_workers, 0))
+        check_at_least(max_length=(max_length, 3))
         if not 0 < mask_rate < 1:
             raise ValueError(f"data.mask_rate must be in (0, 1), got {mask_rate}")
         if masking not in ("jieba", "wordpiece", "token"):
@@ -92,8 +85,8 @@ class PretrainDataModule(FittedTokenizerData, SplitDataModule):
         if masking == "jieba" and importlib.util.find_spec("jieba") is None:
             raise ValueError("data.masking jieba needs the jieba package (pip install 'kexue[jieba]'), or pass "
                              "--data.masking wordpiece")
-        tokenizer = component_config(tokenizer)  # before save_hyperparameters: see component_config
-        self.save_hyperparameters()
+        tokenizer = component_config(tokenizer)  # before the base saves the hyperparameters: see component_config
+        super().__init__(split=split, **kwargs)
         self.tokenizer: TrainedWordPiece = build_component(tokenizer)
 
     def embedded(self) -> list[Example]:

@@ -45,7 +45,8 @@ class ReadingComprehensionDataModule(FittedTokenizerData, SplitDataModule):
             question (cut at ``max_question_length``), the answer and the 4 specials leave. In training a longer
             passage is cut to a window holding the answer; in evaluation and predict it keeps its start.
         max_question_length, max_answer_length: characters kept (``max_answer_length`` is linked to decoding).
-        split, split_seed, batch_size, num_workers: as every kexue DataModule.
+        kwargs: ``split``, ``split_seed``, ``batch_size``, ``num_workers``: see
+            :class:`~kexue.data.datamodule.SplitDataModule`.
     """
 
     featurization: ClassVar[tuple[str, ...]] = ("tokenizer", "max_length", "max_question_length",
@@ -53,31 +54,20 @@ class ReadingComprehensionDataModule(FittedTokenizerData, SplitDataModule):
 
     def __init__(
         self,
-        train_path: str | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
-        predict_path: str | None = None,
         format: QAFormat = "auto",
         require_span: bool = True,
         tokenizer: BertCharTokenizer = lazy_instance(BertCharTokenizer, min_count=1),  # noqa: B008
         max_length: int = 128,
         max_question_length: int = 24,
         max_answer_length: int = 16,
-        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
-        split_seed: int = 0,
-        batch_size: int = 32,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.check_split(split)
-        check_at_least(max_question_length=(max_question_length, 1),
-                       max_answer_length=(max_answer_length, 1), batch_size=(batch_size, 1),
-                       num_workers=(num_workers, 0))
+        check_at_least(max_question_length=(max_question_length, 1), max_answer_length=(max_answer_length, 1))
         if max_length < max_question_length + max_answer_length + 5:
             raise ValueError(f"data.max_length={max_length} leaves no passage after max_question_length + "
                              f"max_answer_length + 4 specials ({max_question_length + max_answer_length + 4})")
-        tokenizer = component_config(tokenizer)  # before save_hyperparameters: see component_config
-        self.save_hyperparameters()
+        tokenizer = component_config(tokenizer)  # before the base saves the hyperparameters: see component_config
+        super().__init__(**kwargs)
         self.tokenizer: BertCharTokenizer = build_component(tokenizer)
 
     def embedded(self) -> list[QAExample]:

@@ -64,7 +64,8 @@ class RelationExtractionDataModule(SplitDataModule):
         max_length: characters per sentence the model sees (longer ones are cut; their triples beyond the cut are
             still gold, so they count as misses: nothing is silently dropped from the score). A BERT encoder needs
             ``max_length + 2`` positions.
-        split, split_seed, batch_size, num_workers: as every kexue DataModule.
+        kwargs: ``split``, ``split_seed``, ``batch_size``, ``num_workers``: see
+            :class:`~kexue.data.datamodule.SplitDataModule`.
         tokenizer: characters -> ``G`` ids each (:class:`~kexue.text.tokenizers.CharTokenizer`); by default a
             character's hashed id and its two bigrams' (``G = 3``). Its ``vocab_size`` and ``num_features`` are
             linked to the encoder's ``num_embeddings`` and ``num_features``.
@@ -74,26 +75,17 @@ class RelationExtractionDataModule(SplitDataModule):
 
     def __init__(
         self,
-        train_path: str | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
-        predict_path: str | None = None,
         schema: str | None = None,
         predicates: list[str] | None = None,
         max_length: int = 128,
-        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
-        split_seed: int = 0,
-        batch_size: int = 32,
-        num_workers: int = 0,
         tokenizer: CharTokenizer = lazy_instance(HashedChars, num_buckets=2**16, bigrams=True),  # noqa: B008
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.check_split(split)
-        check_at_least(max_length=(max_length, 1), batch_size=(batch_size, 1), num_workers=(num_workers, 0))
+        check_at_least(max_length=(max_length, 1))
         if predicates is not None and (len(set(predicates)) != len(predicates) or not predicates):
             raise ValueError(f"data.predicates must be distinct names, at least one, got {predicates}")
-        tokenizer = component_config(tokenizer)  # before save_hyperparameters: the default is one shared object
-        self.save_hyperparameters()
+        tokenizer = component_config(tokenizer)  # before the base saves the hyperparameters: one shared default
+        super().__init__(**kwargs)
         self.tokenizer: CharTokenizer = build_component(tokenizer)
         if schema is not None and predicates is None:
             self.hparams.predicates = read_schema(schema)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from functools import lru_cache
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from jsonargparse import lazy_instance
@@ -61,51 +61,40 @@ class SentenceSimilarityDataModule(SplitDataModule):
     training), as in the post.
 
     Args:
-        train_path: file of groups replacing the embedded training split (format from ``format``).
-        val_path: same, replacing the validation split.
-        test_path: same, replacing the test split (also the gallery of ``predict``).
         format: ``"groups"`` (a group a line, tab-separated), ``"labelled"`` (``group_id<TAB>text``) or
-            ``"pairs"`` (LCQMC ``text_a<TAB>text_b<TAB>label``): the format of the three files above.
-        predict_path: raw text lines for ``kexue predict`` (default: the test sentences).
+            ``"pairs"`` (LCQMC ``text_a<TAB>text_b<TAB>label``): the format of ``train_path``, ``val_path`` and
+            ``test_path`` (files of groups replacing the embedded splits; the test split is also the gallery of
+            ``predict``).
         min_chars: shortest sentence kept in the embedded corpus.
         max_groups: use only the first this many groups of the embedded corpus (in split order; None = all).
         tokenizer: characters -> ``G`` ids each (:class:`~kexue.text.tokenizers.CharTokenizer`); by default a
             character's hashed id and that of the bigram it starts (``G = 2``) in 2**14 buckets, its ``vocab_size``
             linked to the encoder's ``num_embeddings``.
         max_length: characters kept per sentence.
-        split: train/val/test fractions of the embedded groups.
-        split_seed: seed of the fixed split (not the training seed, so the split never moves).
         batch_size: sentences per batch.
-        num_workers: DataLoader workers.
+        kwargs: the split files, ``predict_path``, ``split`` (fractions of the embedded *groups*), ``split_seed``,
+            ``num_workers``: see :class:`~kexue.data.datamodule.SplitDataModule`.
     """
 
     featurization: ClassVar[tuple[str, ...]] = ("tokenizer", "max_length")
 
     def __init__(
         self,
-        train_path: str | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
         format: Literal["groups", "labelled", "pairs"] = "groups",
-        predict_path: str | None = None,
         min_chars: int = 8,
         max_groups: int | None = None,
         tokenizer: CharTokenizer = lazy_instance(  # noqa: B008 (shown as class_path/init_args)
             HashedChars, num_buckets=2**14, bigrams=True, ending_bigrams=False
         ),
         max_length: int = 64,
-        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
-        split_seed: int = 0,
         batch_size: int = 128,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.check_split(split)
         if max_groups is not None and max_groups < 3:
             raise ValueError(f"data.max_groups must be at least 3 (one group per split), got {max_groups}")
-        check_at_least(max_length=(max_length, 1), batch_size=(batch_size, 1))
-        tokenizer = component_config(tokenizer)  # before save_hyperparameters: the default is one shared object
-        self.save_hyperparameters()
+        check_at_least(max_length=(max_length, 1))
+        tokenizer = component_config(tokenizer)  # before the base saves the hyperparameters: one shared default
+        super().__init__(batch_size=batch_size, **kwargs)
         self.tokenizer: CharTokenizer = build_component(tokenizer)
         self.groups: dict[str, list[list[str]]] = {}
         self._gallery: Tensor | None = None

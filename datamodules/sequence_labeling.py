@@ -80,22 +80,17 @@ class SequenceLabelingDataModule(SplitDataModule):
     Subclasses give the embedded corpus (:meth:`embedded`) and the default tag set and file format.
 
     Args:
-        train_path: file replacing the embedded training split (format from ``format``).
-        val_path: same, replacing the validation split.
-        test_path: same, replacing the test split.
-        predict_path: raw text lines for ``kexue predict`` (default: the test sentences).
         format: ``"segmented"`` (SIGHAN: words separated by spaces; BMES tags derived) or ``"conll"``
             (``char tag`` per line, blank line between sentences; tags must be in ``tags``).
         tags: tag names in id order (linked to the model).
         max_length: sentences are cut between words into pieces of at most this many characters.
-        split: train/val/test fractions of the embedded corpus.
-        split_seed: seed of the fixed split (not the training seed, so the split never moves).
         batch_size: sentences per batch.
-        num_workers: DataLoader workers (they run the tokenizer).
         tokenizer: characters -> ``G`` ids each (:class:`~kexue.text.tokenizers.CharTokenizer`): by default a
             character's hashed id and those of the bigrams ending and starting at it (``G = 3``); its
             ``vocab_size`` and ``num_features`` are linked to the encoder's ``num_embeddings`` and
             ``num_features``. In Python also its ``{"class_path", "init_args"}`` dict.
+        kwargs: the split files (format from ``format``), ``split``, ``split_seed``, ``num_workers``: see
+            :class:`~kexue.data.datamodule.SplitDataModule`.
     """
 
     featurization: ClassVar[tuple[str, ...]] = ("tags", "tokenizer", "max_length")
@@ -103,26 +98,18 @@ class SequenceLabelingDataModule(SplitDataModule):
 
     def __init__(
         self,
-        train_path: str | None = None,
-        val_path: str | None = None,
-        test_path: str | None = None,
-        predict_path: str | None = None,
         format: Literal["segmented", "conll"] = "segmented",
         tags: list[str] = ["B", "M", "E", "S"],  # noqa: B006
         max_length: int = 128,
-        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
-        split_seed: int = 0,
         batch_size: int = 64,
-        num_workers: int = 0,
         tokenizer: CharTokenizer = lazy_instance(HashedChars, num_buckets=2**16, bigrams=True),  # noqa: B008
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.check_split(split)
         if len(set(tags)) != len(tags) or len(tags) < 2:
             raise ValueError(f"data.tags must be at least two distinct names, got {tags}")
-        check_at_least(max_length=(max_length, 1), batch_size=(batch_size, 1), num_workers=(num_workers, 0))
-        tokenizer = component_config(tokenizer)  # before save_hyperparameters: the default is one shared object
-        self.save_hyperparameters()
+        check_at_least(max_length=(max_length, 1))
+        tokenizer = component_config(tokenizer)  # before the base saves the hyperparameters: one shared default
+        super().__init__(batch_size=batch_size, **kwargs)
         self.tokenizer: CharTokenizer = build_component(tokenizer)
 
     @property

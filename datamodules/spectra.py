@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from kexue.data.datamodule import SplitDataModule
+from kexue.data.datamodule import BatchedDataModule
 from kexue.data.spectra import coffee, read_fits_folder, read_flux_csv, read_label_index, stratified_folds, ucr_dataset
 from kexue.errors import UsageError
 from kexue.platform.figures import log_figure
@@ -39,7 +39,7 @@ def spectra_figure(x: Tensor, y: Tensor, labels: Sequence[str], per_class: int =
     return fig
 
 
-class SpectraDataModule(SplitDataModule):
+class SpectraDataModule(BatchedDataModule):
     """Batches of ``(x: (B, L) float32 raw spectra, y: (B,) class indices)``; normalisation belongs to the model.
 
     Sources, by priority: ``flux_path`` (+ ``index_path``) for LAMOST-style data; ``dataset`` = a UCR
@@ -59,13 +59,14 @@ class SpectraDataModule(SplitDataModule):
         num_folds: folds of coffee / user data.
         fold: the test fold.
         val_fraction: see above.
-        split_seed: seed of folds and validation carve (not the training seed: the split never moves).
         batch_size: spectra per batch (coffee has 38 training spectra: 16 would give 2 optimizer steps an epoch).
-        num_workers: DataLoader workers.
+        kwargs: ``split_seed`` (the seed of the folds and of the validation carve), ``num_workers``: see
+            :class:`~kexue.data.datamodule.BatchedDataModule`.
 
     ``labels`` and ``class_counts`` read the data on first use; the task links them to the model. On ``fit`` the
-    DataModule logs a figure of a few training spectra per class (``data/spectra``). Only the four loaders come
-    from :class:`~kexue.data.datamodule.SplitDataModule`; ``predict`` classifies the test split.
+    DataModule logs a figure of a few training spectra per class (``data/spectra``). Only the loader settings and the
+    four loaders come from :class:`~kexue.data.datamodule.BatchedDataModule` (no split files, no split fractions: folds
+    instead); ``predict`` classifies the test split.
     """
 
     def __init__(
@@ -77,20 +78,16 @@ class SpectraDataModule(SplitDataModule):
         num_folds: int = 5,
         fold: int = 0,
         val_fraction: float | None = None,
-        split_seed: int = 0,
         batch_size: int = 8,
-        num_workers: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         if num_folds < 2 or not 0 <= fold < num_folds:
             raise ValueError(f"data.fold must be in [0, data.num_folds) with num_folds >= 2, got {fold}, {num_folds}")
         if val_fraction is not None and not 0 <= val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         if flux_path and not index_path:
             raise ValueError("data.flux_path needs data.index_path (the id,type label file)")
-        self.save_hyperparameters()
+        super().__init__(batch_size=batch_size, **kwargs)
         self.splits: dict[str, Arrays] = {}
         self._read: tuple[list[str], Arrays, Arrays | None] | None = None
         self._figure_logged = False

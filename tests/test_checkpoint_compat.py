@@ -34,6 +34,18 @@ def test_current_arguments_pass_and_stale_ones_are_named() -> None:
     check_checkpoint_arguments({"hyper_parameters": {"anything": 1}}, _Open, _Data, "a.ckpt")  # **kwargs: no check
 
 
+def test_data_arguments_are_checked_through_the_base_a_datamodule_passes_kwargs_to() -> None:
+    # Every kexue DataModule takes **kwargs for the arguments its base declares: the check must follow them there,
+    # not wave everything through. cond_lm's DataModule took `checkpoint` before its tokenizer became a component.
+    from kexue.datamodules.cond_lm import ConditionalLMDataModule
+
+    current = {"tokenizer": {}, "max_length": 64, "train_path": None, "split": [0.8, 0.1, 0.1], "batch_size": 4}
+    check_checkpoint_arguments({"datamodule_hyper_parameters": current}, _Model, ConditionalLMDataModule, "a.ckpt")
+    with pytest.raises(UsageError, match=r"a\.ckpt: .*took data\.checkpoint, which.*retrain"):
+        check_checkpoint_arguments({"datamodule_hyper_parameters": {**current, "checkpoint": None}}, _Model,
+                                   ConditionalLMDataModule, "a.ckpt")
+
+
 def test_cli_refuses_an_old_checkpoint_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old = tmp_path / "old.ckpt"
     torch.save({"state_dict": {}, "kexue": {"task": "sentiment"},

@@ -1,9 +1,18 @@
-"""Data helpers shared by the DataModules: the fixed split and the :class:`SplitDataModule` base."""
+"""Data helpers shared by the DataModules: the fixed split and the two bases, :class:`BatchedDataModule` (the
+loader settings) and :class:`SplitDataModule` (plus the users' split files and the embedded corpus's fractions).
+
+The bases declare the arguments every DataModule shares, once: a subclass takes ``**kwargs`` and passes them to
+``super().__init__``; jsonargparse follows ``**kwargs`` into these signatures (``--help``, ``--print_config``), and
+:meth:`BatchedDataModule.__init__` calls ``save_hyperparameters()``, which collects the arguments of every
+``__init__`` on the way (the subclasses' included, as their locals are when they call ``super().__init__``). A task
+whose default differs (a batch size, a split) names that argument in its own signature with its default and passes
+it on by keyword, so ``--print_config`` shows the task's true value and Python callers get the same one.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Iterator, Sequence, Sized, TypeVar
+from typing import Any, Iterator, Sequence, Sized, TypeVar
 
 import lightning as L
 import numpy as np
@@ -70,20 +79,72 @@ class EpochSeededSampler(RandomSampler):
         return iter(torch.randperm(len(self.data), generator=generator).tolist())
 
 
-class SplitDataModule(L.LightningDataModule):
-    """An embedded corpus cut by :func:`fixed_split`, any split replaceable by a user file, plus raw
-    ``predict`` lines: the plumbing every kexue DataModule shares.
+class BatchedDataModule(L.LightningDataModule):
+    """The loader settings every kexue DataModule shares, declared once, and its four loaders.
 
-    Subclasses call ``save_hyperparameters()`` with ``train_path``, ``val_path``, ``test_path``,
-    ``predict_path``, ``split``, ``split_seed``, ``batch_size``, ``num_workers`` among their arguments,
-    and implement :meth:`embedded` (the packaged corpus, fixed order), :meth:`read` (a user file) and
+    Subclasses take ``**kwargs`` and pass them on (``super().__init__(**kwargs)``); a subclass that changes a default
+    names the argument in its own signature and passes it by keyword. This ``__init__`` checks the values and calls
+    ``save_hyperparameters()`` for the whole chain, so a subclass turns a component into its config
+    (:func:`kexue.nn.components.component_config`) *before* calling ``super().__init__`` and builds it after.
+    Subclasses implement :meth:`_loader`; ``predict`` asks it for ``"predict"``.
+
+    Args:
+        split_seed: seed of the fixed split (not the training seed, so the split never moves).
+        batch_size: examples per batch.
+        num_workers: DataLoader workers (featurisation runs in them).
+    """
+
+    def __init__(self, split_seed: int = 0, batch_size: int = 32, num_workers: int = 0) -> None:
+        super().__init__()
+        check_at_least(batch_size=(batch_size, 1), num_workers=(num_workers, 0))
+        self.save_hyperparameters()  # every __init__ of the chain: see the module docstring
+
+    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")
+
+
+class SplitDataModule(BatchedDataModule):
+    """An embedded corpus cut by :func:`fixed_split`, any split replaceable by a user file, plus raw
+    ``predict`` lines: the plumbing every kexue text DataModule shares.
+
+    Subclasses implement :meth:`embedded` (the packaged corpus, fixed order), :meth:`read` (a user file) and
     :meth:`collate`. Examples are ``(text, target)``; ``predict_target`` fills in for raw lines.
+
+    Args:
+        train_path: a file replacing the embedded training split, in the task's format (its DataModule's
+            docstring, the README's section on the task).
+        val_path: same, replacing the validation split.
+        test_path: same, replacing the test split.
+        predict_path: the input lines of ``kexue predict``, in the task's format (default: the test split).
+        split: train/val/test fractions of the embedded corpus.
+        kwargs: ``split_seed``, ``batch_size``, ``num_workers``: :class:`BatchedDataModule`.
     """
 
     predict_target: object = None
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        train_path: str | None = None,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        predict_path: str | None = None,
+        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        **kwargs: Any,
+    ) -> None:
+        self.check_split(split)
+        super().__init__(**kwargs)
         self.splits: dict[str, list] = {}
 
     @staticmethod
@@ -141,15 +202,3 @@ class SplitDataModule(L.LightningDataModule):
             num_workers=hp.num_workers,
             collate_fn=self.collate,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict")

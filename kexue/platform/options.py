@@ -84,11 +84,18 @@ def check_checkpoint_arguments(checkpoint: dict, model_class: type, datamodule_c
 
 
 def _unknown(hparams: dict, cls: type) -> list[str]:
-    """Names in ``hparams`` that ``cls.__init__`` does not take (none when it takes ``**kwargs``)."""
-    params = inspect.signature(cls.__init__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return []
-    return [k for k in hparams if not k.startswith("_") and k not in params]
+    """Names in ``hparams`` that ``cls.__init__`` does not take, following ``**kwargs`` into the base classes'
+    ``__init__`` as jsonargparse does (a DataModule's shared arguments are its base's); none when the chain ends in
+    ``**kwargs`` (it takes anything)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is object or "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters
+        names.update(n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return [k for k in hparams if not k.startswith("_") and k not in names]
+    return []
 
 
 __all__ = ["check_checkpoint_arguments", "check_options", "suggestion", "tolerate_unused_parameters"]
