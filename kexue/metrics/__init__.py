@@ -14,15 +14,14 @@ kexue.fm/archives/7388, 4208). The metric classes keep one row per example (:cla
 examples' dataset indices as ``ids`` they count an example that DDP's ``DistributedSampler`` repeated once, so
 their value under DDP equals the one-process value.
 
-Generated text: :func:`distinct_n` (diversity) and :func:`copy_rate` (verbatim copies of the training text), as
-task ``cond_lm`` reports them (kexue.fm/archives/7124). Generated-image quality (Inception-like score, Fréchet
-distance): :mod:`kexue.metrics.images`, re-exported at the end.
+Generated text (:mod:`kexue.metrics.generated_text`: distinct-n, copy rate), generated-image quality
+(:mod:`kexue.metrics.images`), extractive QA (:mod:`kexue.metrics.qa`) and word vectors
+(:mod:`kexue.metrics.word_vectors`) live in their own modules, re-exported at the end.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -371,21 +370,9 @@ class TripleF1(CountF1):
         self.add_counts([_triple_counts(p, g) for p, g in zip(preds, target)], ids)
 
 
-def distinct_n(texts: Iterable[str], n: int) -> float:
-    """Distinct-n of generated texts (Li et al. 2016): distinct character n-grams / all character n-grams, pooled
-    over ``texts``; 0 when there are none."""
-    grams = Counter(text[i : i + n] for text in texts for i in range(len(text) - n + 1))
-    return len(grams) / max(1, sum(grams.values()))
-
-
-def copy_rate(samples: Sequence[str], training: Iterable[str]) -> float:
-    """Share of ``samples`` equal to some text of ``training`` (copied verbatim); 0 for no samples."""
-    seen = set(training)
-    return sum(s in seen for s in samples) / max(1, len(samples))
-
-
 # The metrics of other rooms, re-exported after this module's own blocks (which they import): generated-image quality
 # (kexue.fm/archives/5716), extractive-QA answers (7115) and word-vector evaluation, each score with its coverage.
+from kexue.metrics.generated_text import copy_rate, distinct_n  # noqa: E402, F401
 from kexue.metrics.images import (  # noqa: E402, F401
     FrechetDistance,
     InceptionScore,
