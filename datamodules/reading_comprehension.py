@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 from jsonargparse import lazy_instance
 from torch.utils.data import DataLoader
 
-from kexue.data.datamodule import SplitDataModule, check_at_least
+from kexue.data.datamodule import FittedTokenizerData, SplitDataModule, check_at_least
 from kexue.data.qa import QAExample, QAFormat, read_qa, templated_questions
 from kexue.data.readers import utf8_lines
 from kexue.errors import UsageError
-from kexue.models.tokenizers import BertCharTokenizer, FittedTokenizerData
+from kexue.models.tokenizers import BertCharTokenizer
 from kexue.nn.components import build_component, component_config
 from kexue.seq2seq import CharVocab, unilm_batch
 
@@ -81,7 +81,7 @@ class ReadingComprehensionDataModule(FittedTokenizerData, SplitDataModule):
     @property
     def vocab(self) -> CharVocab:
         """The fitted tokenizer's vocabulary."""
-        return self.fit_tokenizer().vocab
+        return self.fitted_tokenizer.vocab
 
     def training_texts(self) -> list[str]:
         self.setup("fit")

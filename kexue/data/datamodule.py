@@ -12,7 +12,7 @@ it on by keyword, so ``--print_config`` shows the task's true value and Python c
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Sequence, Sized, TypeVar
+from typing import Any, Iterable, Iterator, Sequence, Sized, TypeVar
 
 import lightning as L
 import numpy as np
@@ -202,3 +202,44 @@ class SplitDataModule(BatchedDataModule):
             num_workers=hp.num_workers,
             collate_fn=self.collate,
         )
+
+
+class FittedTokenizerData:
+    """Mixin of a :class:`SplitDataModule` whose tokenizer component ``self.tokenizer`` (a
+    :class:`kexue.nn.components.FittedComponent`: characters, a trained WordPiece, a pretrained BPE; its config in
+    ``self.hparams.tokenizer``, a ``featurization`` argument) may have to learn its ids from the training split.
+
+    :attr:`fitted_tokenizer` fits it on :meth:`training_texts` on first use and writes its config, with what it
+    learnt, back into the hyperparameters, so a checkpoint tokenises as training did; the sizes the model's links
+    read (:attr:`vocab_size`, :attr:`vocabulary_list`) come from it. Used by tasks language_model, cond_lm,
+    reading_comprehension and pretrain (posts https://kexue.fm/archives/6933, /7115, /6915).
+    """
+
+    tokenizer: Any
+    hparams: Any
+    splits: dict[str, list]
+
+    def training_texts(self) -> Iterable[str]:
+        """The texts the tokenizer learns from: the training split's (the first field of each example)."""
+        self.setup("fit")
+        return [example[0] for example in self.splits["train"]]
+
+    @property
+    def fitted_tokenizer(self) -> Any:
+        """The tokenizer, fitted first if it has to learn its ids. Linked as ``data.fitted_tokenizer`` where a
+        model needs the object (jsonargparse reads ``data.tokenizer`` as the argument, not this attribute)."""
+        tok = self.tokenizer
+        if not tok.fitted:
+            tok.fit(self.training_texts())
+            self.hparams.tokenizer = tok.config()  # plain values: a checkpoint loads with weights_only
+        return tok
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids ``V`` the network must embed (linked to the network's ``vocab_size``)."""
+        return self.fitted_tokenizer.vocab_size
+
+    @property
+    def vocabulary_list(self) -> list[str]:
+        """The tokenizer's pieces in id order (linked to ``model.vocabulary`` by the BERT tasks)."""
+        return self.fitted_tokenizer.vocabulary

@@ -20,37 +20,21 @@ from typing import Iterable, Sequence
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
 from kexue.errors import UsageError
+from kexue.nn.components import FittedComponent
 from kexue.text.vocabulary import CHAR_SPECIALS, char_vocabulary
 
 
-class LMTokenizer:
+class LMTokenizer(FittedComponent):
     """A ``tokenizers.Tokenizer`` plus the ids a language model needs: ``pad_id``, ``bos_id`` (``None``: texts start
     bare) and ``eos_id`` (``None``: generation stops at ``max_new_tokens`` only).
 
     ``encode(text) -> list[int]`` adds no special tokens; ``decode(ids) -> str`` drops them. A component subclass
-    also says whether it still has to learn from the training texts (:attr:`fitted`, :meth:`fit`) and how to rebuild
-    it (:meth:`config`), which is what a checkpoint keeps.
+    is a :class:`~kexue.nn.components.FittedComponent`: whether it still has to learn from the training texts
+    (:attr:`fitted`, :meth:`fit`) and how to rebuild it (:meth:`config`), which is what a checkpoint keeps.
     """
 
     def __init__(self, tokenizer: Tokenizer, pad_id: int, bos_id: int | None, eos_id: int | None) -> None:
         self.tokenizer, self.pad_id, self.bos_id, self.eos_id = tokenizer, pad_id, bos_id, eos_id
-
-    @property
-    def fitted(self) -> bool:
-        """Whether the ids are fixed (``False``: :meth:`fit` must see the training texts first)."""
-        return True
-
-    def fit(self, texts: Iterable[str]) -> None:
-        """Learn the ids from the training ``texts`` (nothing to learn for a fixed tokenizer)."""
-
-    def init_args(self) -> dict:
-        """The arguments that rebuild this tokenizer (with what :meth:`fit` learnt)."""
-        raise TypeError(f"{type(self).__name__} wraps a built tokenizer and cannot be saved as a component")
-
-    def config(self) -> dict:
-        """``{"class_path", "init_args"}``: how a checkpoint stores this tokenizer (plain values only)."""
-        cls = type(self)
-        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": self.init_args()}
 
     @property
     def vocab_size(self) -> int:

@@ -18,6 +18,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from kexue.errors import UsageError
 from kexue.models.checkpoints import folder
+from kexue.nn.components import FittedComponent
 from kexue.seq2seq import CharVocab, build_char_vocab
 
 
@@ -141,7 +142,7 @@ def vocabulary_tokenizer(vocabulary: Sequence[str]) -> Tokenizer:
     return tokenizer
 
 
-class BertCharTokenizer:
+class BertCharTokenizer(FittedComponent):
     """A DataModule's tokenizer component for the BERTs that read one token per character (task
     ``reading_comprehension``'s UniLM, whose answers are copied from the passage character by character, and task
     ``cond_lm``): :class:`kexue.seq2seq.CharVocab` over a vocabulary built from the training texts by
@@ -198,6 +199,9 @@ class BertCharTokenizer:
         """The text of ``ids``: specials dropped, ``[unused1]`` back to a space, ``##`` continuations joined."""
         return decode_pieces(self.vocab.pieces, ids)
 
+    def init_args(self) -> dict:
+        return {"vocabulary": self.vocabulary, "min_count": self.min_count}
+
 
 class BertFolderCharTokenizer(BertCharTokenizer):
     """:class:`BertCharTokenizer` over a BERT folder's ``vocab.txt`` (``kexue run pretrain``'s ``<run>/bert/``,
@@ -212,8 +216,11 @@ class BertFolderCharTokenizer(BertCharTokenizer):
         super().__init__(list(CharVocab.from_folder(path).pieces))
         self.path = path
 
+    def init_args(self) -> dict:
+        return {"path": self.path}
 
-class TrainedWordPiece:
+
+class TrainedWordPiece(FittedComponent):
     """Task ``pretrain``'s tokenizer component: BERT's WordPiece trained on the training split by
     :func:`train_wordpiece` (ids 0-4 ``[PAD] [UNK] [CLS] [SEP] [MASK]``), its pieces kept in the DataModule's
     hyperparameters (``data.tokenizer.init_args.vocabulary``) as :class:`BertCharTokenizer`'s are. Post:
@@ -253,6 +260,14 @@ class TrainedWordPiece:
             raise RuntimeError("the WordPiece has no pieces yet: its DataModule trains it on the training split")
         return list(self.pieces)
 
+    @property
+    def vocab_size(self) -> int:
+        """Ids ``V`` the network must embed (at most the ``vocab_size`` argument, the training target)."""
+        return len(self.vocabulary)
+
+    def init_args(self) -> dict:
+        return {"vocabulary": self.vocabulary, "vocab_size": self.target_size, "min_frequency": self.min_frequency}
+
     def tokenizer(self, max_length: int) -> Tokenizer:
         """:func:`vocabulary_tokenizer` of the pieces, cutting at ``max_length`` tokens (built once per length)."""
         if max_length not in self._tokenizers:
@@ -260,38 +275,6 @@ class TrainedWordPiece:
             tokenizer.enable_truncation(max_length)
             self._tokenizers[max_length] = tokenizer
         return self._tokenizers[max_length]
-
-
-class FittedTokenizerData:
-    """Mixin of a DataModule with a tokenizer component ``self.tokenizer`` (:class:`BertCharTokenizer`,
-    :class:`TrainedWordPiece`; its config in ``self.hparams.tokenizer``) fitted on :meth:`training_texts`: the sizes
-    the model's links read (:attr:`vocab_size`, :attr:`vocabulary_list`) and the vocabulary written back into the
-    hyperparameters, so that a checkpoint (``featurization = ("tokenizer", ...)``) tokenises as in training."""
-
-    tokenizer: BertCharTokenizer | TrainedWordPiece
-
-    def training_texts(self) -> Iterable[str]:
-        """The texts the tokenizer is fitted on (the training split's)."""
-        raise NotImplementedError
-
-    def fit_tokenizer(self) -> BertCharTokenizer | TrainedWordPiece:
-        """The tokenizer, fitted on first use."""
-        if not self.tokenizer.fitted:
-            self.tokenizer.fit(self.training_texts())
-            config = self.hparams.tokenizer  # a dict unless a built tokenizer was passed in Python (then pickled)
-            if isinstance(config, dict):
-                config.setdefault("init_args", {})["vocabulary"] = self.tokenizer.vocabulary
-        return self.tokenizer
-
-    @property
-    def vocab_size(self) -> int:
-        """Ids of the tokenizer (linked to ``model.bert.init_args.vocab_size``)."""
-        return len(self.fit_tokenizer().vocabulary)
-
-    @property
-    def vocabulary_list(self) -> list[str]:
-        """The tokenizer's pieces in id order (linked to ``model.vocabulary``)."""
-        return self.fit_tokenizer().vocabulary
 
 
 def decode_pieces(pieces: Sequence[str], ids: Iterable[int]) -> str:
@@ -307,6 +290,6 @@ def decode_pieces(pieces: Sequence[str], ids: Iterable[int]) -> str:
     return "".join(out)
 
 
-__all__ = ["BertCharTokenizer", "BertFolderCharTokenizer", "FittedTokenizerData", "TrainedWordPiece", "bert_tokenizer",
+__all__ = ["BertCharTokenizer", "BertFolderCharTokenizer", "TrainedWordPiece", "bert_tokenizer",
            "decode_pieces", "gpt2_tokenizer", "save_wordpiece", "train_wordpiece", "vocabulary_tokenizer",
            "wordpiece_tokenizer"]

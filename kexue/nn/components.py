@@ -12,7 +12,7 @@ embedding row) arrive by the task's links and every component takes them: nothin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from kexue.registry import import_object
 
@@ -38,4 +38,29 @@ def build_component(component: Any) -> Any:
     return import_object(component["class_path"])(**component.get("init_args", {}))
 
 
-__all__ = ["build_component", "component_config"]
+class FittedComponent:
+    """A component (a DataModule's tokenizer) that may have to learn from the training split before use
+    (:attr:`fitted`, :meth:`fit`) and says how to rebuild itself with what it learnt (:meth:`config`): what a
+    checkpoint keeps, as plain values, so that ``predict`` from the checkpoint alone behaves as training did.
+    :class:`kexue.data.datamodule.FittedTokenizerData` drives it. Subclasses: the causal LMs' tokenizers
+    (:mod:`kexue.models.lm_tokenizers`) and the BERT family's (:mod:`kexue.models.tokenizers`)."""
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the ids are fixed (``False``: :meth:`fit` must see the training texts first)."""
+        return True
+
+    def fit(self, texts: Iterable[str]) -> None:
+        """Learn the ids from the training ``texts`` (nothing to learn for a fixed component)."""
+
+    def init_args(self) -> dict:
+        """The arguments that rebuild this component, with what :meth:`fit` learnt."""
+        raise TypeError(f"{type(self).__name__} wraps a built object and cannot be saved as a component")
+
+    def config(self) -> dict:
+        """``{"class_path", "init_args"}``: how a checkpoint stores this component (plain values only)."""
+        cls = type(self)
+        return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": self.init_args()}
+
+
+__all__ = ["FittedComponent", "build_component", "component_config"]
