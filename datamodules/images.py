@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from kexue.data.datamodule import BatchedDataModule, EpochSeededSampler, SplitDataModule, check_at_least
 from kexue.data.images import IMAGE_SETS, embedded_images, split_rows
 from kexue.data.readers import read_image_csv
+from kexue.errors import UsageError
 from kexue.platform.figures import image_grid_figure, log_figure
 
 POINT_SETS = ("moons", "circles")
@@ -135,6 +136,9 @@ class ImageDataModule(BatchedDataModule):
                     x, y = np.asarray(images, np.float32)[:, None] / hp.max_value, np.asarray(labels)
                 else:
                     x, y = embedded[name]
+                if not len(x):  # data.split with a zero fraction, or too few points to share out
+                    raise UsageError(f"the {name} split is empty (data.split={list(hp.split)})",
+                                     f"the embedded {hp.dataset} set")
                 self.splits[name] = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
         if stage == "fit" and not self._figure_logged and self.trainer is not None and not self.is_points:
             log_figure(self.trainer, "data/images", image_grid_figure(self.splits["train"][0][:32]))
@@ -148,5 +152,6 @@ class ImageDataModule(BatchedDataModule):
             # a DistributedSampler already, so Lightning keeps it instead of its padding one
             sampler = UnrepeatedDistributedSampler(data, num_replicas=trainer.world_size, rank=trainer.global_rank,
                                                    shuffle=False)
+        source = self.hparams.train_path or f"the embedded {self.hparams.dataset} set"
         return DataLoader(data, batch_size=self.hparams.batch_size, num_workers=self.hparams.num_workers,
-                          sampler=sampler)
+                          sampler=sampler, drop_last=shuffle and self.drop_last_training_batch(len(data), source))

@@ -161,5 +161,5 @@ class SpectraDataModule(BatchedDataModule):
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
             num_workers=self.hparams.num_workers,
-            drop_last=shuffle and len(x) > self.hparams.batch_size,  # no training batch of one for BatchNorm
+            drop_last=shuffle and self.drop_last_training_batch(len(x), self.hparams.flux_path or self.hparams.dataset),
         )

@@ -109,3 +109,38 @@ def test_unrepeated_eval_gives_each_image_to_one_process() -> None:
     exact, padded = shards(True), shards(False)
     assert sorted(exact[0] + exact[1]) == list(range(179)) and [len(s) for s in exact] == [90, 89]
     assert len(padded[0] + padded[1]) == 180  # the default: one repeat
+
+
+def test_training_loader_drops_a_last_batch_of_one_for_a_batchnorm_model(tmp_path) -> None:
+    """Issue 29: a model that normalises over the batch never gets a training batch of one (the last incomplete
+    batch is dropped), and a training file of one image is refused naming it; other models see every image."""
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    path = tmp_path / "five.csv"
+    path.write_text("".join(",".join(str((i + j) % 17) for j in range(64)) + "\n" for i in range(5)))
+    dm = ImageDataModule(dataset="digits", train_path=str(path), height=8, width=8, max_value=16, batch_size=2)
+    dm.setup("fit")
+    batch_norm = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(64))
+
+    def sizes(model: nn.Module, world_size: int = 1) -> list[int]:
+        dm.trainer = SimpleNamespace(lightning_module=model, world_size=world_size)
+        return [len(x) for x, _ in dm.train_dataloader()]
+
+    assert sizes(nn.Linear(64, 1)) == [2, 2, 1]
+    assert sizes(batch_norm) == [2, 2]
+    batch_norm.train()
+    for x, _ in dm.train_dataloader():
+        batch_norm(x)  # a batch of one would raise here
+    sizes(batch_norm, world_size=3)
+    assert not dm.train_dataloader().drop_last  # 2 images per process: one whole batch, not dropped
+    one = tmp_path / "one.csv"
+    one.write_text(path.read_text().splitlines()[0] + "\n")
+    dm = ImageDataModule(dataset="digits", train_path=str(one), height=8, width=8, max_value=16, batch_size=2)
+    dm.setup("fit")
+    with pytest.raises(UsageError, match=r"one.csv: the train split has 1 example\(s\).*BatchNorm"):
+        sizes(batch_norm)
+    empty = ImageDataModule(dataset="digits", split=(1.0, 0.0, 0.0))
+    with pytest.raises(UsageError, match="the embedded digits set: the val split is empty"):
+        empty.setup("fit")

@@ -17,6 +17,8 @@ from typing import Any, Iterable, Iterator, Sequence, Sized, TypeVar
 import lightning as L
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader, RandomSampler
 
 from kexue.data.readers import read_text_lines
@@ -46,6 +48,12 @@ def check_at_least(**limits: tuple[int, int]) -> None:
     for name, (value, least) in limits.items():
         if value < least:
             raise ValueError(f"data.{name} must be >= {least}, got {value}")
+
+
+def normalizes_over_batch(model: nn.Module | None) -> bool:
+    """True when ``model`` has a layer that normalises over the batch in training mode (any BatchNorm): such a layer
+    cannot take a batch of one sample (its variance is undefined; torch raises)."""
+    return model is not None and any(isinstance(m, _BatchNorm) for m in model.modules())
 
 
 class EpochSeededSampler(RandomSampler):
@@ -101,6 +109,23 @@ class BatchedDataModule(L.LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         raise NotImplementedError
+
+    def drop_last_training_batch(self, size: int, source: str) -> bool:
+        """Whether the training loader of a split of ``size`` examples (read from ``source``, a file or the embedded
+        set) drops its last incomplete batch: yes when the model being trained normalises over the batch
+        (:func:`normalizes_over_batch`: task gan's generator, spectra's residual blocks) and the split, per process,
+        fills at least one whole batch; a split smaller than a batch is one batch. Such a model given a training
+        split of one example per process is refused (:class:`~kexue.errors.UsageError`), since every epoch would hold
+        a batch of one. Every DataModule calls it for its training loader's ``drop_last``, so a network with a
+        BatchNorm gets it without a line of its own."""
+        trainer = self.trainer
+        if trainer is None or not normalizes_over_batch(trainer.lightning_module):
+            return False
+        per_process = -(-size // max(trainer.world_size, 1))
+        if per_process < 2:
+            raise UsageError(f"the train split has {size} example(s) ({per_process} per process) and the model "
+                             "normalises over the batch (BatchNorm), which needs at least 2 examples per batch", source)
+        return per_process > self.hparams.batch_size
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -201,6 +226,7 @@ class SplitDataModule(BatchedDataModule):
             sampler=EpochSeededSampler(data) if shuffle else None,
             num_workers=hp.num_workers,
             collate_fn=self.collate,
+            drop_last=shuffle and self.drop_last_training_batch(len(data), hp.train_path or "the embedded corpus"),
         )
 
 
