@@ -20,6 +20,7 @@ its rows whose words are in the vocabulary. ``report_lines`` exports the vectors
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from kexue.losses import negative_sampling_loss  # noqa: F401  (re-exported from its old home)
-from kexue.metrics import AnalogyAccuracy, WordSimilarity
+from kexue.metrics import AnalogyAccuracy, WordSimilarity, log_score
 from kexue.text.vectors import nearest_neighbours, save_word2vec_format
 
 PROBES = {
@@ -100,7 +101,14 @@ class WordVectorModule(L.LightningModule):
         for name, metric in self.word_list_metrics.items():
             if metric.update_called:
                 score, coverage = metric.compute()  # synced across ranks by the Metric
-                self.log(f"{stage}/{name}", float(score))
+                if isinstance(metric, AnalogyAccuracy):
+                    nothing = "no question has its four words among the candidate words"
+                elif coverage == 0:
+                    nothing = "no pair has both words in the vocabulary"
+                else:
+                    nothing = "fewer than 3 pairs have both words in the vocabulary, too few to rank"
+                log_score(self, f"{stage}/{name}", float(score), int(not math.isnan(score)),
+                          f"{nothing} ({stage}/{name}_coverage {float(coverage):.4f})")
                 self.log(f"{stage}/{name}_coverage", float(coverage))
             metric.reset()
 

@@ -380,6 +380,7 @@ from kexue.metrics.images import (  # noqa: E402, F401
     frechet_distance_from_moments,
     inception_score,
 )
+from kexue.metrics.missing import log_score, not_computed  # noqa: E402, F401
 from kexue.metrics.qa import CharF1, ExactMatch, char_f1, exact_match  # noqa: E402, F401
 from kexue.metrics.word_vectors import (  # noqa: E402, F401
     AnalogyAccuracy,

@@ -10,13 +10,17 @@ The protocol is the standard one, gensim's ``KeyedVectors.evaluate_word_pairs`` 
 
 Words arrive as ids, ``-1`` for a word the vocabulary lacks (the DataModule encodes the word lists with its
 vocabulary); such a row counts against the coverage, the share of rows that could be scored, which every score is
-logged beside so that a figure computed on a handful of pairs shows as such. Functional forms hold the math; the
+logged beside so that a figure computed on a handful of pairs shows as such; a score with nothing under it (fewer
+than 3 pairs to rank, no question to answer) is NaN, and the CLI prints why instead (:mod:`kexue.metrics.missing`).
+Functional forms hold the math; the
 :class:`WordSimilarity` and :class:`AnalogyAccuracy` Metrics keep one row per pair / question (with dataset indices
 as ``ids``, a row repeated by ``DistributedSampler``'s padding counts once, so the DDP value is the one-process one).
 Posts: SVD分解(三) (https://kexue.fm/archives/4208), 更别致的词向量模型 (https://kexue.fm/archives/4677).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -42,14 +46,15 @@ def pair_cosines(vectors: Tensor, pairs: Tensor) -> tuple[Tensor, Tensor]:
 
 def word_similarity_score(cosines: Tensor, scores: Tensor, known: Tensor) -> Tensor:
     """``[Spearman, coverage]`` ``(2,)`` float64 of ``cosines`` ``(P,)`` against human ``scores`` ``(P,)`` over the
-    ``known`` ``(P,)`` pairs (https://kexue.fm/archives/4208). Spearman is 0 with fewer than 3 known pairs (none to
-    rank); ties take their average rank, as scipy's ``spearmanr``."""
+    ``known`` ``(P,)`` pairs (https://kexue.fm/archives/4208). Spearman is NaN, not a number, with fewer than 3
+    known pairs (too few to rank: :mod:`kexue.metrics.missing`); ties take their average rank, as scipy's
+    ``spearmanr``."""
     if not cosines.shape == scores.shape == known.shape or cosines.ndim != 1:
         raise ValueError(f"expected cosines, scores and known of one shape (P,), got {tuple(cosines.shape)}, "
                          f"{tuple(scores.shape)}, {tuple(known.shape)}")
     known = known.bool()
     coverage = known.double().mean() if len(known) else torch.zeros((), dtype=torch.float64)
-    rho = similarity_correlation(cosines[known], scores[known])[1] if int(known.sum()) >= 3 else coverage * 0
+    rho = similarity_correlation(cosines[known], scores[known])[1] if int(known.sum()) >= 3 else coverage * math.nan
     return torch.stack([rho.double().cpu(), coverage.cpu()])
 
 
@@ -75,14 +80,15 @@ def analogy_predictions(vectors: Tensor, questions: Tensor, candidates: int | No
 def analogy_score(predicted: Tensor, expected: Tensor, known: Tensor) -> Tensor:
     """``[accuracy, coverage]`` ``(2,)`` float64: share of the ``known`` ``(Q,)`` questions whose ``predicted``
     ``(Q,)`` id is the ``expected`` ``(Q,)`` one, and share of questions known (https://kexue.fm/archives/4208).
-    Accuracy is 0 when no question is known."""
+    Accuracy is NaN, not a number, when no question is known (:mod:`kexue.metrics.missing`)."""
     if not predicted.shape == expected.shape == known.shape or predicted.ndim != 1:
         raise ValueError(f"expected predicted, expected and known of one shape (Q,), got {tuple(predicted.shape)}, "
                          f"{tuple(expected.shape)}, {tuple(known.shape)}")
     known = known.bool()
     correct = (known & (predicted == expected)).double().sum()
     answered = known.double().sum()
-    return torch.stack([correct / answered.clamp_min(1), answered / max(1, len(known))]).cpu()
+    accuracy = correct / answered if answered > 0 else correct * math.nan
+    return torch.stack([accuracy, answered / max(1, len(known))]).cpu()
 
 
 class WordSimilarity(ExampleMetric):

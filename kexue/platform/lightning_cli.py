@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch.optim import Optimizer
 
 from kexue.errors import UsageError, one_line
+from kexue.metrics.missing import figure_line
 from kexue.optim import configure_optimizers
 from kexue.platform.boundary import Phase, report
 from kexue.platform.loggers import fresh_run_dir
@@ -325,8 +326,9 @@ def _run(cli: KexueCLI, command: str) -> int:
         trainer.predict(model, datamodule=data, ckpt_path=ckpt, return_predictions=False)
     _close_loggers(trainer)
     if command in ("run", "validate", "test"):
+        missing = getattr(model, "missing_figures", None) or {}  # figures computed on nothing (kexue.metrics.missing)
         for name, value in sorted({k: v for r in results for k, v in r.items()}.items()):
-            print(f"{name} {value:.4f}")
+            print(figure_line(name, value, missing))
     # A task may end its output with lines of its own (e.g. the path of exported vectors).
     lines = getattr(model, "report_lines", None)
     if callable(lines) and trainer.is_global_zero:
