@@ -7,7 +7,7 @@ Post: VQ-VAE的简明介绍：量子化自编码器 (https://kexue.fm/archives/6
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from jsonargparse import lazy_instance
 from torch import Tensor, nn
 
+from kexue.metrics.missing import not_computed
 from kexue.models.vq_vae import CodePrior, ConvAutoencoder, VQVAENetwork
 from kexue.nn.components import build_component, component_config
 from kexue.nn.quantize import CodeUsage, VectorQuantizer
@@ -75,6 +76,28 @@ class VQVAE(L.LightningModule):
         if self.net.quantizer is not None:
             num_codes = self.net.quantizer.num_codes
             self.val_usage, self.test_usage = CodeUsage(num_codes), CodeUsage(num_codes)
+        # Steps the prior has trained (kept in the checkpoint): 0 when a run stopped before the prior's stage,
+        # whose NLL and samples would then be a figure of an untrained network. None: a checkpoint from before.
+        self.prior_steps: int | None = 0
+
+    @property
+    def prior_trained(self) -> bool:
+        """Whether the prior has trained at least one step (True for a checkpoint that does not say)."""
+        return self.net.prior is not None and self.prior_steps != 0
+
+    def _prior_not_trained(self, stage: str) -> None:
+        """The prior's figures of ``stage`` are not computed: say why in their place (:mod:`kexue.metrics.missing`)."""
+        max_epochs = self.trainer.max_epochs
+        not_computed(self, f"{stage}/prior_nll", f"the prior never trained: training stopped after "
+                     f"{self.global_step} step(s), before the prior's stage (the last "
+                     f"model.prior_epochs={self.hparams.prior_epochs} of trainer.max_epochs={max_epochs}; "
+                     "trainer.max_steps / max_time / early stopping end it sooner)", sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["prior_steps"] = self.prior_steps
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.prior_steps = checkpoint.get("prior_steps")
 
     def _prior_stage(self) -> bool:
         """True in the epochs that train the prior (the autoencoder frozen); fast_dev_run does both in one step."""
@@ -115,6 +138,7 @@ class VQVAE(L.LightningModule):
         if self.net.prior is not None and (self._prior_stage() or self.trainer.fast_dev_run):
             nll = self.net.prior_nll(x)
             loss = loss + nll
+            self.prior_steps = (self.prior_steps or 0) + 1
             self.log("train/prior_nll", nll, prog_bar=True, batch_size=n)
         return loss
 
@@ -125,7 +149,7 @@ class VQVAE(L.LightningModule):
         self.log(f"{stage}/mse", F.mse_loss(x_hat, x), batch_size=n, sync_dist=True, prog_bar=True)
         if vq is not None:
             (self.val_usage if stage == "val" else self.test_usage).update(vq.codes)
-        if self.net.prior is not None:
+        if self.prior_trained:
             self.log(f"{stage}/prior_nll", self.net.prior_nll(x), batch_size=n, sync_dist=True)
         return x_hat
 
@@ -136,6 +160,8 @@ class VQVAE(L.LightningModule):
         if self.net.quantizer is not None:
             self.log_dict({f"val/{k}": v for k, v in self.val_usage.compute().items()}, sync_dist=True)
             self.val_usage.reset()
+        if self.net.prior is not None and not self.prior_trained:
+            self._prior_not_trained("val")
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x_hat = self._evaluate(batch, "test")
@@ -148,8 +174,10 @@ class VQVAE(L.LightningModule):
         if self.net.quantizer is not None:
             self.log_dict({f"test/{k}": v for k, v in self.test_usage.compute().items()}, sync_dist=True)
             self.test_usage.reset()
-        if self.net.prior is not None:
+        if self.prior_trained:
             log_figure(self.trainer, "samples/prior", image_grid_figure(self.sample(self.hparams.num_samples)))
+        elif self.net.prior is not None:
+            self._prior_not_trained("test")  # and no samples from it
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:

@@ -252,6 +252,21 @@ def test_cli_two_stages_train_the_prior(tmp_path, capsys: pytest.CaptureFixture[
     assert checkpoint["state_dict"]["net.quantizer.codebook"].shape == (8, 4)
 
 
+def test_cli_stopped_before_the_prior_stage_prints_why_instead_of_its_nll(tmp_path, capsys) -> None:  # noqa: ANN001
+    """Issue 29: trainer.max_steps ends the run in the autoencoder's epochs: no prior NLL (nor samples) of an
+    untrained prior, one line saying why; the checkpoint remembers it for a later ``kexue test``."""
+    assert main(["run", "vq_vae", "--logger", "csv", "--trainer.max_epochs=3", "--model.prior_epochs=1",
+                 "--trainer.max_steps=2", "--trainer.limit_val_batches=1", "--trainer.limit_test_batches=1",
+                 "--trainer.enable_progress_bar=false", *TINY]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (nll,) = [line for line in lines if line.startswith("test/prior_nll")]
+    assert nll.startswith("test/prior_nll not computed: the prior never trained: training stopped after 2 "
+                          "step(s), before the prior's stage (the last model.prior_epochs=1 of trainer.max_epochs=3")
+    assert any(line.startswith("test/mse ") for line in lines) and not list(tmp_path.rglob("samples_prior.png"))
+    checkpoint = torch.load(next(tmp_path.rglob("last*.ckpt")), map_location="cpu", weights_only=True)
+    assert checkpoint["prior_steps"] == 0
+
+
 def test_cli_plain_autoencoder_stops_where_the_vq_vae_autoencoder_stage_ends(tmp_path) -> None:  # noqa: ANN001
     import csv
 
