@@ -146,6 +146,9 @@ class ImageDataModule(BatchedDataModule):
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         data = TensorDataset(*self.splits["test" if name == "predict" else name])  # predict: the test images
+        if name in ("val", "test"):
+            self.check_evaluation_split(name, len(data), self.hparams[f"{name}_path"]
+                                        or f"the embedded {self.hparams.dataset} set")
         sampler = EpochSeededSampler(data) if shuffle else None
         trainer = self.trainer
         if not shuffle and self.hparams.unrepeated_eval and trainer is not None and trainer.world_size > 1:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from kexue.errors import UsageError
 from kexue.metrics.images import FrechetDistance, InceptionScore
+from kexue.metrics.missing import not_computed
 from kexue.models.judge import JudgeConfig, judge_classifier
 from kexue.platform.figures import image_grid_figure, log_figure
 
@@ -42,6 +43,9 @@ class JudgedGenerator(L.LightningModule):
         self.register_buffer("fixed_z", torch.randn(num_samples, latent_dim, generator=seed), persistent=False)
         self._judge: list[nn.Module] = []  # a list, so the judge is no submodule: not trained, not in the checkpoint
         self.judge_name = judge
+        # The Fréchet distance needs a covariance of the real images: the DataModule refuses a smaller split.
+        self.min_evaluation_rows = 1 if judge == "none" else 2
+        self.evaluation_metric = "the Fréchet distance (a covariance of the real images)"
         if judge != "none":
             self.inception = nn.ModuleDict({stage: InceptionScore(num_classes=10) for stage in STAGES})
             self.frechet = nn.ModuleDict({stage: FrechetDistance(JudgeConfig.features) for stage in STAGES})
@@ -70,7 +74,11 @@ class JudgedGenerator(L.LightningModule):
         if stage == "val":
             grid = self.sample(self.fixed_z[:64]).float()  # (64, 1, H, W)
             log_figure(self.trainer, "samples/epoch", image_grid_figure(grid, title=f"epoch {self.current_epoch}"))
-        if self.judge_name == "none" or self.frechet[stage].real_count == 0:  # no evaluation batch ran
+        if self.judge_name == "none":  # a monitor of val/fid (conf/gan.yaml) sees NaN, the CLI prints why
+            for name in ("is", "fid"):
+                not_computed(self, f"{stage}/{name}", "model.judge none: no judge scores the samples")
+            return
+        if self.frechet[stage].real_count == 0:  # no evaluation batch ran
             return
         share = self.fixed_z[self.global_rank::self.trainer.world_size]  # this process's codes
         if len(share):

@@ -54,6 +54,7 @@ def make_files(root: Path) -> None:
     (root / "schema_small.json").write_text('{"0": "作者"}', encoding="utf-8")
     (root / "labels_bad.txt").write_text("pos\nhappy\n", encoding="utf-8")
     (root / "labels_count.txt").write_text("pos\tmany\n", encoding="utf-8")
+    (root / "one_image.csv").write_text(",".join(str(v % 17) for v in range(64)) + "\n", encoding="utf-8")  # 8 x 8
     install_fake_dist(site, "future_plugin", {"delta": "future_mod:TASK"}, {"future_mod": GOOD.format(name="delta", api=99)})
 
 
@@ -103,6 +104,7 @@ CLM_TINY = ["--model.bert.dim", "8", "--model.bert.num_heads", "2", "--model.ber
 CLM_FOLDER = ["--config", "cond_lm_bert_folder", "--model.bert.path", "bert_mismatch", "--model.bert.weights", "false"]
 
 # category -> rows of (id, argv, fragments of the one line). Paths are relative to the test's working directory.
+DIGITS_8X8 = ["--data.dataset", "digits", "--data.height", "8", "--data.width", "8", "--data.max_value", "16"]
 CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
     "command line": [
         ("unknown command", ["fly", "sentiment"], ["unknown command 'fly'"]),
@@ -286,6 +288,17 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
     "output folder": [
         ("output folder is a file", ["fit", "sentiment", "--trainer.default_root_dir", "garbage.ckpt/runs", *FAST],
          ["garbage.ckpt"]),
+    ],
+    "issue 29: sizes and empty figures": [
+        ("GAN on a training file of one image (BatchNorm needs two)",
+         ["fit", "gan", *DIGITS_8X8, "--data.train_path", "one_image.csv", *FAST],
+         ["one_image.csv", "the train split has 1 example(s)", "BatchNorm"]),
+        ("GAN's Fréchet distance on a validation file of one image",
+         ["fit", "gan", *DIGITS_8X8, "--data.val_path", "one_image.csv", *FAST],
+         ["one_image.csv", "the val split has 1 example(s)", "Fréchet distance", "at least 2"]),
+        ("an embedded image split of size 0", ["fit", "flow", "--data.dataset", "digits", "--data.split",
+                                               "[1.0, 0.0, 0.0]", *FAST],
+         ["the embedded digits set", "the val split is empty"]),
     ],
     "training": [
         ("NaN loss", ["fit", "sentiment", "--model.lr", "1e30", "--logger", "none", "--trainer.max_steps=5",

@@ -157,6 +157,17 @@ def test_judge_scores_are_the_functions_on_the_whole_sets(monkeypatch: pytest.Mo
     assert scores["val/fid"] != pytest.approx(half, rel=1e-4)  # every batch counted, not the first ones
 
 
+def test_without_a_judge_the_scores_are_not_computed_and_say_why() -> None:
+    """Issue 29: ``judge none`` logs NaN for is / fid (a checkpoint monitor of val/fid still works) and the reason
+    the CLI prints in their place, never a number."""
+    gan, logged = tiny_gan(), {}
+    gan.log = lambda name, value, **options: logged.__setitem__(name, value)
+    gan._score("test")
+    assert math.isnan(logged["test/fid"]) and math.isnan(logged["test/is"])
+    assert gan.missing_figures == {f"test/{n}": "model.judge none: no judge scores the samples" for n in ("is", "fid")}
+    assert gan.min_evaluation_rows == 1 and tiny_gan(judge="digits").min_evaluation_rows == 2
+
+
 def test_vae_training_lowers_its_loss() -> None:
     from kexue.datamodules.images import ImageDataModule
     from kexue.lightning_modules.vae import VAE

@@ -127,6 +127,19 @@ class BatchedDataModule(L.LightningDataModule):
                              "normalises over the batch (BatchNorm), which needs at least 2 examples per batch", source)
         return per_process > self.hparams.batch_size
 
+    def check_evaluation_split(self, name: str, size: int, source: str) -> None:
+        """Refuse a ``val`` / ``test`` split of ``size`` examples (read from ``source``) too small for the metric of
+        the model being evaluated: its ``min_evaluation_rows`` (default 1) and ``evaluation_metric`` attributes, e.g.
+        2 for a Fréchet distance (a covariance of the real images) — so no figure is computed on nothing and no
+        metric fails on the last batch (:class:`~kexue.errors.UsageError`, one line naming the split and its file).
+        Every DataModule calls it when it builds an evaluation loader."""
+        trainer = self.trainer
+        model = trainer.lightning_module if trainer is not None else None
+        least = int(getattr(model, "min_evaluation_rows", 1))
+        if size < least:
+            metric = getattr(model, "evaluation_metric", "the model's metric")
+            raise UsageError(f"the {name} split has {size} example(s): {metric} needs at least {least}", source)
+
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
@@ -220,6 +233,8 @@ class SplitDataModule(BatchedDataModule):
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         hp, data = self.hparams, self.splits[name]
+        if name in ("val", "test"):
+            self.check_evaluation_split(name, len(data), hp[f"{name}_path"] or "the embedded corpus")
         return DataLoader(
             data,
             batch_size=hp.batch_size,
