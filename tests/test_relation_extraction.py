@@ -177,7 +177,35 @@ def test_a_bert_folder_fits_predicts_json_lines_and_trains_from_scratch(tmp_path
     too_long = kexue("fit", "relation_extraction", *bert_options(bert), *user_files(long_file), "--data.schema",
                      str(FIXTURES / "duie_relation.json"), "--trainer.fast_dev_run", "1", "--logger", "none",
                      "--data.max_length", "100")
-    assert_one_line_error(too_long, "data.max_length=100", "62 positions", "64 less [CLS] and [SEP]")
+    assert_one_line_error(too_long, "long.jsonl): inputs of 100 positions exceed the 62 positions",
+                          "64 less [CLS] and [SEP]", "lower data.max_length")
+
+
+def test_sentences_longer_than_the_encoders_positions_are_refused_before_the_first_batch() -> None:
+    """Issue 29: the split's longest sentence (cut at data.max_length) against the positions of the network being
+    trained, when its loader is built, not when a long sentence's batch comes up in the middle of an epoch."""
+    from types import SimpleNamespace
+
+    from kexue.errors import UsageError
+    from kexue.models.sizes import input_limit
+    from kexue.nn import Transformer, TransformerConfig
+
+    class Folder(torch.nn.Module):  # what BertCharEncoder says of a 64-position folder
+        def input_limit(self) -> tuple[int, str]:
+            return 62, "folder: 64 less [CLS] and [SEP]"
+
+    stack = Transformer(TransformerConfig(dim=8, num_layers=1, num_heads=2, positions="learned", max_length=80))
+    assert input_limit(torch.nn.ModuleList([stack, Folder()]))[0] == 62 and input_limit(stack)[0] == 80
+    assert input_limit(Transformer(TransformerConfig(dim=8, num_layers=1, num_heads=2, positions="rotary"))) is None
+    data = RelationExtractionDataModule(predicates=PREDICATES, tokenizer=HashedChars(num_buckets=100), max_length=100)
+    data.splits = {"train": [("短句", [])] * 4, "val": [("长" * 130, [])]}
+    data.trainer = SimpleNamespace(lightning_module=torch.nn.Sequential(Folder()), world_size=1)
+    assert len(data.train_dataloader()) == 1  # short sentences fit
+    with pytest.raises(UsageError, match=r"the val split \(the embedded corpus\): inputs of 100 positions exceed "
+                                         r"the 62 positions of the network \(folder: .*lower data.max_length"):
+        data.val_dataloader()
+    data.hparams.max_length = 62
+    assert len(data.val_dataloader()) == 1
 
 
 def test_user_files_with_and_without_a_schema(tmp_path: Path) -> None:

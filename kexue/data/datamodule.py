@@ -231,8 +231,20 @@ class SplitDataModule(BatchedDataModule):
             if rows and len(rows[0]) == 2:
                 self.splits[name] = [(*row, k) for k, row in enumerate(rows)]
 
+    def input_length(self, name: str) -> tuple[int, str] | None:
+        """``(length, option)``: the longest input the collate gives the model from split ``name``, in the model's
+        positions (characters, tokens), and the option that caps it; ``None`` (the default) when a subclass does
+        not know it. Checked against the network's learned positions before the split's first batch
+        (:func:`kexue.models.sizes.check_input_length`)."""
+        return None
+
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         hp, data = self.hparams, self.splits[name]
+        if (known := self.input_length(name)) is not None and self.trainer is not None:
+            from kexue.models.sizes import check_input_length  # here: kexue.models imports this module's split
+
+            where = f"the {name} split ({hp.get(f'{name}_path') or 'the embedded corpus'})"
+            check_input_length(self.trainer.lightning_module, known[0], known[1], where)
         if name in ("val", "test"):
             self.check_evaluation_split(name, len(data), hp[f"{name}_path"] or "the embedded corpus")
         return DataLoader(

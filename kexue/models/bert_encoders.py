@@ -44,6 +44,10 @@ class BertComponent(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.output_dim = self.bert.config.dim
 
+    def input_limit(self) -> tuple[int, str]:
+        """``(positions, folder)``: the longest input this encoder takes (:func:`kexue.models.sizes.input_limit`)."""
+        return self.bert.config.max_length, self.checkpoint
+
     def layers(self) -> list[nn.Module]:
         """Bottom to top: the embeddings (token, segment, positions and their LayerNorm), each block, the pooler."""
         t = self.bert.transformer
@@ -124,6 +128,11 @@ class BertCharEncoder(BertComponent):
         if missing := [t for t in ("[CLS]", "[SEP]") if t not in vocab]:
             raise UsageError(f"{checkpoint}/vocab.txt lacks {', '.join(missing)}")
         self.cls, self.sep = vocab["[CLS]"], vocab["[SEP]"]
+
+    def input_limit(self) -> tuple[int, str]:
+        """Characters: the folder's positions less the two of ``[CLS]`` and ``[SEP]`` it wraps them in."""
+        positions = self.bert.config.max_length
+        return positions - 2, f"{self.checkpoint}: {positions} less [CLS] and [SEP]"
 
     def forward(self, ids: Tensor, mask: Tensor) -> Tensor:
         B, T = mask.shape

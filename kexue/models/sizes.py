@@ -10,6 +10,8 @@ Posts: 现在可以用Keras玩中文GPT2了 (https://kexue.fm/archives/7292); �
 
 from __future__ import annotations
 
+from torch import nn
+
 from kexue.errors import UsageError
 
 
@@ -45,4 +47,34 @@ def check_positions(
                          f"lower {option}")
 
 
-__all__ = ["check_positions", "check_vocabulary"]
+def input_limit(model: nn.Module | None) -> tuple[int, str] | None:
+    """The fewest input positions any part of ``model`` takes, and where that limit comes from: the minimum of
+    ``module.input_limit()`` over its modules (a Transformer with learned positions, a BERT folder's encoder, which
+    reserves two for ``[CLS]`` and ``[SEP]``), ``None`` when nothing in it is bounded (rotary positions, a CNN)."""
+    found = []
+    for module in model.modules() if model is not None else ():
+        limit = getattr(module, "input_limit", None)
+        if callable(limit) and (value := limit()) is not None:
+            found.append(value)
+    return min(found, key=lambda value: value[0]) if found else None
+
+
+def check_input_length(model: nn.Module | None, length: int | None, option: str, where: str) -> None:
+    """Raise :class:`UsageError` when inputs of ``length`` tokens (characters for a character-level task) do not
+    fit the learned positions of ``model`` (:func:`input_limit`): the DataModules call it with the longest input a
+    split gives the model, before the first batch, so the mismatch is one line naming the option, not a crash in
+    the middle of an epoch.
+
+    Args:
+        model: the model being trained or evaluated (``None``: nothing to check).
+        length: the split's longest input as the model sees it (``None``/``0``: unknown).
+        option: the option that caps it (``data.max_length``), named in the message.
+        where: the split and its file, e.g. ``"the train split (the embedded corpus)"``.
+    """
+    limit = input_limit(model)
+    if length and limit is not None and length > limit[0]:
+        raise UsageError(f"{where}: inputs of {length} positions exceed the {limit[0]} positions of the network "
+                         f"({limit[1]}): lower {option}")
+
+
+__all__ = ["check_input_length", "check_positions", "check_vocabulary", "input_limit"]

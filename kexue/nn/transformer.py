@@ -209,6 +209,14 @@ class Transformer(nn.Module):
         final = config.prenorm if config.final_norm is None else config.final_norm
         self.final_norm = make_norm(config) if final else None
 
+    def input_limit(self) -> tuple[int, str] | None:
+        """``(max_length, why)`` when the stack cannot take longer inputs (learned positions, a Synthesizer's score
+        matrix), else ``None``: read by :func:`kexue.models.sizes.input_limit`."""
+        c = self.config
+        if c.positions == "learned" or c.attention != "dot":
+            return c.max_length, f"Transformer config.max_length, {c.positions} positions, {c.attention} attention"
+        return None
+
     def new_cache(self) -> KVCache:
         """An empty :class:`KVCache` for incremental decoding (``causal`` stacks)."""
         return KVCache(len(self.layers))
