@@ -134,7 +134,8 @@ class RelationExtractionDataModule(SplitDataModule):
 
     def input_length(self, name: str) -> tuple[int, str]:
         """The split's longest sentence in characters as the model sees it (cut at ``max_length``)."""
-        return min(self.hparams.max_length, max(len(row[0]) for row in self.splits[name])), "data.max_length"
+        longest = max((len(row[0]) for row in self.splits[name]), default=0)
+        return min(self.hparams.max_length, longest), "data.max_length"
 
     def collate(self, batch: list[tuple[Any, ...]]) -> dict[str, Any]:
         """Featurise ``(text, triples[, index])`` rows (``triples`` None for raw predict lines); see the class."""

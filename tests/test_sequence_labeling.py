@@ -266,3 +266,22 @@ def test_featurisation_options_size_the_encoder_through_the_task_links(task: str
     assert cli.model.hparams.tags == cli.datamodule.hparams.tags and len(cli.model.hparams.tags) == (4 if task == "cws" else 7)
     batch = cli.datamodule.collate([("北京", [0, 0]), ("好", [0])])
     assert cli.model(batch["ids"])[0].shape == (2, 2, len(cli.model.hparams.tags))
+
+
+def test_pieces_and_predict_lines_longer_than_the_encoders_positions_are_refused_before_the_first_batch() -> None:
+    """Issue 29: cws / ner pieces (cut at data.max_length) and whole predict lines against the positions of the
+    encoder (a BERT folder's, here a stand-in), when the loader is built."""
+    from types import SimpleNamespace
+
+    class Folder(torch.nn.Module):
+        def input_limit(self) -> tuple[int, str]:
+            return 6, "folder: 8 less [CLS] and [SEP]"
+
+    data = SegmentationDataModule(max_length=5, tokenizer=HashedChars(num_buckets=64, bigrams=False))
+    data.splits = {"train": data._segmented([["今天", "天气"], ["很", "好"]]),
+                   "predict": [("今天天气很好啊", None)]}
+    assert max(len(text) for text, _ in data.splits["train"]) == 4  # cut between words
+    data.trainer = SimpleNamespace(lightning_module=torch.nn.Sequential(Folder()), world_size=1)
+    assert len(data.train_dataloader()) == 1
+    with pytest.raises(UsageError, match=r"predict split .*inputs of 7 positions exceed the 6 .*lower the lines"):
+        data.predict_dataloader()
