@@ -285,3 +285,30 @@ def test_pieces_and_predict_lines_longer_than_the_encoders_positions_are_refused
     assert len(data.train_dataloader()) == 1
     with pytest.raises(UsageError, match=r"predict split .*inputs of 7 positions exceed the 6 .*lower the lines"):
         data.predict_dataloader()
+
+
+def test_span_scores_with_nothing_under_them_are_not_computed() -> None:
+    """Issue 29: F1 and recall of a split with no gold entity, precision of a model that found none: NaN logged
+    and a reason for the CLI, never the 0 that span_f1's convention gives."""
+    import math
+
+    from kexue.metrics import log_span_f1
+
+    class Module:
+        def __init__(self) -> None:
+            self.logged: dict[str, float] = {}
+
+        def log(self, name: str, value: float, **options: object) -> None:
+            self.logged[name] = value
+
+    tags = ["O", "B-PER", "I-PER"]
+    metric, module = SpanF1(tags), Module()
+    metric.update(torch.tensor([[1, 2, 0]]), torch.tensor([[0, 0, 0]]))  # one predicted entity, no gold one
+    log_span_f1(module, metric, "test")
+    assert module.logged["test/precision"] == 0.0
+    assert math.isnan(module.logged["test/recall"]) and math.isnan(module.logged["test/f1"])
+    assert module.missing_figures["test/f1"] == "the test split has no gold spans"
+    metric.update(torch.tensor([[0, 0, 0]]), torch.tensor([[1, 2, 0]]))  # the gold entity missed: F1 is a real 0
+    log_span_f1(module, metric, "test")
+    assert module.logged["test/f1"] == 0.0 and module.logged["test/recall"] == 0.0
+    assert math.isnan(module.logged["test/precision"]) and set(module.missing_figures) == {"test/precision"}

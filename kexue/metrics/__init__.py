@@ -27,6 +27,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from kexue.metrics.missing import log_score
+
 Span = tuple[int, int, str]  # (start, end exclusive, label); label "" for plain words
 
 
@@ -153,9 +155,12 @@ class CountF1(ExampleMetric):
         self.counts.append(torch.tensor(counts, dtype=torch.float64, device=self.device).reshape(-1, 3))  # (B, 3)
         self.add_ids(ids, len(counts))
 
+    items = "spans"  # what the counts count, named where a score has none under it (log_span_f1)
+
     def compute(self) -> Tensor:
         (counts,) = self.rows()
         correct, predicted, gold = counts.reshape(-1, 3).sum(0).tolist()
+        self.totals = (correct, predicted, gold)  # summed over the ranks, for log_span_f1's coverage
         return torch.tensor(span_f1(correct, predicted, gold))
 
 
@@ -316,11 +321,16 @@ def log_span_f1(module: torch.nn.Module, metric: SpanF1, stage: str) -> None:
 
     Call it at the end of a validation or test epoch: :meth:`SpanF1.compute` sums the counts across ranks,
     so every rank logs the same three scalars (``f1`` of the validation epoch also goes to the progress bar).
+    A score with nothing under it is not a number (:mod:`kexue.metrics.missing`): recall and F1 of a split with no
+    gold span or triple, precision of a model that predicted none; the CLI prints why instead.
     """
     precision, recall, f1 = metric.compute().tolist()
+    _, predicted, gold = metric.totals
     metric.reset()
-    module.log_dict({f"{stage}/precision": precision, f"{stage}/recall": recall, f"{stage}/f1": f1},
-                    prog_bar=stage == "val")
+    no_gold = f"the {stage} split has no gold {metric.items}"
+    log_score(module, f"{stage}/precision", precision, int(predicted), f"the model predicted no {metric.items}")
+    log_score(module, f"{stage}/recall", recall, int(gold), no_gold)
+    log_score(module, f"{stage}/f1", f1, int(gold), no_gold, prog_bar=stage == "val")
 
 
 # --- Triple extraction (用bert4keras做三元组抽取, https://kexue.fm/archives/7161) ---
@@ -363,6 +373,8 @@ class TripleF1(CountF1):
     from a sentence, while rows with ids keep one per sentence, so the DDP value equals the one-process value.
     """
 
+    items = "triples"
+
     def update(self, preds: Sequence[set[Triple]], target: Sequence[set[Triple]], ids: Tensor | None = None) -> None:
         if len(preds) != len(target):
             raise ValueError(f"preds and target must hold one triple set per sentence, "
@@ -380,7 +392,7 @@ from kexue.metrics.images import (  # noqa: E402, F401
     frechet_distance_from_moments,
     inception_score,
 )
-from kexue.metrics.missing import log_score, not_computed  # noqa: E402, F401
+from kexue.metrics.missing import not_computed  # noqa: E402, F401
 from kexue.metrics.qa import CharF1, ExactMatch, char_f1, exact_match  # noqa: E402, F401
 from kexue.metrics.word_vectors import (  # noqa: E402, F401
     AnalogyAccuracy,
