@@ -14,6 +14,7 @@ from torchmetrics.classification import MultilabelF1Score
 
 from kexue.lightning_modules.encoder_classifier import EncoderClassifier
 from kexue.losses import MultilabelCategoricalCrossEntropy
+from kexue.metrics.missing import log_score
 from kexue.nn import ConvEncoder
 from kexue.nn.components import component_config
 
@@ -73,9 +74,12 @@ class MultilabelClassifier(EncoderClassifier):
 
     def on_test_epoch_end(self) -> None:
         f1 = self.test_breakdown.compute()  # (L,), each label's F1, synced across ranks
+        with self.test_breakdown.sync_context():  # the gold count of each label, over every rank
+            support = (self.test_breakdown.tp + self.test_breakdown.fn).tolist()  # (L,)
         self.test_breakdown.reset()
-        for name, value in zip(self.label_names, f1.tolist()):
-            self.log(f"test/f1_{name}", value)
+        for name, value, gold in zip(self.label_names, f1.tolist(), support):
+            # a label the test split never has gets no F1 (torchmetrics' 0 would be a figure on nothing)
+            log_score(self, f"test/f1_{name}", value, int(gold), f"no test example has the label {name!r}")
 
     def describe(self, scores: Tensor) -> list[str]:
         """Per row of scores ``(B, L)``: the predicted labels comma-separated (``-`` for none), a tab, each label's

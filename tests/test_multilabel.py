@@ -174,6 +174,18 @@ def test_classifier_is_its_own_module_with_a_cnn_default() -> None:
     assert scores.shape == (2, 3)
 
 
+def test_a_label_the_test_split_never_has_gets_no_f1() -> None:
+    """Issue 29: torchmetrics gives a label without gold examples an F1 of 0; the task logs it as not computed."""
+    import math
+
+    model, logged = MultilabelClassifier(labels=list("abc")), {}
+    model.log = lambda name, value, **options: logged.__setitem__(name, value)
+    model.test_breakdown.update(torch.tensor([[1, 0, 1], [0, 0, 0]]), torch.tensor([[1, 0, 0], [0, 0, 1]]))
+    model.on_test_epoch_end()
+    assert logged["test/f1_a"] == 1.0 and logged["test/f1_c"] == 0.0  # c: one gold example, missed
+    assert math.isnan(logged["test/f1_b"]) and model.missing_figures == {"test/f1_b": "no test example has the label 'b'"}
+
+
 def test_decision_rules() -> None:
     scores = torch.tensor([[0.3, -0.2, 0.0, 5.0]])
     zlpr, bce = MultilabelClassifier(labels=list("abcd")), MultilabelClassifier(labels=list("abcd"), loss="bce")
