@@ -39,7 +39,8 @@ def char_f1(prediction: str, answers: Iterable[str]) -> float:
 
 class AnswerScore(Metric):
     """The mean of ``score(prediction, answers)`` over examples; ``update(preds, answers)`` takes ``B`` predicted
-    strings and ``B`` sequences of gold answers, ``compute()`` a scalar tensor (0 before any example)."""
+    strings and ``B`` sequences of gold answers, ``compute()`` a scalar tensor (NaN before any example: a mean of
+    nothing is not a number, :mod:`kexue.metrics.missing`)."""
 
     full_state_update = False
     higher_is_better = True
@@ -57,7 +58,7 @@ class AnswerScore(Metric):
         self.count += len(preds)
 
     def compute(self) -> Tensor:
-        return (self.total / self.count.clamp(min=1)).float()
+        return (self.total / self.count).float()  # 0 / 0: NaN
 
 
 class ExactMatch(AnswerScore):
