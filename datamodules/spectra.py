@@ -144,6 +144,11 @@ class SpectraDataModule(BatchedDataModule):
         else:
             train = val = (x, y)
         self.splits = {"train": train, "val": val, "test": test}
+        source = hp.flux_path or hp.dataset
+        for name, (x_split, _) in self.splits.items():
+            if not len(x_split):  # more folds than a class has spectra, or a val_fraction that takes them all
+                raise UsageError(f"the {name} split is empty (data.num_folds={hp.num_folds}, data.fold={hp.fold}, "
+                                 f"data.val_fraction={hp.val_fraction})", source)
 
     def setup(self, stage: str) -> None:
         if not self.splits:

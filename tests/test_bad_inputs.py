@@ -299,6 +299,8 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
         ("an embedded image split of size 0", ["fit", "flow", "--data.dataset", "digits", "--data.split",
                                                "[1.0, 0.0, 0.0]", *FAST],
          ["the embedded digits set", "the val split is empty"]),
+        ("a spectra fold with no spectrum", ["fit", "spectra", "--data.num_folds", "100", "--data.fold", "99", *FAST],
+         ["coffee: the test split is empty", "data.num_folds=100"]),
     ],
     "training": [
         ("NaN loss", ["fit", "sentiment", "--model.lr", "1e30", "--logger", "none", "--trainer.max_steps=5",
