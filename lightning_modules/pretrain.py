@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from kexue.errors import UsageError
+from kexue.metrics.missing import log_score
 from kexue.models.bert import BertFromConfig
 from kexue.models.sizes import check_vocabulary
 from kexue.models.tokenizers import wordpiece_tokenizer
@@ -100,11 +101,15 @@ class MaskedLMPretrainer(L.LightningModule):
 
     def _log_epoch(self, stage: str) -> None:
         loss, acc = self.metrics[f"{stage}_loss"], self.metrics[f"{stage}_acc"]
-        if loss.update_count == 0:  # nothing masked at all (an empty split is refused earlier)
-            return
-        mean = loss.compute()  # per masked token, over every process
-        self.log_dict({f"{stage}/loss": mean, f"{stage}/mlm_acc": acc.compute(), f"{stage}/ppl": mean.exp()},
-                      prog_bar=stage == "val")
+        # Nothing masked at all (an empty split is refused earlier): no figure. NaN keeps a val/loss monitor
+        # working, and the CLI prints why (kexue.metrics.missing).
+        values = {"loss": math.nan, "mlm_acc": math.nan, "ppl": math.nan}
+        if loss.update_count:
+            mean = loss.compute()  # per masked token, over every process
+            values = {"loss": mean, "mlm_acc": acc.compute(), "ppl": mean.exp()}
+        for name, value in values.items():
+            log_score(self, f"{stage}/{name}", value, int(loss.update_count),
+                      f"no token of the {stage} split was masked (too few tokens)", prog_bar=stage == "val")
         loss.reset()
         acc.reset()
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from jsonargparse import lazy_instance
 from torch import Tensor, nn
 
-from kexue.metrics.missing import not_computed
+from kexue.metrics.missing import missing_figures, not_computed
 from kexue.models.vq_vae import CodePrior, ConvAutoencoder, VQVAENetwork
 from kexue.nn.components import build_component, component_config
 from kexue.nn.quantize import CodeUsage, VectorQuantizer
@@ -162,6 +162,8 @@ class VQVAE(L.LightningModule):
             self.val_usage.reset()
         if self.net.prior is not None and not self.prior_trained:
             self._prior_not_trained("val")
+        elif self.prior_trained:
+            missing_figures(self).pop("val/prior_nll", None)  # a figure again, now that the prior trains
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x_hat = self._evaluate(batch, "test")

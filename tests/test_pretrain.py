@@ -165,3 +165,25 @@ def test_gpu_preset_sizes_the_model_data_and_trainer() -> None:
     assert (bert["init_args"]["dim"], bert["init_args"]["num_layers"], bert["init_args"]["ffn_dim"]) == (512, 8, 2048)
     assert bert["init_args"]["eps"] == 1e-12  # the sizes the preset leaves alone keep BERT's defaults
     assert (config["data"]["max_length"], config["data"]["batch_size"]) == (256, 128)
+
+
+def test_a_split_with_nothing_masked_has_no_figures_and_says_why() -> None:
+    """Issue 29: MLM loss / accuracy / perplexity over no masked token are not computed (NaN, so a val/loss
+    monitor still works), and the reason is what the CLI prints; with masked tokens they are figures again."""
+    import math
+
+    from kexue.lightning_modules.pretrain import MaskedLMPretrainer
+
+    bert = {"class_path": "kexue.models.BertFromConfig",
+            "init_args": {"vocab_size": 8, "max_length": 8, "dim": 8, "num_layers": 1, "num_heads": 2, "ffn_dim": 16}}
+    model, logged = MaskedLMPretrainer(bert=bert, vocabulary=[f"t{i}" for i in range(8)]), {}
+    model.log = lambda name, value, **options: logged.__setitem__(name, value)
+    model.log_dict = lambda values, **options: logged.update(values)
+    model._log_epoch("test")
+    assert all(math.isnan(logged[f"test/{n}"]) for n in ("loss", "mlm_acc", "ppl"))
+    assert model.missing_figures["test/loss"] == "no token of the test split was masked (too few tokens)"
+    batch = {"ids": torch.tensor([[2, 5, 6, 3]]), "padding": torch.ones(1, 4, dtype=torch.bool),
+             "labels": torch.tensor([[-100, 5, -100, -100]])}
+    model._evaluate(batch, "test")
+    model._log_epoch("test")
+    assert math.isfinite(float(logged["test/loss"])) and not model.missing_figures  # a figure again
