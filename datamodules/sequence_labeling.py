@@ -144,7 +144,7 @@ class SequenceLabelingDataModule(SplitDataModule):
     def input_length(self, name: str) -> tuple[int, str]:
         """The split's longest example in characters (pieces of at most ``max_length``, longer only for one long
         word; ``predict`` lines are whole), checked against the encoder's positions before its first batch."""
-        option = "the lines of data.predict_path" if name == "predict" else "data.max_length"
+        option = "the length of data.predict_path's lines" if name == "predict" else "data.max_length"
         return max((len(row[0]) for row in self.splits[name]), default=0), option
 
     def collate(self, batch: list[tuple[Any, ...]]) -> dict[str, Tensor | list[str]]:

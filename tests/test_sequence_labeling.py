@@ -283,7 +283,7 @@ def test_pieces_and_predict_lines_longer_than_the_encoders_positions_are_refused
     assert max(len(text) for text, _ in data.splits["train"]) == 4  # cut between words
     data.trainer = SimpleNamespace(lightning_module=torch.nn.Sequential(Folder()), world_size=1)
     assert len(data.train_dataloader()) == 1
-    with pytest.raises(UsageError, match=r"predict split .*inputs of 7 positions exceed the 6 .*lower the lines"):
+    with pytest.raises(UsageError, match=r"predict split .*inputs of 7 positions exceed the 6 .*lower the length of"):
         data.predict_dataloader()
 
 
