@@ -342,7 +342,7 @@ def test_svd_validation_sees_the_factorised_vectors(tmp_path: Path) -> None:
     rho, coverage = word_similarity(model.vectors(), data.words, read_word_pairs(gensim_test_file("wordsim353.tsv")))
     logged = trainer.callback_metrics
     assert float(logged["val/wordsim353_coverage"]) == pytest.approx(coverage) and coverage > 0
-    assert float(logged["val/wordsim353"]) == pytest.approx(rho, abs=1e-6)
+    assert float(logged["val/wordsim353"]) == pytest.approx(rho, abs=1e-6, nan_ok=True)  # NaN: < 3 known pairs
 
 
 def test_checkpoint_alone_scores_and_exports_the_same_vectors(
@@ -368,12 +368,15 @@ def test_checkpoint_alone_scores_and_exports_the_same_vectors(
     assert words == want_words and np.array_equal(vectors, want_vectors)
     # The word lists were encoded with the checkpoint's 10 words (the DataModule's saved state), not with the default
     # corpus's: the same scores and coverages as after training, and those of the exported vectors.
-    figures = [dict(line.split() for line in lines if line.startswith("test/")) for lines in (out, tested)]
+    figures = [dict(line.split(maxsplit=1) for line in lines if line.startswith("test/")) for lines in (out, tested)]
     assert figures[0] == figures[1]
     pairs = read_word_pairs(gensim_test_file("wordsim353.tsv"))
     rho, coverage = word_similarity(torch.from_numpy(vectors), words, pairs)
     assert float(figures[1]["test/wordsim353_coverage"]) == pytest.approx(coverage, abs=1e-4) and 0 < coverage < 0.05
-    assert float(figures[1]["test/wordsim353"]) == pytest.approx(rho, abs=1e-4)
+    if math.isnan(rho):  # fewer than 3 known pairs: no Spearman, the line says why (issue 29)
+        assert figures[1]["test/wordsim353"].startswith("not computed: fewer than 3 pairs have both words")
+    else:
+        assert float(figures[1]["test/wordsim353"]) == pytest.approx(rho, abs=1e-4)
 
 
 def test_empty_paths_list_is_refused_in_one_line(tmp_path: Path) -> None:
