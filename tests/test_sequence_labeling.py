@@ -197,7 +197,7 @@ def run_then_predict(task: str, fixture: str, lines: str, *options: str) -> list
                  "--trainer.max_epochs=6", "--logger", "csv", "--model.encoder.hidden_dim=16", "--model.lr=0.05",
                  *options)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = dict(line.split() for line in proc.stdout.splitlines() if line.startswith("test/"))
+    metrics = dict(line.split(maxsplit=1) for line in proc.stdout.splitlines() if line.startswith("test/"))
     assert {"test/f1", "test/precision", "test/recall"} <= metrics.keys()
     best = re.search(r"best checkpoint: (\S+)", proc.stdout).group(1)
     texts = Path("raw.txt")
