@@ -126,7 +126,8 @@ class ReadingComprehensionDataModule(FittedTokenizerData, SplitDataModule):
     def train_dataloader(self) -> DataLoader:
         loader = super().train_dataloader()
         return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=loader.sampler,
-                          num_workers=loader.num_workers, collate_fn=partial(self.collate, training=True))
+                          num_workers=loader.num_workers, collate_fn=partial(self.collate, training=True),
+                          drop_last=loader.drop_last)  # the base's rule (a BatchNorm model: no batch of one)
 
     def collate(self, batch: list[QAExample], training: bool = False) -> dict[str, Any]:
         """Pack rows; see the class. Rows with answers carry their target (``training``: a long passage is cut
