@@ -119,7 +119,7 @@ class BatchedDataModule(L.LightningDataModule):
         a batch of one. Every DataModule calls it for its training loader's ``drop_last``, so a network with a
         BatchNorm gets it without a line of its own."""
         trainer = self.trainer
-        if trainer is None or not normalizes_over_batch(trainer.lightning_module):
+        if not normalizes_over_batch(getattr(trainer, "lightning_module", None)):
             return False
         per_process = -(-size // max(trainer.world_size, 1))
         if per_process < 2:
@@ -134,7 +134,7 @@ class BatchedDataModule(L.LightningDataModule):
         metric fails on the last batch (:class:`~kexue.errors.UsageError`, one line naming the split and its file).
         Every DataModule calls it when it builds an evaluation loader."""
         trainer = self.trainer
-        model = trainer.lightning_module if trainer is not None else None
+        model = getattr(trainer, "lightning_module", None)  # None outside a Trainer: nothing to check
         least = int(getattr(model, "min_evaluation_rows", 1))
         if size < least:
             metric = getattr(model, "evaluation_metric", "the model's metric")
@@ -244,7 +244,7 @@ class SplitDataModule(BatchedDataModule):
             from kexue.models.sizes import check_input_length  # here: kexue.models imports this module's split
 
             where = f"the {name} split ({hp.get(f'{name}_path') or 'the embedded corpus'})"
-            check_input_length(self.trainer.lightning_module, known[0], known[1], where)
+            check_input_length(getattr(self.trainer, "lightning_module", None), known[0], known[1], where)
         if name in ("val", "test"):
             self.check_evaluation_split(name, len(data), hp[f"{name}_path"] or "the embedded corpus")
         return DataLoader(
