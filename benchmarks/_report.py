@@ -57,5 +57,6 @@ def run_kexue(args: list[str], workdir: Path, timeout: float | None = None) -> t
 
 
 def test_metrics(stdout: str) -> dict[str, float]:
-    """The ``test/NAME value`` lines ``kexue run|test`` prints last."""
-    return {k: float(v) for k, v in (line.split() for line in stdout.splitlines() if line.startswith("test/"))}
+    """The ``test/NAME value`` lines ``kexue run|test`` prints last (``test/NAME not computed: why`` is left out)."""
+    rows = (line.split() for line in stdout.splitlines() if line.startswith("test/"))
+    return {row[0]: float(row[1]) for row in rows if len(row) == 2}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _report import machine, write_section
+from _report import machine, test_metrics, write_section
 
 LOSSES = {"ZLPR, s > 0": "zlpr", "BCE, sigmoid(s) > 0.5": "bce"}
 LABELS = ["person", "place", "organisation", "time", "number"]
@@ -39,7 +39,7 @@ def run_kexue(losses: list[str], epochs: int, seed: int, workdir: Path) -> list[
         out, err = proc.communicate()
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
-        metrics = {k: float(v) for k, v in (line.split() for line in out.splitlines() if line.startswith("test/"))}
+        metrics = test_metrics(out)
         results.append((metrics, time.perf_counter() - start))
     return results
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _report import machine, write_section
+from _report import machine, test_metrics, write_section
 
 CONFIGS = {  # key: (row name, extra arguments)
     "softmax": ("softmax (free class weights, no margin)", ["--model.loss", "softmax"]),
@@ -75,7 +75,7 @@ def run_all(args: argparse.Namespace, workdir: Path) -> list[tuple[dict[str, flo
         out, err = proc.communicate()
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
-        metrics = {k: float(v) for k, v in (line.split() for line in out.splitlines() if line.startswith("test/"))}
+        metrics = test_metrics(out)
         results.append((metrics, val_curve(cwd), time.perf_counter() - start))
     return results
 
