@@ -172,9 +172,9 @@ def read_by_library(file: str | Path, what: str = "cannot read it") -> Iterator[
     UsageError becomes a :class:`CheckpointError` naming ``file``, ``what`` failed and the library's words."""
     try:
         yield
-    except UsageError:
+    except (UsageError, KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
-    except Exception as err:  # noqa: BLE001 (each library has its own errors; the file is what the user can fix)
+    except BaseException as err:  # noqa: BLE001 (a Rust library's panic is a BaseException; the file is at fault)
         raise CheckpointError(f"{what} ({one_line(err, 200)})", file) from err
 
 

@@ -109,7 +109,7 @@ def checkpoint_kind(source: str, option: str) -> str:
         raise UsageError(f"{option}: {source} is neither 'smollm2', a .gguf file nor a folder")
     config = path / "config.json"
     if not config.is_file():
-        raise UsageError(f"{option}: {source} has no config.json")
+        raise UsageError(f"{option}: {config} is missing (a GPT-2 or GPT2_ML folder needs its config.json)")
     from kexue.models.checkpoints import read_json_config
 
     model_type = read_json_config(config, optional={"model_type": str}).get("model_type")
