@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kexue.data.readers import utf8_lines
 from kexue.errors import UsageError
 
 UCR_DATASETS = ("ACSF1", "ArrowHead", "GunPoint", "OSULeaf")  # tested; any sktime/datasets/data/<NAME> works
@@ -49,22 +50,21 @@ def read_ts(path: str | Path) -> tuple[np.ndarray, list[str]]:
     comma-separated values followed by ``:label``. Parsed here so that sktime is never imported.
     """
     rows, labels, lines, in_data = [], [], [], False
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, raw in enumerate(f, 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith("@"):
-                in_data = in_data or line.lower().startswith("@data")
-                continue
-            if not in_data or ":" not in line:
-                raise UsageError("expected 'v1,v2,...:label' after @data", path, n)
-            values, label = line.rsplit(":", 1)
-            if ":" in values:
-                raise UsageError("multivariate series are not supported", path, n)
-            rows.append(_floats(values.split(","), path, n))
-            labels.append(label.strip())
-            lines.append(n)
+    for n, raw in enumerate(utf8_lines(path), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("@"):
+            in_data = in_data or line.lower().startswith("@data")
+            continue
+        if not in_data or ":" not in line:
+            raise UsageError("expected 'v1,v2,...:label' after @data", path, n)
+        values, label = line.rsplit(":", 1)
+        if ":" in values:
+            raise UsageError("multivariate series are not supported", path, n)
+        rows.append(_floats(values.split(","), path, n))
+        labels.append(label.strip())
+        lines.append(n)
     return _stack(rows, lines, path), labels
 
 
@@ -109,17 +109,16 @@ def read_flux_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
     A first row whose flux fields are not numbers is taken as a header and skipped.
     """
     ids, rows, lines = [], [], []
-    with open(path, encoding="utf-8", newline="") as f:
-        for n, fields in enumerate(csv.reader(f), 1):
-            if not fields or not any(v.strip() for v in fields):
-                continue
-            if n == 1 and not _is_number(fields[-1]):
-                continue
-            if len(fields) < 2:
-                raise UsageError("expected 'id,flux_1,...,flux_L'", path, n)
-            ids.append(fields[0].strip())
-            rows.append(_floats(fields[1:], path, n))
-            lines.append(n)
+    for n, fields in enumerate(csv.reader(utf8_lines(path)), 1):
+        if not fields or not any(v.strip() for v in fields):
+            continue
+        if n == 1 and not _is_number(fields[-1]):
+            continue
+        if len(fields) < 2:
+            raise UsageError("expected 'id,flux_1,...,flux_L'", path, n)
+        ids.append(fields[0].strip())
+        rows.append(_floats(fields[1:], path, n))
+        lines.append(n)
     return ids, _stack(rows, lines, path)
 
 
@@ -149,15 +148,14 @@ def read_fits_folder(folder: str | Path) -> tuple[list[str], np.ndarray]:
 def read_label_index(path: str | Path, ids: list[str], flux_path: str | Path, labels: list[str]) -> list[int]:
     """Class index of each of ``ids`` from an ``id,type`` CSV (header first, as the competition's index)."""
     index: dict[str, int] = {}
-    with open(path, encoding="utf-8", newline="") as f:
-        for n, fields in enumerate(csv.reader(f), 1):
-            if n == 1 or not fields:
-                continue
-            if len(fields) < 2:
-                raise UsageError("expected 'id,type'", path, n)
-            if fields[1].strip() not in labels:
-                raise UsageError(f"label {fields[1].strip()!r} not in data.index_labels {labels}", path, n)
-            index[fields[0].strip()] = labels.index(fields[1].strip())
+    for n, fields in enumerate(csv.reader(utf8_lines(path)), 1):
+        if n == 1 or not fields:
+            continue
+        if len(fields) < 2:
+            raise UsageError("expected 'id,type'", path, n)
+        if fields[1].strip() not in labels:
+            raise UsageError(f"label {fields[1].strip()!r} not in data.index_labels {labels}", path, n)
+        index[fields[0].strip()] = labels.index(fields[1].strip())
     missing = [i for i in ids if i not in index]
     if missing:
         raise UsageError(f"spectrum id {missing[0]!r} has no label in {path}", flux_path)

@@ -90,9 +90,11 @@ def stream_lines(paths: Sequence[str | PathLike], start: int = 0, end: int | Non
     With ``start``/``end`` (byte offsets, single file only) yields the lines that *begin* in
     ``[start, end)``: byte ranges that tile a file give each line to exactly one range (the sharding of
     :func:`count_words`). A bad byte raises :class:`~kexue.errors.UsageError` naming the file and the line's
-    number in the whole file, in a shard too (the lines before the shard are counted only then).
+    number in the whole file, in a shard too (the lines before the shard are counted only then); so does a whole
+    file read without a non-blank line.
     """
     for path in map(_check_file, paths):
+        text = False  # a whole file read without one non-blank line is a corpus of nothing
         with path.open("rb") as f:
             if start > 0:
                 f.seek(start - 1)
@@ -105,10 +107,14 @@ def stream_lines(paths: Sequence[str | PathLike], start: int = 0, end: int | Non
                 pos += len(raw)
                 lineno += 1
                 try:
-                    yield raw.decode("utf-8-sig" if lineno == 1 and start == 0 else "utf-8")
+                    line = raw.decode("utf-8-sig" if lineno == 1 and start == 0 else "utf-8")
                 except UnicodeDecodeError as err:
-                    line = _newlines_before(path, pos - len(raw)) + 1 if start > 0 else lineno
-                    raise UsageError(f"not UTF-8 text ({err.reason})", path, line) from err
+                    at = _newlines_before(path, pos - len(raw)) + 1 if start > 0 else lineno
+                    raise UsageError(f"not UTF-8 text ({err.reason})", path, at) from err
+                text = text or bool(line.strip())
+                yield line
+        if not text and start == 0 and end is None:
+            raise UsageError("no text lines in file", path)
 
 
 def _newlines_before(path: Path, offset: int, chunk: int = 1 << 20) -> int:
