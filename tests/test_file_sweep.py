@@ -30,7 +30,7 @@ from kexue.data.readers import (
 )
 from kexue.data.spectra import read_flux_csv, read_label_index, read_ts
 from kexue.errors import UsageError
-from kexue.text.corpus import stream_lines
+from kexue.text.corpus import count_words
 from kexue.text.vectors import load_word2vec_format, read_analogies, read_word_pairs
 
 QA_LINE = '{"passage": "café au lait", "question": "what?", "answer": "lait"}\n'
@@ -89,7 +89,7 @@ READERS: dict[str, tuple[Callable[[Path], Any], dict[str, str]]] = {
     "analogies": (read_analogies, {"good": "a b c café\n", "layout": "a b c\n"}),
     "similarity pairs": (read_pairs, {"good": "café\tlait\t1\nthé\tlait\t2\n", "layout": "café\tlait\n",
                                       "types": "café\tlait\thigh\n"}),
-    "corpus": (lambda p: list(stream_lines([p])), {"good": "café au lait\n"}),
+    "corpus": (lambda p: count_words([p]), {"good": "café au lait\n"}),
 }
 # what the line of a "keys" case must quote: the key that is missing, or the unknown label, tag or key
 KEY_NAMED = {"labelled": "'good'", "multilabel": "'c'", "char tag": "'Q'", "image csv": "'label'",

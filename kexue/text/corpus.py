@@ -90,11 +90,9 @@ def stream_lines(paths: Sequence[str | PathLike], start: int = 0, end: int | Non
     With ``start``/``end`` (byte offsets, single file only) yields the lines that *begin* in
     ``[start, end)``: byte ranges that tile a file give each line to exactly one range (the sharding of
     :func:`count_words`). A bad byte raises :class:`~kexue.errors.UsageError` naming the file and the line's
-    number in the whole file, in a shard too (the lines before the shard are counted only then); so does a whole
-    file read without a non-blank line.
+    number in the whole file, in a shard too (the lines before the shard are counted only then).
     """
     for path in map(_check_file, paths):
-        text = False  # a whole file read without one non-blank line is a corpus of nothing
         with path.open("rb") as f:
             if start > 0:
                 f.seek(start - 1)
@@ -107,14 +105,10 @@ def stream_lines(paths: Sequence[str | PathLike], start: int = 0, end: int | Non
                 pos += len(raw)
                 lineno += 1
                 try:
-                    line = raw.decode("utf-8-sig" if lineno == 1 and start == 0 else "utf-8")
+                    yield raw.decode("utf-8-sig" if lineno == 1 and start == 0 else "utf-8")
                 except UnicodeDecodeError as err:
-                    at = _newlines_before(path, pos - len(raw)) + 1 if start > 0 else lineno
-                    raise UsageError(f"not UTF-8 text ({err.reason})", path, at) from err
-                text = text or bool(line.strip())
-                yield line
-        if not text and start == 0 and end is None:
-            raise UsageError("no text lines in file", path)
+                    line = _newlines_before(path, pos - len(raw)) + 1 if start > 0 else lineno
+                    raise UsageError(f"not UTF-8 text ({err.reason})", path, line) from err
 
 
 def _newlines_before(path: Path, offset: int, chunk: int = 1 << 20) -> int:
@@ -166,21 +160,21 @@ def count_words(paths: Sequence[str | PathLike], tokenizer: str = "english", wor
 
     The setting of 什么时候多进程的加速比可以大于1? (https://kexue.fm/archives/6032): each worker opens the
     file itself, counts its own shard into its own dict, and only the partial dicts travel back to be
-    merged; no text is pickled between processes. ``workers=1`` is a plain single-process ``Counter``.
+    merged; no text is pickled between processes. ``workers=1`` is a plain single-process ``Counter``. Files
+    without a token are a :class:`~kexue.errors.UsageError` (naming the file when there is one).
     """
     get_tokenizer(tokenizer)  # fail in the parent, not in every worker
     if workers <= 1:
-        return (
-            _count_shard((str(paths[0]), 0, None, tokenizer))
-            if len(paths) == 1
-            else sum((_count_shard((str(p), 0, None, tokenizer)) for p in paths), Counter())
-        )
-    shards = [(*s, tokenizer) for s in shard_files(paths, workers)]
-    with get_context("fork" if os.name == "posix" else "spawn").Pool(workers) as pool:
-        parts = pool.map(_count_shard, shards, chunksize=1)
-    total = parts[0]
-    for part in parts[1:]:
-        total.update(part)  # Counter.update adds counts
+        total = sum((_count_shard((str(p), 0, None, tokenizer)) for p in paths), Counter())
+    else:
+        shards = [(*s, tokenizer) for s in shard_files(paths, workers)]
+        with get_context("fork" if os.name == "posix" else "spawn").Pool(workers) as pool:
+            parts = pool.map(_count_shard, shards, chunksize=1)
+        total = parts[0]
+        for part in parts[1:]:
+            total.update(part)  # Counter.update adds counts
+    if not total:  # the vectors and every figure on them would be computed on nothing
+        raise UsageError("empty corpus: no tokens found", paths[0] if len(paths) == 1 else None)
     return total
 
 
