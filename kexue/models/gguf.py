@@ -200,7 +200,9 @@ def load_gguf(path: str | os.PathLike) -> tuple[CausalLM, Tokenizer]:
     key_map = gguf_key_map(config.num_layers, tied)
     check_qkv_parts(state, key_map, config, str(path))
     assign(model, state, key_map, origin=str(path))
-    return model.eval(), gguf_tokenizer(reader.fields, path)
+    with read_by_library(path, "cannot build its tokenizer"):  # token lists or merges of the wrong types
+        tokenizer = gguf_tokenizer(reader.fields, path)
+    return model.eval(), tokenizer
 
 
 def load_gguf_tokenizer(path: str | os.PathLike) -> tuple[Tokenizer, int | None, int | None]:
@@ -211,7 +213,10 @@ def load_gguf_tokenizer(path: str | os.PathLike) -> tuple[Tokenizer, int | None,
     if arch != "llama":  # the same check as gguf_config's, before the tokenizer fails on what another arch lacks
         raise CheckpointError(f"general.architecture is {arch!r}; only 'llama' GGUF files load into CausalLM", path)
     bos, eos = (_field(fields, f"tokenizer.ggml.{k}_token_id", path, None) for k in ("bos", "eos"))
-    return gguf_tokenizer(fields, path), None if bos is None else int(bos), None if eos is None else int(eos)
+    with read_by_library(path, "cannot build its tokenizer"):
+        tokenizer = gguf_tokenizer(fields, path)
+        bos, eos = (None if i is None else int(i) for i in (bos, eos))
+    return tokenizer, bos, eos
 
 
 def smollm2_path() -> Path:
