@@ -7,6 +7,12 @@ parameters (a language model's output matrix that is its embedding) are filled o
 
 A Hugging Face folder holds ``config.json`` and ``model.safetensors`` (or shards listed in
 ``model.safetensors.index.json``, or a ``pytorch_model.bin`` read with ``torch.load(weights_only=True)``).
+
+Every loader reads its files here and only here — JSON by :func:`read_json_config` (the keys it needs and their
+kinds), tensors by :func:`read_state` / :func:`read_weights`, a library's own reader inside :func:`read_by_library`,
+the network built from the sizes inside :func:`built_from` — so that a file that is missing, not JSON, of the wrong
+shape or kinds, truncated or of another architecture is one :class:`CheckpointError` line naming the file and the
+key (exit 2 in the CLI), whatever the loader.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ def check_field(config: Mapping, key: str, kind: FieldKind, file: str | Path) ->
     value = config[key]
     if not any(_fits(value, k) for k in kinds):
         want = " or ".join(KIND_NAMES.get(k, k.__name__) for k in kinds)
-        raise CheckpointError(f"{key!r} must be {want}, found {json.dumps(value)[:40]}", file)
+        raise CheckpointError(f"{key!r} must be {want}, found {json.dumps(value, ensure_ascii=False)[:40]}", file)
 
 
 def read_json_config(file: str | Path, required: Mapping[str, FieldKind] | None = None,
@@ -178,13 +184,6 @@ def read_by_library(file: str | Path, what: str = "cannot read it") -> Iterator[
         raise CheckpointError(f"{what} ({one_line(err, 200)})", file) from err
 
 
-def require(config: Mapping, keys: Iterable[str], source: str) -> None:
-    """A :class:`CheckpointError` naming the first of ``keys`` that ``config`` lacks."""
-    for key in keys:
-        if key not in config:
-            raise CheckpointError(f"{source} lacks {key!r}")
-
-
 def _targets(module: nn.Module) -> dict[str, Tensor]:
     """``module``'s state-dict tensors, each shared tensor under its first name only."""
     seen, out = set(), {}
@@ -270,4 +269,4 @@ def gather(module: nn.Module, key_map: KeyMap) -> dict[str, Tensor]:
 
 __all__ = ["CheckpointError", "KeyMap", "MissingCheckpointFile", "Source", "assign", "built_from", "check_field",
            "folder", "gather", "read_by_library", "read_config", "read_json_config", "read_state", "read_weights",
-           "require", "weights_file"]
+           "weights_file"]
