@@ -10,9 +10,11 @@ another exception type (which the CLI reports as a library's words without the f
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pytest
 
 from datamodules.reading_comprehension import ReadingComprehensionDataModule
@@ -28,7 +30,7 @@ from kexue.data.readers import (
     read_sentence_groups,
     read_text_lines,
 )
-from kexue.data.spectra import read_flux_csv, read_label_index, read_ts
+from kexue.data.spectra import read_fits_folder, read_flux_csv, read_label_index, read_ts
 from kexue.errors import UsageError
 from kexue.text.corpus import count_words
 from kexue.text.vectors import load_word2vec_format, read_analogies, read_word_pairs
@@ -90,12 +92,37 @@ READERS: dict[str, tuple[Callable[[Path], Any], dict[str, str]]] = {
     "similarity pairs": (read_pairs, {"good": "café\tlait\t1\nthé\tlait\t2\n", "layout": "café\tlait\n",
                                       "types": "café\tlait\thigh\n"}),
     "corpus": (lambda p: count_words([p]), {"good": "café au lait\n"}),
+    "fits folder": (lambda p: read_fits_folder(_as_fits_folder(p)), {
+        "good": "FITS", "layout": "SIMPLE  = T / not a FITS header at all\n", "types": "FITS_TEXT"}),
 }
+
+
+def _fits_bytes(data: object) -> bytes:
+    from astropy.io import fits
+
+    out = io.BytesIO()
+    fits.PrimaryHDU(data).writeto(out)
+    return out.getvalue()
+
+
+def _as_fits_folder(path: Path) -> Path:
+    """The sweep's file as the one spectrum ``spec.fits`` of a folder (``read_fits_folder`` reads folders): "FITS"
+    stands for a good one (3 fluxes), "FITS_TEXT" for a FITS file whose primary HDU holds no numbers."""
+    folder = path.parent / "fits"
+    folder.mkdir(exist_ok=True)
+    data = path.read_bytes()
+    if data == b"FITS":
+        data = _fits_bytes(np.array([[1.0, 2.0, 3.0]], dtype=np.float32))
+    elif data == b"FITS_TEXT":
+        data = _fits_bytes(None)
+    (folder / "spec.fits").write_bytes(data)
+    return folder
 # what the line of a "keys" case must quote: the key that is missing, or the unknown label, tag or key
 KEY_NAMED = {"labelled": "'good'", "multilabel": "'c'", "char tag": "'Q'", "image csv": "'label'",
              "qa auto": "'passage'", "qa jsonl": "'question'", "webqa": "'evidences'", "sogouqa": "'passages'",
              "qa predict": "'passage'", "duie": "'spo_list'", "schema": "'subject_type'", "label index": "'DOG'"}
 DEFECTS = ("empty", "latin-1", "layout", "keys", "types", "one row")
+BINARY = {"fits folder"}  # no lines to name
 AT_A_LINE = ("latin-1", "layout", "keys", "types")  # defects that sit at one line or record of the file
 
 
@@ -132,8 +159,8 @@ def test_a_bad_file_is_read_sanely_or_one_line_naming_it(tmp_path: Path, reader:
     except UsageError as err:
         text = str(err)
         assert "\n" not in text, text
-        assert str(path) in text, text
-        if defect in AT_A_LINE:
+        assert str(path) in text or str(path.parent / "fits") in text, text
+        if defect in AT_A_LINE and reader not in BINARY:
             assert err.line is not None or "record" in text, f"no line or record named: {text}"
         if defect == "keys":
             assert KEY_NAMED[reader] in text, text

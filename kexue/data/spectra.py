@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kexue.data.readers import utf8_lines
-from kexue.errors import UsageError
+from kexue.errors import UsageError, one_line
 
 UCR_DATASETS = ("ACSF1", "ArrowHead", "GunPoint", "OSULeaf")  # tested; any sktime/datasets/data/<NAME> works
 FITS_SUFFIXES = (".fits", ".fit", ".fits.gz")
@@ -131,9 +131,16 @@ def read_fits_folder(folder: str | Path) -> tuple[list[str], np.ndarray]:
     paths = sorted(p for p in Path(folder).iterdir() if p.name.lower().endswith(FITS_SUFFIXES))
     ids, rows = [], []
     for p in paths:
-        with fits.open(p) as hdul:
-            data = np.asarray(hdul[0].data, dtype=np.float32)
-        flux = data.reshape(-1, data.shape[-1])[0]  # (L,): LAMOST rows are flux, inverse variance, ...
+        try:
+            with fits.open(p) as hdul:
+                if hdul[0].data is None or not hdul[0].data.size:
+                    raise UsageError("its primary HDU holds no flux values", p)
+                data = np.asarray(hdul[0].data, dtype=np.float32)
+            flux = data.reshape(-1, data.shape[-1])[0]  # (L,): LAMOST rows are flux, inverse variance, ...
+        except UsageError:
+            raise
+        except Exception as err:  # noqa: BLE001 (astropy's and numpy's errors alike: this file is not a spectrum)
+            raise UsageError(f"cannot read a spectrum from it ({one_line(err, 200)})", p) from err
         if not np.isfinite(flux).all():
             raise UsageError("NaN or infinite flux", p)
         if rows and len(flux) != len(rows[0]):
