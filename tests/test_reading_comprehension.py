@@ -207,7 +207,7 @@ def test_fit_predict_and_bad_input_through_the_cli(tmp_path: Path, monkeypatch: 
     bad_lines.write_text('{"passage": "甲乙", "question": "甲？"}\n{"passage": "甲乙"}\n', encoding="utf-8")
     assert main(["predict", "reading_comprehension", "--ckpt_path", str(ckpt), "--data.predict_path",
                  str(bad_lines), "--logger", "none"]) == 2
-    assert "bad.jsonl:2: expected a JSON object" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert "bad.jsonl:2: missing field 'question'" in capsys.readouterr().err.strip().splitlines()[-1]
     folder = tmp_path / "bert"
     vocab = build_char_vocab([line for line in (QA / "train.jsonl").read_text(encoding="utf-8").splitlines()])
     Bert(len(vocab), TransformerConfig(dim=16, num_layers=1, num_heads=2, ffn_dim=32, max_length=64), pooler=False,

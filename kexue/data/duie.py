@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from kexue.assets import asset_path
-from kexue.data.readers import utf8_lines
+from kexue.data.readers import json_lines, utf8_lines
 from kexue.errors import UsageError
 
 Triple = tuple[str, str, str]  # (subject, predicate, object), exact strings of the sentence
@@ -50,14 +50,11 @@ class TripleExample:
 
 def _records(path: Path) -> Iterator[tuple[int, object]]:
     """``(line, parsed value)`` of each record of a JSON-lines file or of the elements of a JSON array file."""
-    lines = list(utf8_lines(path))
-    first = next((line for line in lines if line.strip()), "")
+    first = next((line for line in utf8_lines(path) if line.strip()), "")
     if not first.lstrip().startswith("["):
-        for lineno, line in enumerate(lines, start=1):
-            if line.strip():
-                yield lineno, _loads(line, path, lineno)
+        yield from json_lines(path, "sentences")
         return
-    text, decoder = "".join(lines), json.JSONDecoder()
+    text, decoder = "".join(utf8_lines(path)), json.JSONDecoder()
     space = re.compile(r"\s*")
     pos, line, counted = space.match(text, text.index("[") + 1).end(), 1, 0
 
@@ -84,13 +81,6 @@ def _records(path: Path) -> Iterator[tuple[int, object]]:
     rest = space.match(text, pos + 1).end()
     if rest < len(text):
         raise UsageError("malformed JSON (extra data after the array)", path, line_at(rest))
-
-
-def _loads(line: str, path: Path, lineno: int) -> object:
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as err:
-        raise UsageError(f"malformed JSON ({err.msg}, column {err.colno})", path, lineno) from None
 
 
 def _string(value: object, where: str, fail: Callable[[str], UsageError], empty: bool = False) -> str:
@@ -194,6 +184,8 @@ def read_schema(path: str | PathLike) -> list[str]:
     if not path.is_file():
         raise UsageError("file not found", path)
     text = "".join(utf8_lines(path))
+    if not text.strip():
+        raise UsageError("no predicates in file (it is empty)", path)
     try:
         whole = json.loads(text)
     except json.JSONDecodeError as err:  # JSON lines, or a broken single document

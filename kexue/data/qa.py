@@ -23,9 +23,9 @@ from collections import Counter
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Callable, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal
 
-from kexue.data.readers import utf8_lines
+from kexue.data.readers import json_field, json_lines, utf8_lines
 from kexue.errors import UsageError
 
 QAFormat = Literal["auto", "webqa", "sogouqa", "jsonl"]
@@ -56,15 +56,8 @@ def _fail(path: Path, where: str | int) -> Fail:
     return fail
 
 
-def _field(record: object, key: str, fail: Fail, kind: type = str) -> object:
-    if not isinstance(record, dict):
-        raise fail(f"expected a JSON object, found {type(record).__name__}")
-    if key not in record:
-        raise fail(f"missing field '{key}'")
-    value = record[key]
-    if not isinstance(value, kind):
-        raise fail(f"field '{key}' must be a {kind.__name__}, found {type(value).__name__}")
-    return value
+def _field(record: object, key: str, fail: Fail, kind: type | tuple[type, ...] = str) -> Any:  # noqa: ANN401
+    return json_field(record, key, kind, fail)
 
 
 def _example(passage: str, question: str, answers: list[str], require_span: bool, fail: Fail) -> QAExample:
@@ -77,7 +70,11 @@ def _example(passage: str, question: str, answers: list[str], require_span: bool
 
 
 def _document(path: Path) -> object:
+    if not path.is_file():
+        raise UsageError("file not found", path)
     text = "".join(utf8_lines(path))
+    if not text.strip():
+        raise UsageError("no questions in file (it is empty)", path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -133,14 +130,8 @@ def read_qa_jsonl(path: str | PathLike, require_span: bool = True, answers: bool
     not read and ``QAExample.answers`` is ``()``). Blank lines are skipped. Errors name the line."""
     path = Path(path)
     out = []
-    for lineno, line in enumerate(utf8_lines(path), start=1):
-        if not line.strip():
-            continue
+    for lineno, record in json_lines(path, "questions"):
         fail = _fail(path, lineno)
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise fail(f"malformed JSON ({err.msg}, column {err.colno})") from None
         passage, question = _field(record, "passage", fail), _field(record, "question", fail)
         if not answers:
             out.append(QAExample(passage, question, ()))
@@ -154,9 +145,12 @@ def read_qa_jsonl(path: str | PathLike, require_span: bool = True, answers: bool
 
 
 def read_qa(path: str | PathLike, fmt: QAFormat = "auto", require_span: bool = True) -> list[QAExample]:
-    """Any of the three layouts; ``auto`` looks at the first character: ``{`` of a whole-file object is WebQA
-    (a file whose first line parses alone is JSON lines), ``[`` SogouQA."""
+    """Any of the three layouts; ``auto`` looks at the first non-blank line: ``[`` starts SogouQA; a line that is a
+    JSON object alone is a JSON-lines record unless it is the file's only line and an object of objects (WebQA on
+    one line); anything else is a whole-file WebQA object. A file without an answered question is a UsageError."""
     if fmt == "auto":
+        if not Path(path).is_file():
+            raise UsageError("file not found", path)
         lines = [line for line in utf8_lines(Path(path)) if line.strip()]
         first = lines[0].lstrip() if lines else ""
         if first.startswith("["):
@@ -164,11 +158,18 @@ def read_qa(path: str | PathLike, fmt: QAFormat = "auto", require_span: bool = T
         else:
             try:
                 one = json.loads(first)
-                fmt = "jsonl" if isinstance(one, dict) and "passage" in one else "webqa"
             except json.JSONDecodeError:
-                fmt = "webqa"
+                one = None  # not one value a line: a pretty-printed whole-file document
+            # WebQA is one object of records (objects) keyed by question id; a line that is an object of anything
+            # else is a JSON-lines record, whatever keys it has (a missing 'passage' is reported at its line)
+            webqa = one is None or (isinstance(one, dict) and bool(one) and len(lines) == 1
+                                    and all(isinstance(v, dict) for v in one.values()))
+            fmt = "webqa" if webqa else "jsonl"
     reader = {"webqa": read_webqa, "sogouqa": read_sogouqa, "jsonl": read_qa_jsonl}[fmt]
-    return reader(path, require_span)
+    rows = reader(path, require_span)
+    if not rows:
+        raise UsageError(f"no answered questions in file (read as {fmt})", path)
+    return rows
 
 
 def templated_questions(examples: Iterable[object], template: str = "{subject}的{predicate}是什么？"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from os import PathLike
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from kexue.errors import UsageError
 
@@ -83,13 +84,69 @@ def read_text_lines(path: str | PathLike, keep_blank: bool = False) -> list[str]
 
 
 def utf8_lines(path: str | PathLike) -> Iterable[str]:
-    """Lines of the UTF-8 file ``path`` decoded one by one, so a bad byte is a UsageError at its own line."""
+    """Lines of the UTF-8 file ``path`` decoded one by one, so a bad byte is a UsageError at its own line: the one
+    way every reader of a user's text file opens it (a missing file is a UsageError too)."""
+    if not Path(path).is_file():
+        raise UsageError("file not found", path)
     with Path(path).open("rb") as f:
         for lineno, raw in enumerate(f, start=1):
             try:
                 yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # tolerate a BOM
             except UnicodeDecodeError as err:
                 raise UsageError(f"not UTF-8 text ({err.reason})", path, lineno) from err
+
+
+def json_lines(path: str | PathLike, what: str = "records", keep_blank: bool = False
+               ) -> Iterator[tuple[int, object]]:
+    """``(line number, parsed value)`` of each non-blank line of the JSON-lines file ``path`` (``(line, None)`` for
+    a blank one too with ``keep_blank``, as ``predict`` keeps them): the one JSON-lines reader (QA, DuIE, predict
+    files). A missing file, a line that is not UTF-8 or not one JSON value (a JSON array spread over lines, a
+    pretty-printed object), or a file without a record raises :class:`~kexue.errors.UsageError` naming the file and
+    line; ``what`` names the records in that last message."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError("file not found", path)
+    found = False
+    for lineno, line in enumerate(utf8_lines(path), start=1):
+        if not line.strip():
+            if keep_blank:
+                yield lineno, None
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as err:
+            hint = " (expected one JSON value a line)" if err.msg.startswith(("Extra data", "Expecting")) else ""
+            raise UsageError(f"malformed JSON ({err.msg}, column {err.colno}){hint}", path, lineno) from None
+        found = True
+        yield lineno, value
+    if not found:
+        raise UsageError(f"no {what} in file", path)
+
+
+def json_field(record: object, key: str, kind: type | tuple[type, ...],
+               fail: Callable[[str], UsageError]) -> Any:  # noqa: ANN401 (JSON values vary)
+    """``record[key]`` checked to be of ``kind``; ``fail(why)`` builds the error naming the file and the line or
+    record. A record that is not an object, a missing key or a value of another type: each message names the key
+    and what was found."""
+    if not isinstance(record, dict):
+        raise fail(f"expected a JSON object with '{key}', found a JSON {_json_kind(record)}")
+    if key not in record:
+        near = sorted(record)[:4]
+        raise fail(f"missing field '{key}' (its keys: {', '.join(map(repr, near)) or 'none'})")
+    value = record[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
+        names = " or ".join(_JSON_KINDS.get(k, k.__name__) for k in kinds)
+        raise fail(f"field '{key}' must be {names}, found {json.dumps(value, ensure_ascii=False)[:40]}")
+    return value
+
+
+_JSON_KINDS = {str: "a string", list: "a list", dict: "an object", int: "an integer", float: "a number"}
+
+
+def _json_kind(value: object) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
 
 
 def read_segmented_lines(path: str | PathLike) -> list[list[str]]:

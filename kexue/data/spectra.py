@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kexue.errors import UsageError
+from kexue.data.readers import utf8_lines
+from kexue.errors import UsageError, one_line
 
 UCR_DATASETS = ("ACSF1", "ArrowHead", "GunPoint", "OSULeaf")  # tested; any sktime/datasets/data/<NAME> works
 FITS_SUFFIXES = (".fits", ".fit", ".fits.gz")
@@ -49,22 +50,21 @@ def read_ts(path: str | Path) -> tuple[np.ndarray, list[str]]:
     comma-separated values followed by ``:label``. Parsed here so that sktime is never imported.
     """
     rows, labels, lines, in_data = [], [], [], False
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, raw in enumerate(f, 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith("@"):
-                in_data = in_data or line.lower().startswith("@data")
-                continue
-            if not in_data or ":" not in line:
-                raise UsageError("expected 'v1,v2,...:label' after @data", path, n)
-            values, label = line.rsplit(":", 1)
-            if ":" in values:
-                raise UsageError("multivariate series are not supported", path, n)
-            rows.append(_floats(values.split(","), path, n))
-            labels.append(label.strip())
-            lines.append(n)
+    for n, raw in enumerate(utf8_lines(path), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("@"):
+            in_data = in_data or line.lower().startswith("@data")
+            continue
+        if not in_data or ":" not in line:
+            raise UsageError("expected 'v1,v2,...:label' after @data", path, n)
+        values, label = line.rsplit(":", 1)
+        if ":" in values:
+            raise UsageError("multivariate series are not supported", path, n)
+        rows.append(_floats(values.split(","), path, n))
+        labels.append(label.strip())
+        lines.append(n)
     return _stack(rows, lines, path), labels
 
 
@@ -109,17 +109,16 @@ def read_flux_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
     A first row whose flux fields are not numbers is taken as a header and skipped.
     """
     ids, rows, lines = [], [], []
-    with open(path, encoding="utf-8", newline="") as f:
-        for n, fields in enumerate(csv.reader(f), 1):
-            if not fields or not any(v.strip() for v in fields):
-                continue
-            if n == 1 and not _is_number(fields[-1]):
-                continue
-            if len(fields) < 2:
-                raise UsageError("expected 'id,flux_1,...,flux_L'", path, n)
-            ids.append(fields[0].strip())
-            rows.append(_floats(fields[1:], path, n))
-            lines.append(n)
+    for n, fields in enumerate(csv.reader(utf8_lines(path)), 1):
+        if not fields or not any(v.strip() for v in fields):
+            continue
+        if n == 1 and not _is_number(fields[-1]):
+            continue
+        if len(fields) < 2:
+            raise UsageError("expected 'id,flux_1,...,flux_L'", path, n)
+        ids.append(fields[0].strip())
+        rows.append(_floats(fields[1:], path, n))
+        lines.append(n)
     return ids, _stack(rows, lines, path)
 
 
@@ -132,9 +131,16 @@ def read_fits_folder(folder: str | Path) -> tuple[list[str], np.ndarray]:
     paths = sorted(p for p in Path(folder).iterdir() if p.name.lower().endswith(FITS_SUFFIXES))
     ids, rows = [], []
     for p in paths:
-        with fits.open(p) as hdul:
-            data = np.asarray(hdul[0].data, dtype=np.float32)
-        flux = data.reshape(-1, data.shape[-1])[0]  # (L,): LAMOST rows are flux, inverse variance, ...
+        try:
+            with fits.open(p) as hdul:
+                if hdul[0].data is None or not hdul[0].data.size:
+                    raise UsageError("its primary HDU holds no flux values", p)
+                data = np.asarray(hdul[0].data, dtype=np.float32)
+            flux = data.reshape(-1, data.shape[-1])[0]  # (L,): LAMOST rows are flux, inverse variance, ...
+        except UsageError:
+            raise
+        except Exception as err:  # noqa: BLE001 (astropy's and numpy's errors alike: this file is not a spectrum)
+            raise UsageError(f"cannot read a spectrum from it ({one_line(err, 200)})", p) from err
         if not np.isfinite(flux).all():
             raise UsageError("NaN or infinite flux", p)
         if rows and len(flux) != len(rows[0]):
@@ -149,15 +155,14 @@ def read_fits_folder(folder: str | Path) -> tuple[list[str], np.ndarray]:
 def read_label_index(path: str | Path, ids: list[str], flux_path: str | Path, labels: list[str]) -> list[int]:
     """Class index of each of ``ids`` from an ``id,type`` CSV (header first, as the competition's index)."""
     index: dict[str, int] = {}
-    with open(path, encoding="utf-8", newline="") as f:
-        for n, fields in enumerate(csv.reader(f), 1):
-            if n == 1 or not fields:
-                continue
-            if len(fields) < 2:
-                raise UsageError("expected 'id,type'", path, n)
-            if fields[1].strip() not in labels:
-                raise UsageError(f"label {fields[1].strip()!r} not in data.index_labels {labels}", path, n)
-            index[fields[0].strip()] = labels.index(fields[1].strip())
+    for n, fields in enumerate(csv.reader(utf8_lines(path)), 1):
+        if n == 1 or not fields:
+            continue
+        if len(fields) < 2:
+            raise UsageError("expected 'id,type'", path, n)
+        if fields[1].strip() not in labels:
+            raise UsageError(f"label {fields[1].strip()!r} not in data.index_labels {labels}", path, n)
+        index[fields[0].strip()] = labels.index(fields[1].strip())
     missing = [i for i in ids if i not in index]
     if missing:
         raise UsageError(f"spectrum id {missing[0]!r} has no label in {path}", flux_path)

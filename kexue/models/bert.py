@@ -20,7 +20,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kexue.errors import UsageError
-from kexue.models.checkpoints import KeyMap, assign, gather, read_config, read_state, require
+from kexue.models.checkpoints import (
+    CheckpointError,
+    KeyMap,
+    assign,
+    built_from,
+    gather,
+    read_config,
+    read_state,
+    weights_file,
+)
 from kexue.models.sizes import check_positions, check_vocabulary
 from kexue.nn.transformer import Transformer, TransformerConfig
 
@@ -30,14 +39,19 @@ if TYPE_CHECKING:
 # config.json's hidden_act -> TransformerConfig.activation (gelu is the erf form, gelu_new the tanh one)
 ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}
+# What a BERT folder's config.json must / may say, and of what kind (kexue.models.checkpoints.read_json_config)
+BERT_SIZES = {key: int for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                                   "intermediate_size", "max_position_embeddings")}
+BERT_OPTIONS = {"type_vocab_size": int, "layer_norm_eps": float, "hidden_dropout_prob": float,
+                "attention_probs_dropout_prob": float, "hidden_act": str, "position_embedding_type": str}
 
 
 def activation(config: dict, key: str, source: str, default: str = "gelu") -> str:
-    """Our activation for the ``key`` entry of a checkpoint's config (``default`` when absent), or a ``ValueError``
-    naming it."""
+    """Our activation for the ``key`` entry of a checkpoint's config (``default`` when absent), or a
+    :class:`~kexue.models.checkpoints.CheckpointError` (a ValueError) naming it and the file ``source``."""
     act = config.get(key, default)
     if act not in ACTIVATIONS:
-        raise ValueError(f"{source}: {key}={act!r} is not supported (supported: {sorted(ACTIVATIONS)})")
+        raise CheckpointError(f"{key}={act!r} is not supported (supported: {sorted(ACTIVATIONS)})", source)
     return ACTIVATIONS[act]
 
 
@@ -184,27 +198,28 @@ class _Folder:
 
     def __init__(self, path: str | Path, weights: bool, pooler: bool | None, mlm: bool | None,
                  condition_dim: int | None) -> None:
-        config = read_config(path)
+        config = read_config(path, required=BERT_SIZES, optional=BERT_OPTIONS)
         state = read_state(path) if weights else {}
         self.origin, self.weights, self.condition_dim = str(path), weights, condition_dim
-        require(config, ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                         "intermediate_size", "max_position_embeddings"), f"{self.origin}/config.json")
+        where = Path(path) / "config.json"
+        self.weights_origin = str(weights_file(path)) if weights else self.origin
         if config.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"{self.origin}/config.json: position_embedding_type="
-                             f"{config['position_embedding_type']!r} is not supported (only 'absolute')")
+            raise CheckpointError(f"position_embedding_type={config['position_embedding_type']!r} is not supported "
+                                  "(only 'absolute')", where)
         self.state = {k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias"): v
                       for k, v in state.items()}  # the TF-converted checkpoints' names
         self.prefix = "bert." if any(k.startswith("bert.") for k in self.state) else ""
         self.pooler = f"{self.prefix}pooler.dense.weight" in self.state if pooler is None else pooler
         self.mlm = "cls.predictions.bias" in self.state if mlm is None else mlm
         self.vocab_size, self.type_vocab_size = config["vocab_size"], config.get("type_vocab_size", 2)
-        self.stack = TransformerConfig(
-            dim=config["hidden_size"], num_layers=config["num_hidden_layers"], num_heads=config["num_attention_heads"],
-            ffn_dim=config["intermediate_size"],
-            activation=activation(config, "hidden_act", f"{self.origin}/config.json"),
-            eps=config.get("layer_norm_eps", 1e-12), dropout=config.get("hidden_dropout_prob", 0.1),
-            attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
-            max_length=config["max_position_embeddings"], condition_dim=condition_dim)
+        with built_from(where):
+            self.stack = TransformerConfig(
+                dim=config["hidden_size"], num_layers=config["num_hidden_layers"],
+                num_heads=config["num_attention_heads"], ffn_dim=config["intermediate_size"],
+                activation=activation(config, "hidden_act", str(where)),
+                eps=config.get("layer_norm_eps", 1e-12), dropout=config.get("hidden_dropout_prob", 0.1),
+                attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
+                max_length=config["max_position_embeddings"], condition_dim=condition_dim)
 
     def load_into(self, model: Bert) -> None:
         """Copy the folder's tensors into ``model`` (built from :attr:`stack` and the heads); nothing without
@@ -220,7 +235,7 @@ class _Folder:
                    if ".to_gamma." in k or ".to_beta." in k}
             state = {**state, **new}
             keys.update({k.removeprefix("<new>."): k for k in new})
-        assign(model, state, keys, ignore, self.origin)
+        assign(model, state, keys, ignore, self.weights_origin)
 
 
 class BertFromConfig(Bert):
@@ -279,8 +294,7 @@ class BertFromFolder(Bert):
                  condition_dim: int | None = None, pooler: bool | None = False, mlm: bool | None = True) -> None:
         if not Path(path).is_dir():
             raise UsageError("no BERT folder there (model.bert.path)", path)
-        config = read_config(path)  # the sizes first: a mismatch is reported before any weight is read
-        require(config, ("vocab_size", "max_position_embeddings"), f"{path}/config.json")
+        config = read_config(path, required=BERT_SIZES, optional=BERT_OPTIONS)  # before any weight is read
         check_vocabulary(config["vocab_size"], vocab_size, path)
         check_positions(max_length, config["max_position_embeddings"], path)
         folder = _Folder(path, weights, pooler, mlm, condition_dim)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from kexue.errors import UsageError
-from kexue.models.bert import Bert
+from kexue.models.bert import BERT_SIZES, Bert
 from kexue.models.checkpoints import read_config
 from kexue.models.sizes import check_positions, check_vocabulary
 from kexue.models.tokenizers import bert_tokenizer
@@ -35,9 +35,8 @@ class BertComponent(nn.Module):
         super().__init__()
         if not 0 < layerwise_decay <= 1:
             raise ValueError(f"model.encoder.layerwise_decay must be in (0, 1], got {layerwise_decay}")
-        rows = read_config(checkpoint).get("vocab_size")  # checked before the weights are read
-        if rows:
-            check_vocabulary(int(rows), num_embeddings, checkpoint)
+        rows = read_config(checkpoint, required=BERT_SIZES)["vocab_size"]  # checked before the weights are read
+        check_vocabulary(rows, num_embeddings, checkpoint)
         self.bert = Bert.from_pretrained(checkpoint, pooler=pooler, mlm=False, weights=weights)
         self.checkpoint = checkpoint
         self.layerwise_decay, self.weight_decay = layerwise_decay, weight_decay

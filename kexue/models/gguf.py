@@ -23,9 +23,8 @@ import numpy as np
 import torch
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
-from kexue.errors import one_line
 from kexue.models.causal_lm import CausalLM
-from kexue.models.checkpoints import KeyMap, assign
+from kexue.models.checkpoints import CheckpointError, KeyMap, MissingCheckpointFile, assign, built_from, read_by_library
 from kexue.nn.transformer import TransformerConfig
 
 # llama.cpp's pre-tokenizer names (tokenizer.ggml.pre) for byte-level BPE -> whether each digit is split off
@@ -35,10 +34,10 @@ GGUF_CONTROL, GGUF_USER_DEFINED = 3, 4  # tokenizer.ggml.token_type values
 
 
 def _field(fields: dict, key: str, path: Path, default: Any = ...) -> Any:  # noqa: ANN401 (GGUF values vary)
-    """The value of metadata ``key`` (a number, string or list), or a ValueError naming it."""
+    """The value of metadata ``key`` (a number, string or list), or a CheckpointError naming it and the file."""
     if key not in fields:
         if default is ...:
-            raise ValueError(f"{path}: GGUF metadata has no {key!r}")
+            raise CheckpointError(f"GGUF metadata has no {key!r}", path)
         return default
     return fields[key].contents()
 
@@ -48,17 +47,17 @@ def gguf_config(fields: dict, path: Path, vocab_size: int = 0) -> tuple[Transfor
     fallback when neither ``llama.vocab_size`` nor the token list gives it)."""
     arch = _field(fields, "general.architecture", path)
     if arch != "llama":
-        raise ValueError(f"{path}: general.architecture is {arch!r}; only 'llama' GGUF files load into CausalLM")
+        raise CheckpointError(f"general.architecture is {arch!r}; only 'llama' GGUF files load into CausalLM", path)
     dim = int(_field(fields, "llama.embedding_length", path))
     heads = int(_field(fields, "llama.attention.head_count", path))
     head_dim = int(_field(fields, "llama.attention.key_length", path, dim // heads))
     rotary_dim = int(_field(fields, "llama.rope.dimension_count", path, head_dim))
     if rotary_dim != head_dim:
-        raise ValueError(f"{path}: llama.rope.dimension_count={rotary_dim} rotates part of each head "
-                         f"(head_dim={head_dim}); CausalLM rotates whole heads")
+        raise CheckpointError(f"llama.rope.dimension_count={rotary_dim} rotates part of each head "
+                              f"(head_dim={head_dim}); CausalLM rotates whole heads", path)
     scaling = _field(fields, "llama.rope.scaling.type", path, "none")
     if scaling not in ("none", ""):
-        raise ValueError(f"{path}: llama.rope.scaling.type={scaling!r} is not supported (plain rotary only)")
+        raise CheckpointError(f"llama.rope.scaling.type={scaling!r} is not supported (plain rotary only)", path)
     tokens = _field(fields, "tokenizer.ggml.tokens", path, None)
     vocab_size = int(_field(fields, "llama.vocab_size", path, len(tokens) if tokens is not None else vocab_size))
     config = TransformerConfig(
@@ -95,7 +94,7 @@ def gguf_key_map(num_layers: int, tied: bool) -> dict[str, str | tuple[str, ...]
         keys |= {
             f"{ours}.attn_norm.weight": f"{theirs}.attn_norm.weight",
             f"{ours}.attn.qkv.weight": (f"{theirs}.attn_q.weight", f"{theirs}.attn_k.weight",
-                                        f"{theirs}.attn_v.weight"),
+                                             f"{theirs}.attn_v.weight"),
             f"{ours}.attn.out.weight": f"{theirs}.attn_output.weight",
             f"{ours}.ffn_norm.weight": f"{theirs}.ffn_norm.weight",
             f"{ours}.ffn.gate.weight": f"{theirs}.ffn_gate.weight",
@@ -113,15 +112,15 @@ def gguf_tokenizer(fields: dict, path: Path) -> Tokenizer:
     pre-tokenizer llama.cpp uses for ``tokenizer.ggml.pre``, and a BOS when ``add_bos_token`` says so."""
     kind, pre = _field(fields, "tokenizer.ggml.model", path), _field(fields, "tokenizer.ggml.pre", path, "default")
     if kind != "gpt2" or pre not in BYTE_LEVEL_PRE:
-        raise ValueError(f"{path}: tokenizer.ggml.model={kind!r}, tokenizer.ggml.pre={pre!r}: only byte-level BPE "
-                         f"('gpt2') with pre-tokenizer {', '.join(BYTE_LEVEL_PRE)} is supported")
+        raise CheckpointError(f"tokenizer.ggml.model={kind!r}, tokenizer.ggml.pre={pre!r}: only byte-level BPE "
+                              f"('gpt2') with pre-tokenizer {', '.join(BYTE_LEVEL_PRE)} is supported", path)
     tokens = _field(fields, "tokenizer.ggml.tokens", path)
     vocab = {token: i for i, token in enumerate(tokens)}
     if len(vocab) != len(tokens):
-        raise ValueError(f"{path}: tokenizer.ggml.tokens repeats {len(tokens) - len(vocab)} tokens")
+        raise CheckpointError(f"tokenizer.ggml.tokens repeats {len(tokens) - len(vocab)} tokens", path)
     merges = [tuple(m.split(" ")) for m in _field(fields, "tokenizer.ggml.merges", path)]
     if any(len(m) != 2 for m in merges):
-        raise ValueError(f"{path}: tokenizer.ggml.merges has an entry that is not two tokens separated by one space")
+        raise CheckpointError("tokenizer.ggml.merges has an entry that is not two tokens separated by one space", path)
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     split = [pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated")] if BYTE_LEVEL_PRE[pre] else []
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
@@ -140,16 +139,16 @@ def gguf_tokenizer(fields: dict, path: Path) -> Tokenizer:
 
 
 def read_gguf(path: str | os.PathLike):  # noqa: ANN201 (a gguf.GGUFReader; gguf is imported lazily)
-    """A ``gguf.GGUFReader`` of ``path``; FileNotFoundError or a ValueError naming the file if it is not a GGUF."""
+    """A ``gguf.GGUFReader`` of ``path``; a :class:`~kexue.models.checkpoints.MissingCheckpointFile` (a
+    FileNotFoundError) or a :class:`~kexue.models.checkpoints.CheckpointError` (a ValueError) naming the file if it
+    is not a GGUF (bad magic, truncated)."""
     import gguf
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no GGUF file at {path}")
-    try:
+        raise MissingCheckpointFile(f"no GGUF file at {path}")
+    with read_by_library(path, "cannot read as GGUF"):
         return gguf.GGUFReader(path)
-    except (OSError, ValueError) as err:  # bad magic, truncated
-        raise ValueError(f"{path}: cannot read as GGUF ({one_line(err)})") from err
 
 
 def check_qkv_parts(state: dict[str, torch.Tensor], key_map: KeyMap, config: TransformerConfig, origin: str) -> None:
@@ -163,8 +162,8 @@ def check_qkv_parts(state: dict[str, torch.Tensor], key_map: KeyMap, config: Tra
         for name, n in zip(theirs, rows):
             want = (n, config.dim)
             if name in state and tuple(state[name].shape) != want:
-                raise ValueError(f"{origin}: {name!r} has shape {tuple(state[name].shape)} but our {ours!r} rows "
-                                 f"{start}:{start + n} need {want}")
+                raise CheckpointError(f"{origin}: {name!r} has shape {tuple(state[name].shape)} but our {ours!r} rows "
+                                      f"{start}:{start + n} need {want}")
             start += n
 
 
@@ -172,7 +171,8 @@ def load_gguf(path: str | os.PathLike) -> tuple[CausalLM, Tokenizer]:
     """A Llama GGUF file as ``(CausalLM in eval mode with float32 weights, tokenizers.Tokenizer)``.
 
     Every tensor is dequantised by ``gguf.quants.dequantize`` and copied by :func:`gguf_key_map` through
-    :func:`kexue.models.checkpoints.assign`. Raises FileNotFoundError, or a ValueError naming the file, for a file
+    :func:`kexue.models.checkpoints.assign`. Raises FileNotFoundError, or a ValueError naming the file (both
+    UsageErrors: :mod:`kexue.models.checkpoints`), for a file
     that is not a Llama GGUF, lacks a tensor or metadata key, has a tensor no key maps, or holds a tensor whose
     shape is not the one its key needs (both keys and both shapes named).
     """
@@ -182,22 +182,27 @@ def load_gguf(path: str | os.PathLike) -> tuple[CausalLM, Tokenizer]:
     reader = read_gguf(path)
     tensors = {t.name: t for t in reader.tensors}
     embed_rows = int(tensors["token_embd.weight"].shape[-1]) if "token_embd.weight" in tensors else 0
-    config, vocab_size = gguf_config(reader.fields, path, embed_rows)
+    with built_from(path):  # metadata of the wrong type, or sizes that do not fit together
+        config, vocab_size = gguf_config(reader.fields, path, embed_rows)
     if "rope_freqs.weight" in tensors:
-        raise ValueError(f"{path}: rope_freqs.weight (Llama 3.1 frequency scaling) is not supported")
+        raise CheckpointError("rope_freqs.weight (Llama 3.1 frequency scaling) is not supported", path)
     tied = "output.weight" not in tensors
     state = {}
     for name, t in tensors.items():
-        weight = np.asarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
-        weight = weight.reshape(tuple(int(n) for n in reversed(t.shape)))  # GGUF lists dims innermost first
+        with read_by_library(path, f"cannot dequantise tensor {name!r}"):
+            weight = np.asarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
+            weight = weight.reshape(tuple(int(n) for n in reversed(t.shape)))  # GGUF lists dims innermost first
         if not weight.flags.writeable:  # an unquantised tensor is a view of the read-only memory map
             weight = weight.copy()
         state[name] = torch.from_numpy(weight)  # (out, in) for a matrix
-    model = CausalLM(vocab_size, config, tie_embeddings=tied)
+    with built_from(path):
+        model = CausalLM(vocab_size, config, tie_embeddings=tied)
     key_map = gguf_key_map(config.num_layers, tied)
     check_qkv_parts(state, key_map, config, str(path))
     assign(model, state, key_map, origin=str(path))
-    return model.eval(), gguf_tokenizer(reader.fields, path)
+    with read_by_library(path, "cannot build its tokenizer"):  # token lists or merges of the wrong types
+        tokenizer = gguf_tokenizer(reader.fields, path)
+    return model.eval(), tokenizer
 
 
 def load_gguf_tokenizer(path: str | os.PathLike) -> tuple[Tokenizer, int | None, int | None]:
@@ -206,9 +211,12 @@ def load_gguf_tokenizer(path: str | os.PathLike) -> tuple[Tokenizer, int | None,
     fields = read_gguf(path).fields
     arch = _field(fields, "general.architecture", path)
     if arch != "llama":  # the same check as gguf_config's, before the tokenizer fails on what another arch lacks
-        raise ValueError(f"{path}: general.architecture is {arch!r}; only 'llama' GGUF files load into CausalLM")
+        raise CheckpointError(f"general.architecture is {arch!r}; only 'llama' GGUF files load into CausalLM", path)
     bos, eos = (_field(fields, f"tokenizer.ggml.{k}_token_id", path, None) for k in ("bos", "eos"))
-    return gguf_tokenizer(fields, path), None if bos is None else int(bos), None if eos is None else int(eos)
+    with read_by_library(path, "cannot build its tokenizer"):
+        tokenizer = gguf_tokenizer(fields, path)
+        bos, eos = (None if i is None else int(i) for i in (bos, eos))
+    return tokenizer, bos, eos
 
 
 def smollm2_path() -> Path:

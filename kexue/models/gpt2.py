@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from kexue.models.bert import activation
 from kexue.models.causal_lm import CausalLM
-from kexue.models.checkpoints import KeyMap, assign, read_config, read_state, require
+from kexue.models.checkpoints import CheckpointError, KeyMap, assign, built_from, read_config, read_state, weights_file
 from kexue.nn.attention import KVCache, MultiHeadAttention
 from kexue.nn.transformer import FeedForward, TransformerConfig
 
@@ -33,20 +33,23 @@ def load_gpt2(path: str | Path) -> CausalLM:
     ``config.json`` keys read: ``vocab_size``, ``n_embd``, ``n_layer``, ``n_head``, ``n_positions``, ``n_inner``,
     ``activation_function``, ``layer_norm_epsilon``, ``tie_word_embeddings``.
     """
-    config, state, origin = read_config(path), read_state(path), str(path)
-    where = f"{origin}/config.json"
-    require(config, ("vocab_size", "n_embd", "n_layer", "n_head", "n_positions"), where)
+    sizes = dict.fromkeys(("vocab_size", "n_embd", "n_layer", "n_head", "n_positions"), int)
+    config = read_config(path, required=sizes, optional={
+        "n_inner": int, "layer_norm_epsilon": float, "resid_pdrop": float, "attn_pdrop": float,
+        "activation_function": str, "tie_word_embeddings": bool})
+    state, origin, where = read_state(path), str(weights_file(path)), Path(path) / "config.json"
     for flag, value in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
                         ("reorder_and_upcast_attn", False), ("add_cross_attention", False)):
         if config.get(flag, value) != value:
-            raise ValueError(f"{where}: {flag}={config[flag]!r} is not supported (only {value!r})")
-    stack = TransformerConfig(
-        dim=config["n_embd"], num_layers=config["n_layer"], num_heads=config["n_head"],
-        ffn_dim=config.get("n_inner") or 4 * config["n_embd"],
-        activation=activation(config, "activation_function", where, "gelu_new"),
-        eps=config.get("layer_norm_epsilon", 1e-5),
-        dropout=config.get("resid_pdrop", 0.1), attention_dropout=config.get("attn_pdrop", 0.1),
-        positions="learned", max_length=config["n_positions"], prenorm=True, final_norm=True)
+            raise CheckpointError(f"{flag}={config[flag]!r} is not supported (only {value!r})", where)
+    with built_from(where):
+        stack = TransformerConfig(
+            dim=config["n_embd"], num_layers=config["n_layer"], num_heads=config["n_head"],
+            ffn_dim=config.get("n_inner") or 4 * config["n_embd"],
+            activation=activation(config, "activation_function", str(where), "gelu_new"),
+            eps=config.get("layer_norm_epsilon", 1e-5),
+            dropout=config.get("resid_pdrop", 0.1), attention_dropout=config.get("attn_pdrop", 0.1),
+            positions="learned", max_length=config["n_positions"], prenorm=True, final_norm=True)
     tied = config.get("tie_word_embeddings", True)
     model = CausalLM(config["vocab_size"], stack, tie_embeddings=tied)
     state = {k.removeprefix("transformer."): v for k, v in state.items()}
@@ -132,17 +135,20 @@ def load_gpt2_ml(path: str | Path) -> GPT2ML:
           names = [n for n in reader.get_variable_to_shape_map() if n.startswith("newslm/")]
           safetensors.numpy.save_file({n: reader.get_tensor(n) for n in names}, "model.safetensors")
     """
-    config, state, origin = read_config(path), read_state(path), str(path)
-    where = f"{origin}/config.json"
-    require(config, ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "max_position_embeddings"), where)
-    stack = TransformerConfig(
-        dim=config["hidden_size"], num_layers=config["num_hidden_layers"], num_heads=config["num_attention_heads"],
-        ffn_dim=config.get("intermediate_size") or 4 * config["hidden_size"],
-        activation=activation(config, "hidden_act", where), eps=config.get("layer_norm_eps", 1e-5),
-        dropout=config.get("hidden_dropout_prob", 0.1),
-        attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
-        max_length=config["max_position_embeddings"])
+    config = read_config(path, required=dict.fromkeys(("vocab_size", "hidden_size", "num_hidden_layers",
+                                                       "num_attention_heads", "max_position_embeddings"), int),
+                         optional={"intermediate_size": int, "layer_norm_eps": float, "hidden_dropout_prob": float,
+                                   "attention_probs_dropout_prob": float, "hidden_act": str})
+    state, origin, where = read_state(path), str(weights_file(path)), Path(path) / "config.json"
+    with built_from(where):
+        stack = TransformerConfig(
+            dim=config["hidden_size"], num_layers=config["num_hidden_layers"],
+            num_heads=config["num_attention_heads"],
+            ffn_dim=config.get("intermediate_size") or 4 * config["hidden_size"],
+            activation=activation(config, "hidden_act", str(where)), eps=config.get("layer_norm_eps", 1e-5),
+            dropout=config.get("hidden_dropout_prob", 0.1),
+            attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
+            max_length=config["max_position_embeddings"])
     model = GPT2ML(config["vocab_size"], stack)
     kernels = ("_layer/kernel", "intermediate/kernel", "output/kernel")
     state = {k: v.t() if k.endswith(kernels) else v for k, v in state.items()}  # TF (in, out) -> Linear (out, in)

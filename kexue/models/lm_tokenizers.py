@@ -13,7 +13,6 @@ Posts: 从语言模型到Seq2Seq (https://kexue.fm/archives/6933); 现在可以�
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -110,8 +109,10 @@ def checkpoint_kind(source: str, option: str) -> str:
         raise UsageError(f"{option}: {source} is neither 'smollm2', a .gguf file nor a folder")
     config = path / "config.json"
     if not config.is_file():
-        raise UsageError(f"{option}: {source} has no config.json")
-    model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+        raise UsageError(f"{option}: {config} is missing (a GPT-2 or GPT2_ML folder needs its config.json)")
+    from kexue.models.checkpoints import read_json_config
+
+    model_type = read_json_config(config, optional={"model_type": str}).get("model_type")
     if model_type == "gpt2":
         return "gpt2"
     if model_type in (None, "gpt2_ml"):

@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from kexue.errors import UsageError
-from kexue.models.checkpoints import folder
+from kexue.models.checkpoints import CheckpointError, MissingCheckpointFile, folder, read_by_library, read_json_config
 from kexue.nn.components import FittedComponent
 from kexue.seq2seq import CharVocab, build_char_vocab
 
@@ -25,7 +25,7 @@ from kexue.seq2seq import CharVocab, build_char_vocab
 def _file(path: Path, name: str) -> Path:
     file = path / name if path.is_dir() else path
     if not file.is_file():
-        raise FileNotFoundError(f"no {name} at {file}")
+        raise MissingCheckpointFile(f"missing (the tokenizer needs its {name})", file)
     return file
 
 
@@ -40,10 +40,11 @@ def wordpiece_tokenizer(vocab: str | Path, lowercase: bool = True, special_token
     Batches (``encode_batch``) are padded with ``[PAD]`` to their longest text.
     """
     file = _file(Path(vocab), "vocab.txt")
-    pieces = models.WordPiece.read_file(str(file))
+    with read_by_library(file, "cannot read it as a vocab.txt (one UTF-8 piece a line)"):
+        pieces = models.WordPiece.read_file(str(file))
     for token in ("[UNK]", *(("[CLS]", "[SEP]") if special_tokens else ())):
         if token not in pieces:
-            raise ValueError(f"{file} has no {token} piece")
+            raise CheckpointError(f"has no {token} piece", file)
     tokenizer = Tokenizer(models.WordPiece(pieces, unk_token="[UNK]", max_input_chars_per_word=100))
     tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
                                                       strip_accents=None, lowercase=lowercase)
@@ -63,8 +64,8 @@ def bert_tokenizer(path: str | Path) -> Tokenizer:
     ``tokenizer_config.json`` says ``"do_lower_case": false``."""
     root = folder(path)
     config = root / "tokenizer_config.json"
-    lowercase = json.loads(config.read_text(encoding="utf-8")).get("do_lower_case", True) if config.is_file() \
-        else True
+    lowercase = read_json_config(config, optional={"do_lower_case": bool}).get("do_lower_case", True) \
+        if config.is_file() else True
     return wordpiece_tokenizer(root / "vocab.txt", lowercase=lowercase)
 
 
@@ -74,7 +75,8 @@ def gpt2_tokenizer(path: str | Path, merges: str | Path | None = None) -> Tokeni
     path = Path(path)
     vocab = _file(path, "vocab.json")
     merges = _file(path if merges is None else Path(merges), "merges.txt")
-    tokenizer = Tokenizer(models.BPE.from_file(str(vocab), str(merges)))
+    with read_by_library(vocab, f"cannot read it with {merges.name} as a byte-level BPE"):
+        tokenizer = Tokenizer(models.BPE.from_file(str(vocab), str(merges)))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
     tokenizer.decoder = decoders.ByteLevel()

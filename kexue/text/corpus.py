@@ -160,21 +160,21 @@ def count_words(paths: Sequence[str | PathLike], tokenizer: str = "english", wor
 
     The setting of 什么时候多进程的加速比可以大于1? (https://kexue.fm/archives/6032): each worker opens the
     file itself, counts its own shard into its own dict, and only the partial dicts travel back to be
-    merged; no text is pickled between processes. ``workers=1`` is a plain single-process ``Counter``.
+    merged; no text is pickled between processes. ``workers=1`` is a plain single-process ``Counter``. Files
+    without a token are a :class:`~kexue.errors.UsageError` (naming the file when there is one).
     """
     get_tokenizer(tokenizer)  # fail in the parent, not in every worker
     if workers <= 1:
-        return (
-            _count_shard((str(paths[0]), 0, None, tokenizer))
-            if len(paths) == 1
-            else sum((_count_shard((str(p), 0, None, tokenizer)) for p in paths), Counter())
-        )
-    shards = [(*s, tokenizer) for s in shard_files(paths, workers)]
-    with get_context("fork" if os.name == "posix" else "spawn").Pool(workers) as pool:
-        parts = pool.map(_count_shard, shards, chunksize=1)
-    total = parts[0]
-    for part in parts[1:]:
-        total.update(part)  # Counter.update adds counts
+        total = sum((_count_shard((str(p), 0, None, tokenizer)) for p in paths), Counter())
+    else:
+        shards = [(*s, tokenizer) for s in shard_files(paths, workers)]
+        with get_context("fork" if os.name == "posix" else "spawn").Pool(workers) as pool:
+            parts = pool.map(_count_shard, shards, chunksize=1)
+        total = parts[0]
+        for part in parts[1:]:
+            total.update(part)  # Counter.update adds counts
+    if not total:  # the vectors and every figure on them would be computed on nothing
+        raise UsageError("empty corpus: no tokens found", paths[0] if len(paths) == 1 else None)
     return total
 
 

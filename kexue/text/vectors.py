@@ -14,6 +14,7 @@ Posts: SVD分解(三) (https://kexue.fm/archives/4208), 更别致的词向量模
 
 from __future__ import annotations
 
+import math
 from os import PathLike
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +24,7 @@ import scipy.sparse
 import torch
 from torch import Tensor
 
+from kexue.data.readers import utf8_lines
 from kexue.errors import UsageError
 from kexue.metrics.word_vectors import (
     analogy_predictions,
@@ -53,26 +55,24 @@ def load_word2vec_format(path: str | PathLike) -> tuple[list[str], np.ndarray]:
     """Read a word2vec text file into ``(words, vectors (V, D) float32)``; a malformed line raises
     :class:`~kexue.errors.UsageError` naming the file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError("file not found", path)
-    with path.open(encoding="utf-8", errors="strict") as f:
-        header = f.readline().split()
-        if len(header) != 2 or not all(h.isdigit() for h in header):
-            raise UsageError("expected a 'count dimension' header", path, 1)
-        count, dim = map(int, header)
-        words, rows = [], np.zeros((count, dim), dtype=np.float32)
-        for lineno, line in enumerate(f, start=2):
-            fields = line.rstrip("\n").split(" ")
-            if len(fields) != dim + 1 or len(words) >= count:
-                raise UsageError(f"expected a word and {dim} numbers", path, lineno)
-            try:
-                row = np.array(fields[1:], dtype=np.float32)
-            except ValueError as err:
-                raise UsageError(f"not a number in the vector of {fields[0]!r} ({err})", path, lineno) from err
-            if not np.isfinite(row).all():
-                raise UsageError(f"the vector of {fields[0]!r} is not finite", path, lineno)
-            rows[len(words)] = row
-            words.append(fields[0])
+    lines = utf8_lines(path)
+    header = next(iter(lines), "").split()
+    if len(header) != 2 or not all(h.isdigit() for h in header):
+        raise UsageError("expected a 'count dimension' header", path, 1)
+    count, dim = map(int, header)
+    words, rows = [], np.zeros((count, dim), dtype=np.float32)
+    for lineno, line in enumerate(lines, start=2):
+        fields = line.rstrip("\r\n").split(" ")
+        if len(fields) != dim + 1 or len(words) >= count:
+            raise UsageError(f"expected a word and {dim} numbers", path, lineno)
+        try:
+            row = np.array(fields[1:], dtype=np.float32)
+        except ValueError as err:
+            raise UsageError(f"not a number in the vector of {fields[0]!r} ({err})", path, lineno) from err
+        if not np.isfinite(row).all():
+            raise UsageError(f"the vector of {fields[0]!r} is not finite", path, lineno)
+        rows[len(words)] = row
+        words.append(fields[0])
     if len(words) != count:
         raise UsageError(f"header says {count} words, found {len(words)}", path)
     return words, rows
@@ -130,23 +130,42 @@ def nearest_neighbours(
 
 
 def read_word_pairs(path: str | PathLike) -> list[tuple[str, str, float]]:
-    """``word1<TAB>word2<TAB>score`` lines (``#`` comments skipped), as wordsim353.tsv and simlex999.txt."""
+    """``word1<TAB>word2<TAB>score`` lines (``#`` comments skipped), as wordsim353.tsv and simlex999.txt; a line
+    without its three fields or with a score that is not a finite number, or a file without pairs, is a
+    :class:`~kexue.errors.UsageError` naming the file (and line)."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if line.startswith("#") or not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) < 3:
-                raise UsageError("expected 'word1<TAB>word2<TAB>score'", path, lineno)
-            rows.append((fields[0].lower(), fields[1].lower(), float(fields[2])))
+    for lineno, line in enumerate(utf8_lines(path), start=1):
+        if line.startswith("#") or not line.strip():
+            continue
+        fields = line.rstrip("\r\n").split("\t")
+        if len(fields) < 3:
+            raise UsageError("expected 'word1<TAB>word2<TAB>score'", path, lineno)
+        try:
+            score = float(fields[2])
+        except ValueError:
+            score = math.nan
+        if not math.isfinite(score):
+            raise UsageError(f"score {fields[2].strip()!r} is not a finite number", path, lineno)
+        rows.append((fields[0].lower(), fields[1].lower(), score))
+    if not rows:
+        raise UsageError("no word pairs in file", path)
     return rows
 
 
 def read_analogies(path: str | PathLike) -> list[tuple[str, str, str, str]]:
-    """``a b c d`` questions (``a : b :: c : d``) of ``questions-words.txt``; ``:`` section lines skipped."""
-    with open(path, encoding="utf-8") as f:
-        return [tuple(line.lower().split()) for line in f if line.strip() and not line.startswith(":")]
+    """``a b c d`` questions (``a : b :: c : d``) of ``questions-words.txt``; ``:`` section lines skipped. A line of
+    another number of words, or a file without questions, is a :class:`~kexue.errors.UsageError`."""
+    rows = []
+    for lineno, line in enumerate(utf8_lines(path), start=1):
+        if not line.strip() or line.startswith(":"):
+            continue
+        words = line.lower().split()
+        if len(words) != 4:
+            raise UsageError(f"expected four words 'a b c d' (a : b :: c : d), found {len(words)}", path, lineno)
+        rows.append(tuple(words))
+    if not rows:
+        raise UsageError("no analogy questions in file", path)
+    return rows
 
 
 def _word_ids(words: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> Tensor:
