@@ -165,3 +165,19 @@ def test_gpu_preset_sizes_the_model_data_and_trainer() -> None:
     assert (bert["init_args"]["dim"], bert["init_args"]["num_layers"], bert["init_args"]["ffn_dim"]) == (512, 8, 2048)
     assert bert["init_args"]["eps"] == 1e-12  # the sizes the preset leaves alone keep BERT's defaults
     assert (config["data"]["max_length"], config["data"]["batch_size"]) == (256, 128)
+
+
+def test_predict_prints_one_line_per_input_line_whatever_a_library_prints(tmp_path: Path,
+                                                                         capfd: pytest.CaptureFixture) -> None:
+    """The WordPiece trainer fitted at instantiation writes blank lines to file descriptor 1; predict's stdout
+    still holds exactly one line per input line (kexue.platform.lightning_cli.predictions_only)."""
+    from kexue.cli import main
+
+    lines = tmp_path / "lines.txt"
+    lines.write_text("今天[MASK]气很好\n\n我们去公园\n", encoding="utf-8")
+    tiny = ["--model.bert.dim", "8", "--model.bert.num_heads", "2", "--model.bert.num_layers", "1",
+            "--data.tokenizer.vocab_size", "300"]
+    assert main(["predict", "pretrain", "--untrained", "true", *tiny, "--data.predict_path", str(lines),
+                 "--logger", "none", "--trainer.default_root_dir", str(tmp_path / "runs")]) == 0
+    out = capfd.readouterr().out.splitlines()
+    assert len(out) == 3 and out[0].startswith("今天") and "[MASK]" not in out[0] and out[1:] == ["", "我们去公园"]
