@@ -296,6 +296,7 @@ def test_the_components_read_a_gpt2_ml_folder_as_gpt2_ml(tmp_path: Path) -> None
     tok = PretrainedTokenizer(str(tmp_path))
     assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.vocab_size) == (0, 2, 3, ML["vocab_size"])
     assert tok.encode("好的酒店") == [5, 6, 7, 8]
+    assert tok.decode([2, 5, 6, 3, 0]) == tok.decode([5, 6]) == "好 的"  # no [CLS] / [SEP] / [PAD] in the text
     model = PretrainedCausalLM(str(tmp_path), vocab_size=tok.vocab_size, max_length=16).eval()
     assert type(model) is GPT2ML
     ids = torch.tensor([[2, 5, 6, 7, 8, 3]])

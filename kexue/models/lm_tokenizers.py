@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
 
 from kexue.errors import UsageError
 from kexue.nn.components import FittedComponent
@@ -163,6 +163,9 @@ class PretrainedTokenizer(LMTokenizer):
             return
         # GPT2_ML has no flags: bert4keras' GPT2_ML example continues [CLS] text, trained on [CLS] text [SEP].
         tokenizer = wordpiece_tokenizer(Path(source) / "vocab.txt", special_tokens=False)
+        # [SEP] ends a continuation and decode must drop it, as every other special piece: registered as special.
+        specials = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if tokenizer.token_to_id(t) is not None]
+        tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
         super().__init__(tokenizer, pad_id=tokenizer.token_to_id("[PAD]") or 0,
                          bos_id=tokenizer.token_to_id("[CLS]"), eos_id=tokenizer.token_to_id("[SEP]"))
 

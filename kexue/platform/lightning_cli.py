@@ -308,7 +308,11 @@ def predictions_only() -> Iterator[TextIO]:
         saved = None
     stream = os.fdopen(os.dup(saved), "w", encoding=out.encoding or "utf-8") if on_fd1 and saved is not None else out
     if saved is not None:
-        os.dup2(2, 1)
+        try:
+            os.dup2(2, 1)
+        except OSError:  # no file descriptor 2 to send it to: file descriptor 1 stays as it is
+            os.close(saved)
+            saved = None
     sys.stdout = sys.stderr
     try:
         yield stream
