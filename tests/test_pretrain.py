@@ -175,8 +175,11 @@ def test_predict_prints_one_line_per_input_line_whatever_a_library_prints(tmp_pa
 
     lines = tmp_path / "lines.txt"
     lines.write_text("今天[MASK]气很好\n\n我们去公园\n", encoding="utf-8")
+    corpus = tmp_path / "corpus.txt"  # the WordPiece is fitted on these few lines, not on the embedded corpus
+    corpus.write_text("今天天气很好\n我们去公园散步\n公园里人很多\n", encoding="utf-8")
     tiny = ["--model.bert.dim", "8", "--model.bert.num_heads", "2", "--model.bert.num_layers", "1",
-            "--data.tokenizer.vocab_size", "300"]
+            "--data.tokenizer.vocab_size", "60", "--data.tokenizer.min_frequency", "1", "--data.masking", "token",
+            *(f"--data.{split}_path={corpus}" for split in ("train", "val", "test"))]
     assert main(["predict", "pretrain", "--untrained", "true", *tiny, "--data.predict_path", str(lines),
                  "--logger", "none", "--trainer.default_root_dir", str(tmp_path / "runs")]) == 0
     out = capfd.readouterr().out.splitlines()
