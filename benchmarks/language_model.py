@@ -102,8 +102,9 @@ def main() -> None:
         "Perplexity per predicted token (every character and the end of line), on the test lines; the n-gram rows are",
         "scored on the same token sequences. Wall time of the kexue row: the whole `kexue run` (fit, then test).", "",
         "| model | test perplexity | bits / token | wall s |", "|---|---|---|---|", *rows, "",
-        *(["Samples after the last epoch (prompt = the first 3 characters of a validation line, top-k 20 sampling,",
-           "repetition penalty 1.2), from the run's `samples.txt`:", "", "```text", *last, "```", ""]
+        *(["Samples after the last epoch (prompt = the first 3 characters of a validation line, the task's default",
+           "decoding `kexue.generation.SAMPLING`: top-k 20 within top-p 0.95), from the run's `samples.txt`:", "",
+           "```text", *last, "```", ""]
           if not args.skip_run else []),
     ])
     write_section("language_model", body)

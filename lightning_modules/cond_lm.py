@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torchmetrics.text import Perplexity
 
 from kexue.errors import UsageError
-from kexue.generation import GenerationConfig
+from kexue.generation import SAMPLING, GenerationConfig
 from kexue.models.bert import BertFromConfig
 from kexue.models.conditional_lm import ConditionalBertLM
 from kexue.models.tokenizers import decode_pieces
@@ -27,7 +27,7 @@ from kexue.nn.components import build_component, component_config
 from kexue.seq2seq import CharVocab
 from kexue.stages import NextTokenStages
 
-DEFAULT_GENERATION = GenerationConfig(max_new_tokens=48, do_sample=True, top_k=20, top_p=0.95, seed=0)
+DEFAULT_GENERATION = replace(SAMPLING, max_new_tokens=48)  # kexue.generation.SAMPLING: the one default
 
 
 class ConditionalLM(NextTokenStages, L.LightningModule):
@@ -44,7 +44,9 @@ class ConditionalLM(NextTokenStages, L.LightningModule):
         vocabulary: the tokenizer's pieces in id order (linked from the data): ``[CLS]``/``[SEP]`` are ``<bos>``/
             ``<eos>``, and sampled ids become text through them.
         labels: label names (linked from the data).
-        generation: decoding for the samples and ``predict``.
+        generation: decoding for the samples and ``predict``: by default :data:`kexue.generation.SAMPLING` with
+            48 new tokens; ``do_sample false`` is greedy, the argmax. One review per draw: a predict line's count
+            asks for several (``num_return`` is refused).
         num_samples: reviews per label sampled after each validation epoch.
         lr, weight_decay: AdamW's.
     """
@@ -82,6 +84,9 @@ class ConditionalLM(NextTokenStages, L.LightningModule):
                              f"model's {bert.config.max_length} positions (<bos> takes one)")
         if self.generation.num_beams != 1:
             raise ValueError("model.generation.num_beams must be 1 here (greedy or sampling)")
+        if self.generation.num_return != 1:
+            raise UsageError(f"model.generation.num_return={self.generation.num_return}: cond_lm draws one review "
+                             "per request; ask for several with a count on the predict line (`pos\t5`)")
         specials = (self.vocab.pad, self.vocab.cls, self.vocab.unk, self.vocab.index.get("[MASK]"))
         self.banned = [i for i in specials if i is not None]
         self.val_ppl, self.test_ppl = Perplexity(ignore_index=-100), Perplexity(ignore_index=-100)

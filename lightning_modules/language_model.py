@@ -18,7 +18,7 @@ from jsonargparse import lazy_instance
 from torch import Tensor, nn
 from torchmetrics.text import Perplexity
 
-from kexue.generation import GenerationConfig, generate
+from kexue.generation import SAMPLING, GenerationConfig, generate_many
 from kexue.models.causal_lm import CausalLM
 from kexue.models.lm_tokenizers import LMTokenizer
 from kexue.nn.components import build_component, component_config
@@ -26,7 +26,7 @@ from kexue.stages import NextTokenStages
 
 # The default network's stack, as the plain values a lazy_instance default must hold (--print_config shows it).
 DEFAULT_STACK = dict(dim=128, num_layers=3, num_heads=4, ffn_dim=512, positions="rotary", max_length=128, dropout=0.1)
-DEFAULT_GENERATION = GenerationConfig(max_new_tokens=40, do_sample=True, top_k=20, repetition_penalty=1.2, seed=0)
+DEFAULT_GENERATION = replace(SAMPLING, max_new_tokens=40)  # kexue.generation.SAMPLING: the one default
 
 
 class LanguageModel(NextTokenStages, L.LightningModule):
@@ -41,7 +41,9 @@ class LanguageModel(NextTokenStages, L.LightningModule):
         tokenizer: the DataModule's tokenizer (a data link), to decode samples and predictions; the checkpoint keeps
             its config, so ``predict`` decodes from the checkpoint alone.
         generation: decoding for the samples and ``predict`` (:class:`kexue.generation.GenerationConfig`; its
-            ``eos_id`` and ``pad_id`` come from the tokenizer).
+            ``eos_id`` and ``pad_id`` come from the tokenizer): by default :data:`kexue.generation.SAMPLING` with
+            40 new tokens; ``do_sample false`` is greedy, the argmax; ``num_return N`` prints N continuations
+            per prompt (beams, or samples), tab-separated on the prompt's one line.
         num_samples: prompts sampled after each validation epoch (the starts of the first validation lines).
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
@@ -95,29 +97,29 @@ class LanguageModel(NextTokenStages, L.LightningModule):
             ids, padding = batch["ids"][: self.hparams.num_samples], batch["padding"]
             self._sample_prompts = [row[keep][:4].tolist() for row, keep in zip(ids, padding)]  # <bos> + 3 tokens
 
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or not self._sample_prompts or not self.trainer.is_global_zero:
-            return
-        rows = [[self.current_epoch, prompt, text] for prompt, text in self._continue(self._sample_prompts)]
-        self.write_samples(rows, ["epoch", "prompt", "sample"])
-
-    def _continue(self, prompts: list[list[int]]) -> list[tuple[str, str]]:
-        """``(prompt text, continuation text)`` per prompt of token ids, with :attr:`generation`."""
+    def _continue(self, prompts: list[list[int]]) -> list[tuple[str, list[str]]]:
+        """``(prompt text, [continuation text] * num_return)`` per prompt of token ids, with :attr:`generation`."""
         budget = self.context - self.generation.max_new_tokens
         prompts = [p[-budget:] for p in prompts]
         was_training = self.net.training
         self.net.eval()
         try:
-            outputs = generate(self.net, prompts, self.generation)
+            outputs = generate_many(self.net, prompts, self.generation)
         finally:
             self.net.train(was_training)
-        clean = lambda text: " ".join(text.split())  # one line each
-        return [(clean(self.tokenizer.decode(p)), clean(self.tokenizer.decode(o))) for p, o in zip(prompts, outputs)]
+        clean = lambda ids: " ".join(self.tokenizer.decode(ids).split())  # one line each, no special token
+        return [(clean(p), [clean(o) for o in outs]) for p, outs in zip(prompts, outputs)]
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking or not self._sample_prompts or not self.trainer.is_global_zero:
+            return
+        rows = [[self.current_epoch, prompt, texts[0]] for prompt, texts in self._continue(self._sample_prompts)]
+        self.write_samples(rows, ["epoch", "prompt", "sample"])
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[str]:
-        """One ``prompt<TAB>continuation`` line per prompt line."""
+        """One ``prompt<TAB>continuation[<TAB>continuation ...]`` line per prompt line (``num_return`` of them)."""
         prompts = [row[keep].tolist() for row, keep in zip(batch["ids"], batch["padding"])]  # left-padded
-        return [f"{text}\t{cont}" for text, (_, cont) in zip(batch["texts"], self._continue(prompts))]
+        return ["\t".join([text, *conts]) for text, (_, conts) in zip(batch["texts"], self._continue(prompts))]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -26,7 +26,7 @@ from kexue.errors import UsageError
 from kexue.metrics.missing import log_score
 from kexue.models.bert import BertFromConfig
 from kexue.models.sizes import check_vocabulary
-from kexue.models.tokenizers import wordpiece_tokenizer
+from kexue.models.tokenizers import BERT_SPECIALS, wordpiece_tokenizer
 from kexue.nn.components import build_component, component_config
 from kexue.optim import no_weight_decay_groups, warmup_linear_decay
 
@@ -126,11 +126,14 @@ class MaskedLMPretrainer(L.LightningModule):
         self._log_epoch("test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[str]:
-        """Each line with every ``[MASK]`` replaced by the most likely piece (``##`` dropped); lines without one
-        come back as they are."""
+        """Each line with every ``[MASK]`` replaced by the most likely piece that is not a special token (``##``
+        dropped); lines without one come back as they are."""
         pieces = self.hparams.vocabulary
         mask_id = pieces.index("[MASK]")
-        best = self(batch["ids"], batch["padding"]).argmax(-1)  # (B, T)
+        logits = self(batch["ids"], batch["padding"])  # (B, T, V)
+        specials = [pieces.index(t) for t in BERT_SPECIALS if t in pieces]
+        logits[..., specials] = float("-inf")  # a blank is filled with text, never with [SEP] / [PAD] / [UNK]
+        best = logits.argmax(-1)  # (B, T)
         lines = []
         for text, ids, guess in zip(batch["texts"], batch["ids"].tolist(), best.tolist()):
             fills = iter([pieces[g].removeprefix("##") for i, g in zip(ids, guess) if i == mask_id])

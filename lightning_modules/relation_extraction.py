@@ -18,6 +18,7 @@ the same network from random initialisation).
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import lightning as L
 import torch
@@ -60,13 +61,16 @@ class RelationExtractor(CountF1Stages, L.LightningModule):
         subject_power: subject probabilities are ``sigmoid ** subject_power`` (the post: 2).
         object_power: object probabilities are ``sigmoid ** object_power`` (the post: 4).
         start_threshold: a start is marked where its probability exceeds this (the post: 0.6).
-        end_threshold: likewise for an end (the post: 0.5).
+        end_threshold: likewise for an end (the post: 0.5). Both are decoding knobs (``runtime_arguments``):
+            at ``validate`` / ``test`` / ``predict`` the user's value wins over the checkpoint's.
         condition_hidden_dim: the Conditional LayerNorm projects the ``2 D`` subject vector to this size first
             (``None``: directly, as the post).
         lr: AdamW learning rate (the post fine-tunes BERT at 1e-5; a model from scratch wants ~1e-3); a BERT
             encoder's groups scale it layer by layer.
         weight_decay: AdamW weight decay.
     """
+
+    runtime_arguments: ClassVar[tuple[str, ...]] = ("start_threshold", "end_threshold")  # not from a checkpoint
 
     def __init__(
         self,

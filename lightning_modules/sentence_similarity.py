@@ -10,7 +10,7 @@ training scheme; what is kept and evaluated is the encoder (text -> unit vector)
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import lightning as L
 import torch
@@ -49,13 +49,16 @@ class SentenceSimilarity(L.LightningModule):
             or ``"softmax"`` (free class weights on the unit sentence vector, no margin: the post's baseline).
         scale: ``s`` of AM-Softmax (the post: 30).
         margin: ``m`` of AM-Softmax (the post: 0.35); 0 gives the normalised softmax without margin.
-        neighbours: how many nearest test sentences ``predict`` prints per line.
+        neighbours: how many nearest test sentences ``predict`` prints per line (``runtime_arguments``: the
+            user's at ``predict``, not the checkpoint's).
         lr: AdamW peak learning rate (``--optimizer`` on the CLI replaces the optimizer and this schedule).
         weight_decay: AdamW weight decay (it would also shrink the embeddings of n-grams unseen in training,
             which still match exactly between test sentences: keep 0).
         warmup: fraction of the training steps over which the learning rate rises linearly from 0.
         decay: after the warm-up, decay the learning rate linearly to 0 at the last step (else constant).
     """
+
+    runtime_arguments: ClassVar[tuple[str, ...]] = ("neighbours",)  # not restored from a checkpoint
 
     def __init__(
         self,

@@ -272,6 +272,15 @@ CATALOGUE: dict[str, list[tuple[str, list[str], list[str]]]] = {
                                                               "bert_mismatch", *FAST],
          ["bert_mismatch", "data.max_length=64 exceeds the 16 positions"]),
     ],
+    "issue 29: decoding": [
+        ("greedy asked for several continuations", ["predict", "language_model", "--untrained", "true", *NET_TINY,
+                                                    "--model.generation.do_sample", "false",
+                                                    "--model.generation.num_return", "2", *FAST],
+         ["num_return", "greedy has one continuation"]),
+        ("cond_lm asked for several reviews per draw", ["predict", "cond_lm", "--untrained", "true", *CLM_TINY,
+                                                        "--model.generation.num_return", "2", *FAST],
+         ["model.generation.num_return=2", "count on the predict line"]),
+    ],
     "VQ-VAE": [
         ("VQ-VAE with fewer than 2 codes", ["fit", "vq_vae", "--model.quantizer.num_codes", "1", *FAST],
          ["num_codes must be >= 2", "got 1"]),

@@ -108,7 +108,8 @@ def test_sentiment_and_cws_take_a_bert_folder_and_predict_from_the_checkpoint(tm
     texts.write_text("很好\n\n太差了\n", encoding="utf-8")
     pred = kexue("predict", "sentiment", "--ckpt_path", str(best), "--data.predict_path", str(texts), "--logger", "none")
     assert pred.returncode == 0, pred.stderr[-3000:]
-    lines = pred.stdout.splitlines()[-3:]
+    lines = pred.stdout.splitlines()  # one line per input line, nothing else
+    assert len(lines) == 3, lines
     assert lines[1] == "" and all(lines[i].split("\t")[0] in ("bad", "good") for i in (0, 2)), lines
     proc = kexue("fit", "sentiment", "--config", "bert", *quick)
     assert_one_line_error(proc, "checkpoint")

@@ -191,3 +191,21 @@ def test_ddp_is_one_flag(tmp_path: Path) -> None:
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
     assert checkpoints == ["best-0.ckpt", "last.ckpt"]  # written once, by rank 0
     assert (run_dir / "figures" / "test_confusion_matrix.png").is_file()
+
+
+def test_predictions_only_keeps_library_output_off_stdout(capfd: pytest.CaptureFixture[str]) -> None:
+    """Inside ``predictions_only`` a library's ``print`` and its writes to file descriptor 1 go to stderr; only
+    the stream it yields (the prediction writer's) reaches stdout, and both are restored after."""
+    import os
+    import sys
+
+    from kexue.platform.lightning_cli import predictions_only
+
+    with predictions_only() as stream:
+        print("a library's print")
+        os.write(1, b"a C library's write\n")
+        stream.write("the prediction\n")
+    print("after")
+    out, err = capfd.readouterr()
+    assert out == "the prediction\nafter\n" and "a library's print" in err and "a C library's write" in err
+    assert sys.stdout is not sys.stderr

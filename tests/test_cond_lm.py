@@ -103,7 +103,8 @@ def test_distinct_n_and_copy_rate_against_hand_counts() -> None:
     assert copy_rate([], ["很好"]) == 0.0
 
 
-def test_fit_logs_samples_and_predict_writes_reviews_per_label_line(tmp_path: Path) -> None:
+def test_fit_logs_samples_and_predict_writes_reviews_per_label_line(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
     fit = kexue("run", "cond_lm", *TINY, *QUICK)
     assert fit.returncode == 0, fit.stderr[-3000:]
     assert "test/ppl" in fit.stdout
@@ -115,9 +116,18 @@ def test_fit_logs_samples_and_predict_writes_reviews_per_label_line(tmp_path: Pa
     pred = kexue("predict", "cond_lm", "--ckpt_path", str(ckpt), "--data.predict_path", "labels.txt",
                  "--model.generation.top_k", "5", "--model.generation.max_new_tokens", "8", "--logger", "none")
     assert pred.returncode == 0, pred.stderr[-3000:]
-    lines = [line.split("\t") for line in pred.stdout.splitlines()[-3:]]
+    lines = [line.split("\t") for line in pred.stdout.splitlines()]  # one line per label line, nothing else
     assert [(row[0], len(row) - 1) for row in lines] == [("pos", 1), ("neg", 3), ("pos", 2)]
     assert all(len(text) <= 8 for row in lines for text in row[1:])
+    from kexue.cli import main
+
+    capsys.readouterr()  # decoding is the user's at predict (runtime_arguments): greedy is one review per label
+    assert main(["predict", "cond_lm", "--ckpt_path", str(ckpt), "--data.predict_path", "labels.txt",
+                 "--model.generation.do_sample", "false", "--model.generation.max_new_tokens", "8", "--logger", "none",
+                 "--trainer.default_root_dir", str(tmp_path / "greedy")]) == 0
+    greedy = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [(row[0], len(set(row[1:]))) for row in greedy] == [("pos", 1), ("neg", 1), ("pos", 1)]
+    assert greedy[0][1] == greedy[2][1] and greedy != lines  # the argmax, not the sampled reviews
 
 
 def test_a_bad_label_line_is_one_line_and_a_bert_folder_trains(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from kexue.generation import (
     beam_search,
     filter_top_k_top_p,
     generate,
+    generate_many,
     left_pad,
 )
 from kexue.models import CausalLM
@@ -95,12 +96,28 @@ def test_batched_left_padded_equals_each_alone(positions):
     assert len(lengths) > 1 and 7 in lengths and any(o[-1] == 3 for o in batched)  # some rows stopped early
 
 
-def test_greedy_repetition_penalty_equals_brute_force():
+def test_repetition_penalty_equals_brute_force_and_greedy_ignores_it():
+    """Top-k 1 sampling is the penalised argmax (the brute force); greedy is the plain argmax whatever
+    ``repetition_penalty`` says (the sampling knobs act only when sampling: greedy = transformers' greedy)."""
     model = tiny_lm("rotary")
     prompts = [[2], [2, 1, 1, 4]]  # pad_id 3, the first prompt's greedy token, must not count as seen
-    out = generate(model, prompts, max_new_tokens=8, pad_id=3, repetition_penalty=3.0)
+    out = generate(model, prompts, max_new_tokens=8, pad_id=3, repetition_penalty=3.0, do_sample=True, top_k=1)
     assert out == [brute_greedy(model, p, 8, penalty=3.0) for p in prompts]
-    assert out != generate(model, prompts, max_new_tokens=8, pad_id=3)  # the penalty mattered
+    plain = generate(model, prompts, max_new_tokens=8, pad_id=3)
+    assert out != plain  # the penalty mattered
+    assert generate(model, prompts, max_new_tokens=8, pad_id=3, repetition_penalty=3.0, top_k=2, top_p=0.5,
+                    temperature=5.0) == plain
+
+
+def test_generate_many_returns_num_return_continuations_per_prompt():
+    model = tiny_lm("rotary")
+    prompts = [[1, 2, 3], [4]]
+    beams = generate_many(model, prompts, num_beams=3, num_return=2, max_new_tokens=4)
+    assert beams == [[hyp for hyp, _ in hyps] for hyps in beam_search(model, prompts, num_beams=3, num_return=2,
+                                                                        max_new_tokens=4)]
+    samples = generate_many(model, prompts, do_sample=True, temperature=3.0, num_return=4, max_new_tokens=6, seed=0)
+    assert [len(s) for s in samples] == [4, 4] and len({tuple(s) for s in samples[0]}) > 1  # independent draws
+    assert generate_many(model, prompts, max_new_tokens=4) == [[g] for g in generate(model, prompts, max_new_tokens=4)]
 
 
 def test_min_new_tokens_forbids_early_eos():
@@ -229,7 +246,8 @@ def test_left_pad():
     (dict(top_p=1.5), r"top_p must be in \(0, 1\], got 1.5"),
     (dict(temperature=0.0), "temperature must be > 0, got 0.0"),
     (dict(temperature=-1.0), "temperature must be > 0, got -1.0"),
-    (dict(num_beams=2, num_return=3), r"num_return must be in \[1, num_beams=2\], got 3"),
+    (dict(num_beams=2, num_return=3), r"num_return must be in \[1, num_beams=2\] unless do_sample"),
+    (dict(num_return=2), r"num_return must be in \[1, num_beams=1\] unless do_sample \(greedy has one"),
     (dict(eos_id=7), "eos_id=7 but the model's vocabulary has V=7"),
 ])
 def test_bad_input_is_a_value_error(kwargs, match):

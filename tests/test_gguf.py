@@ -57,9 +57,9 @@ def random_llama(tied: bool, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def write_gguf(path: Path, w: dict[str, np.ndarray], bad: dict[str, np.ndarray] | None = None,
-               drop: str | None = None) -> Path:
+               drop: str | None = None, add_bos: bool = False, add_eos: bool | None = None) -> Path:
     """``w`` as a llama.cpp-style GGUF (F32 tensors, q/k permuted); ``bad`` replaces tensors by GGUF name,
-    ``drop`` leaves one out."""
+    ``drop`` leaves one out; ``add_bos`` / ``add_eos`` the tokenizer's flags (``None``: not written)."""
     writer = gguf.GGUFWriter(path, "llama")
     writer.add_block_count(LAYERS)
     writer.add_context_length(64)
@@ -81,7 +81,9 @@ def write_gguf(path: Path, w: dict[str, np.ndarray], bad: dict[str, np.ndarray] 
     writer.add_token_merges(MERGES)
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
-    writer.add_add_bos_token(False)
+    writer.add_add_bos_token(add_bos)
+    if add_eos is not None:
+        writer.add_add_eos_token(add_eos)
     tensors = {"token_embd.weight": w["embed"], "output_norm.weight": w["final_norm"]}
     if "output" in w:
         tensors["output.weight"] = w["output"]
@@ -173,8 +175,28 @@ def test_key_map_is_explicit() -> None:
 
 
 def test_tokenizer_alone(tmp_path: Path) -> None:
-    tok, bos, eos = load_gguf_tokenizer(write_gguf(tmp_path / "tiny.gguf", random_llama(True)))
-    assert (bos, eos) == (1, 2) and tok.encode("hello").ids == [tiny_vocab().index("hello")]
+    tok, bos, eos, add_bos, add_eos = load_gguf_tokenizer(write_gguf(tmp_path / "tiny.gguf", random_llama(True)))
+    assert (bos, eos, add_bos, add_eos) == (1, 2, False, False)
+    assert tok.encode("hello").ids == [tiny_vocab().index("hello")]
+
+
+@pytest.mark.parametrize(("add_bos", "add_eos"), [(False, None), (True, None), (True, True)])
+def test_every_path_honours_the_files_bos_and_eos_flags(tmp_path: Path, add_bos: bool, add_eos: bool | None) -> None:
+    """``tokenizer.ggml.add_bos_token`` / ``add_eos_token``: the loader's tokenizer (special tokens on), the task's
+    component and the DataModule's prompts and training lines all frame a text alike (SmolLM2 says no BOS)."""
+    from kexue.datamodules.language_model import LanguageModelDataModule
+    from kexue.models import PretrainedTokenizer
+
+    path = write_gguf(tmp_path / "tiny.gguf", random_llama(True), add_bos=add_bos, add_eos=add_eos)
+    hello = tiny_vocab().index("hello")
+    framed = [1] * add_bos + [hello] + [2] * bool(add_eos)
+    assert load_gguf_tokenizer(path).tokenizer.encode("hello").ids == framed
+    tok = PretrainedTokenizer(str(path))
+    assert (tok.add_bos, tok.add_eos) == (add_bos, bool(add_eos)) and tok.frame(tok.encode("hello")) == framed
+    data = LanguageModelDataModule(tokenizer=tok)
+    prompt = data.collate([("hello", data.predict_target)])["ids"][0].tolist()
+    assert prompt == [1] * add_bos + [hello]  # a prompt to continue never ends with the EOS
+    assert data.collate([("hello", None), ("hello", None)])["ids"][0].tolist()[:len(framed)] == framed
 
 
 def test_the_components_over_a_gguf_file_are_the_loaders_with_the_sizes_checked(tmp_path: Path) -> None:
@@ -270,3 +292,28 @@ def test_smollm2_logits_and_greedy_tokens_equal_transformers(smollm2_pair: tuple
             their_ids = torch.cat([their_ids, theirs(their_ids).logits[:, -1:].argmax(-1)], dim=1)
     assert ours_ids.tolist() == their_ids.tolist(), (tok.decode(ours_ids[0].tolist()),
                                                      tok.decode(their_ids[0].tolist()))
+
+
+def test_the_clis_greedy_continuation_equals_transformers_greedy(smollm2_pair: tuple, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    """The README's greedy command (``--config smollm2 --model.generation.do_sample false``), with sampling knobs
+    that greedy ignores: the prompt without BOS (the file says ``add_bos_token = false``), the argmax at each
+    step, ``<|im_end|>`` never printed: the continuation transformers' ``generate(do_sample=False)`` gives."""
+    from kexue.cli import main
+
+    _, _, theirs, their_tok = smollm2_pair
+    (tmp_path / "prompts.txt").write_text(f"{PROMPTS[0]}\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["predict", "language_model", "--config", "smollm2", "--data.predict_path",
+                 str(tmp_path / "prompts.txt"), "--model.generation.max_new_tokens", "8",
+                 "--model.generation.do_sample", "false", "--model.generation.repetition_penalty", "1.3",
+                 "--model.generation.top_k", "2", "--logger", "none",
+                 "--trainer.default_root_dir", str(tmp_path / "runs")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ids = their_tok(PROMPTS[0], return_tensors="pt")["input_ids"]
+    eos = their_tok.eos_token_id
+    with torch.no_grad():
+        out = theirs.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=8,
+                              eos_token_id=eos, pad_token_id=eos)[0, ids.shape[1]:]
+    expected = " ".join(their_tok.decode(out, skip_special_tokens=True).split())
+    assert lines == [f"{PROMPTS[0]}\t{expected}"] and "Paris" in expected

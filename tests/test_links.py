@@ -171,3 +171,16 @@ def test_run_refuses_a_task_with_a_broken_link(tmp_path: Path, monkeypatch: pyte
     assert err[0].startswith("kexue: error: task 'typo': links ('data.labels', 'model.no_such_argument'): ")
     assert "has no argument 'no_such_argument'" in err[0] and "report it" in err[0]
     assert not (tmp_path / "runs").exists()  # refused before a run directory was made
+
+
+def test_runtime_arguments_name_real_model_arguments() -> None:
+    """``runtime_arguments`` (the decoding / evaluation knobs a checkpoint must not override at predict/test) name
+    arguments of their LightningModule: a misspelt one would silently fall back to the checkpoint's value."""
+    import inspect
+
+    listed = {name: getattr(t.module_class(), "runtime_arguments", ()) for name, t in TASKS.items()}
+    assert {"language_model", "cond_lm", "relation_extraction", "reading_comprehension", "flow",
+            "sentence_similarity"} <= {n for n, args in listed.items() if args}
+    for name, args in listed.items():
+        params = inspect.signature(TASKS[name].module_class().__init__).parameters
+        assert set(args) <= params.keys(), (name, set(args) - params.keys())

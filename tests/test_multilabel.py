@@ -214,7 +214,8 @@ def test_checkpoint_alone_predicts_one_line_per_input_line(tmp_path: Path, capsy
     raw = tmp_path / "raw.txt"
     raw.write_text("张万年迟浩田会见彭楚政事迹报告团时强调\n\n今天下雨。\n", encoding="utf-8")
     assert main(["predict", "multilabel", "--ckpt_path", ckpt, "--logger", "none", f"--data.predict_path={raw}"]) == 0
-    lines = capsys.readouterr().out.splitlines()[-3:]
+    lines = capsys.readouterr().out.splitlines()  # one line per input line, nothing else
+    assert len(lines) == 3, lines
     assert lines[1] == "", lines
     for line in (lines[0], lines[2]):
         chosen, scores = line.split("\t")

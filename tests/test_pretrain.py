@@ -187,3 +187,23 @@ def test_a_split_with_nothing_masked_has_no_figures_and_says_why() -> None:
     model._evaluate(batch, "test")
     model._log_epoch("test")
     assert math.isfinite(float(logged["test/loss"])) and not model.missing_figures  # a figure again
+
+
+def test_predict_prints_one_line_per_input_line_whatever_a_library_prints(tmp_path: Path,
+                                                                         capfd: pytest.CaptureFixture) -> None:
+    """The WordPiece trainer fitted at instantiation writes blank lines to file descriptor 1; predict's stdout
+    still holds exactly one line per input line (kexue.platform.lightning_cli.predictions_only)."""
+    from kexue.cli import main
+
+    lines = tmp_path / "lines.txt"
+    lines.write_text("今天[MASK]气很好\n\n我们去公园\n", encoding="utf-8")
+    corpus = tmp_path / "corpus.txt"  # the WordPiece is fitted on these few lines, not on the embedded corpus
+    corpus.write_text("今天天气很好\n我们去公园散步\n公园里人很多\n", encoding="utf-8")
+    tiny = ["--model.bert.dim", "8", "--model.bert.num_heads", "2", "--model.bert.num_layers", "1",
+            "--data.tokenizer.vocab_size", "60", "--data.tokenizer.min_frequency", "1", "--data.masking", "token",
+            *(f"--data.{split}_path={corpus}" for split in ("train", "val", "test"))]
+    assert main(["predict", "pretrain", "--untrained", "true", *tiny, "--data.predict_path", str(lines),
+                 "--logger", "none", "--trainer.default_root_dir", str(tmp_path / "runs")]) == 0
+    out = capfd.readouterr().out.splitlines()
+    assert len(out) == 3 and out[0].startswith("今天") and out[1:] == ["", "我们去公园"]
+    assert not any(t in out[0] for t in ("[MASK]", "[SEP]", "[CLS]", "[PAD]", "[UNK]"))  # filled with text only

@@ -192,6 +192,23 @@ def test_gpt2_tokenizer_ids_match_transformers(tmp_path: Path) -> None:
         for text in texts:
             assert ours.encode(text).ids == reference(text)["input_ids"], (cls.__name__, text)
     assert [ours.decode(ours.encode(t).ids) for t in texts] == texts
+    # <|endoftext|> is a special token, as in GPT2TokenizerFast: one id in a text, dropped by decode (never
+    # printed in a continuation), and the folder's tokenizer_config.json flags frame texts as transformers does.
+    special = "hello<|endoftext|> the other"
+    reference = transformers.GPT2TokenizerFast(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
+    ids = ours.encode(special).ids
+    assert ids == reference(special)["input_ids"] and vocab["<|endoftext|>"] in ids
+    assert ours.decode(ids) == reference.decode(ids, skip_special_tokens=True) == "hello the other"
+    from kexue.models import PretrainedTokenizer
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}), encoding="utf-8")
+    assert (PretrainedTokenizer(str(tmp_path)).add_bos, PretrainedTokenizer(str(tmp_path)).add_eos) == (False, False)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"add_bos_token": True}), encoding="utf-8")
+    framed = transformers.GPT2TokenizerFast.from_pretrained(str(tmp_path))
+    assert framed("hello there")["input_ids"][0] == vocab["<|endoftext|>"]  # transformers adds the BOS here
+    assert gpt2_tokenizer(tmp_path).encode("hello there").ids == framed("hello there")["input_ids"]
+    tok = PretrainedTokenizer(str(tmp_path))
+    assert tok.frame(tok.encode("hello there"), end=False) == framed("hello there")["input_ids"]
 
 
 # ---------------------------------------------------------------------------------------------------------- GPT2_ML
@@ -279,6 +296,7 @@ def test_the_components_read_a_gpt2_ml_folder_as_gpt2_ml(tmp_path: Path) -> None
     tok = PretrainedTokenizer(str(tmp_path))
     assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.vocab_size) == (0, 2, 3, ML["vocab_size"])
     assert tok.encode("好的酒店") == [5, 6, 7, 8]
+    assert tok.decode([2, 5, 6, 3, 0]) == tok.decode([5, 6]) == "好 的"  # no [CLS] / [SEP] / [PAD] in the text
     model = PretrainedCausalLM(str(tmp_path), vocab_size=tok.vocab_size, max_length=16).eval()
     assert type(model) is GPT2ML
     ids = torch.tensor([[2, 5, 6, 7, 8, 3]])

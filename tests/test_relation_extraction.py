@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from kexue.cli import main
 from kexue.datamodules.relation_extraction import RelationExtractionDataModule, pointer_spans
 from kexue.lightning_modules.relation_extraction import RelationExtractor, pair_pointers
 from kexue.losses import powered_sigmoid_bce
@@ -150,7 +151,8 @@ def bert_options(folder: Path) -> list[str]:
             str(folder)]
 
 
-def test_a_bert_folder_fits_predicts_json_lines_and_trains_from_scratch(tmp_path: Path) -> None:
+def test_a_bert_folder_fits_predicts_json_lines_and_trains_from_scratch(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
     bert = tmp_path / "bert"
     tiny_bert(bert)
     fit = kexue("run", "relation_extraction", *bert_options(bert), "--model.lr", "1e-3", "--data.max_length", "62",
@@ -164,9 +166,17 @@ def test_a_bert_folder_fits_predicts_json_lines_and_trains_from_scratch(tmp_path
     pred = kexue("predict", "relation_extraction", "--ckpt_path", str(ckpt), "--data.predict_path", str(sentences),
                  "--logger", "none")
     assert pred.returncode == 0, pred.stderr[-3000:]
-    lines = [json.loads(line) for line in pred.stdout.splitlines()[-3:]]
+    lines = [json.loads(line) for line in pred.stdout.splitlines()]  # one line per input line, nothing else
     assert [line["text"] for line in lines] == ["今天的天气很好", "", long]
     assert all(isinstance(line["spo_list"], list) for line in lines)
+    found = {}  # the thresholds are the user's at predict (runtime_arguments), not the checkpoint's
+    for threshold in ("0.01", "0.99"):
+        capsys.readouterr()
+        assert main(["predict", "relation_extraction", "--ckpt_path", str(ckpt), "--data.predict_path", str(sentences),
+                     "--model.start_threshold", threshold, "--model.end_threshold", threshold, "--logger", "none",
+                     "--trainer.default_root_dir", str(tmp_path / "runs")]) == 0
+        found[threshold] = [json.loads(line)["spo_list"] for line in capsys.readouterr().out.splitlines()]
+    assert len(found["0.99"]) == 3 and not any(found["0.99"]) and any(found["0.01"]), found
     scratch = kexue("fit", "relation_extraction", *bert_options(bert), "--model.encoder.weights", "false",
                     "--data.max_length", "20", *user_files(), "--trainer.fast_dev_run", "1", "--logger", "none")
     assert scratch.returncode == 0, scratch.stderr[-3000:]

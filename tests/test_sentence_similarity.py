@@ -271,6 +271,9 @@ def test_cli_run_and_predict_on_user_files(tmp_path: Path, capsys: pytest.Captur
     fields = lines[0].split("\t")
     assert len(fields) == 7 and "北京天气如何" not in fields[1:]  # 3 neighbours, never the query itself
     assert all(-1.0 <= float(c) <= 1.0 for c in fields[1::2])
+    assert main(["predict", "sentence_similarity", "--ckpt_path", ckpt, "--data.predict_path", str(query), *common,
+                 "--model.neighbours", "1"]) == 0  # the user's at predict (runtime_arguments), not the checkpoint's 3
+    assert [len(line.split("\t")) for line in capsys.readouterr().out.splitlines()] == [3, 1, 3]
 
 
 def test_cli_bad_pairs_file_is_one_line_error() -> None:

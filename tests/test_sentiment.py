@@ -152,5 +152,6 @@ def test_checkpoint_alone_predicts_one_line_per_input_line(tmp_path: Path) -> No
     texts.write_text("很好用，推荐\n\n太烂了\n", encoding="utf-8")
     pred = kexue("predict", "sentiment", "--ckpt_path", best, "--data.predict_path", str(texts), "--logger", "none")
     assert pred.returncode == 0, pred.stderr[-3000:]
-    lines = pred.stdout.splitlines()[-3:]
+    lines = pred.stdout.splitlines()  # one line per input line, nothing else
+    assert len(lines) == 3, lines
     assert lines[1] == "" and all(re.fullmatch(r"(bad|good)\t(0\.[5-9]\d{3}|1\.0000)", lines[i]) for i in (0, 2)), lines

@@ -212,13 +212,13 @@ def test_cws_checkpoint_alone_predicts_the_segmentation_it_learned() -> None:
     # would not fit. sighan.txt: 迈向 充满 希望 的 新 世纪 / 中共中央 总书记.
     out = run_then_predict("cws", "sighan.txt", "迈向充满希望的新世纪\n\n中共中央总书记\n",
                            "--data.tokenizer.num_buckets=1024", "--data.tokenizer.bigrams=false")
-    assert out[-3:] == ["迈向 充满 希望 的 新 世纪", "", "中共中央 总书记"]  # one line per input line, blank kept
+    assert out == ["迈向 充满 希望 的 新 世纪", "", "中共中央 总书记"]  # one line per input line, blank kept
 
 
 def test_ner_predict_marks_entities() -> None:
     # conll.txt: 江泽民 PER, 北京 LOC / 新华社 ORG.
     out = run_then_predict("ner", "conll.txt", "江泽民在北京\n\n新华社\n", "--data.tokenizer.num_buckets=1024", "--model.head=memm")
-    assert out[-3:] == ["[江泽民/PER]在[北京/LOC]", "", "[新华社/ORG]"]
+    assert out == ["[江泽民/PER]在[北京/LOC]", "", "[新华社/ORG]"]  # exactly one line per input line
 
 
 def test_malformed_user_file_is_one_line_error() -> None:

@@ -43,8 +43,9 @@ class ConditionalBertLM(nn.Module):
     def sample(self, labels: Tensor, bos_id: int, eos_id: int, config: GenerationConfig,
                banned: Sequence[int] = ()) -> list[list[int]]:
         """New token ids (without ``<eos>``) of one review per label of ``labels`` ``(B,)``, decoded by ``config``
-        (greedy or sampling with temperature / top-k / top-p / repetition penalty), recomputing the whole prefix
-        each step (no KV cache: T is short). ``banned`` ids (padding, ``<bos>``, ``<unk>``) are never emitted."""
+        (greedy, the argmax, or sampling with temperature / top-k / top-p / repetition penalty), recomputing the
+        whole prefix each step (no KV cache: T is short). ``banned`` ids (padding, ``<bos>``, ``<unk>``) are never
+        emitted."""
         B, V = len(labels), self.bert.vocab_size
         generator = None if config.seed is None else torch.Generator().manual_seed(config.seed)
         ids = torch.full((B, 1), bos_id, dtype=torch.long, device=labels.device)  # (B, 1)
@@ -53,7 +54,7 @@ class ConditionalBertLM(nn.Module):
         for step in range(config.max_new_tokens):
             logits = self(ids, labels)[:, -1].float()  # (B, V)
             logits[:, list(banned)] = float("-inf")
-            if config.repetition_penalty != 1.0:
+            if config.penalises:  # sampling only: greedy is the plain argmax
                 logits = apply_repetition_penalty(logits, seen, config.repetition_penalty)
             if step < config.min_new_tokens:
                 logits[:, eos_id] = float("-inf")

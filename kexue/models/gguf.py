@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -109,7 +109,8 @@ def gguf_key_map(num_layers: int, tied: bool) -> dict[str, str | tuple[str, ...]
 def gguf_tokenizer(fields: dict, path: Path) -> Tokenizer:
     """A byte-level BPE ``tokenizers.Tokenizer`` from ``tokenizer.ggml.*``: the vocabulary in file order (ids are
     positions), the merges, control tokens as special tokens and user-defined ones as added tokens, the
-    pre-tokenizer llama.cpp uses for ``tokenizer.ggml.pre``, and a BOS when ``add_bos_token`` says so."""
+    pre-tokenizer llama.cpp uses for ``tokenizer.ggml.pre``, and a BOS / EOS around texts when
+    ``add_bos_token`` / ``add_eos_token`` say so (:func:`gguf_special_flags`)."""
     kind, pre = _field(fields, "tokenizer.ggml.model", path), _field(fields, "tokenizer.ggml.pre", path, "default")
     if kind != "gpt2" or pre not in BYTE_LEVEL_PRE:
         raise CheckpointError(f"tokenizer.ggml.model={kind!r}, tokenizer.ggml.pre={pre!r}: only byte-level BPE "
@@ -131,11 +132,22 @@ def gguf_tokenizer(fields: dict, path: Path) -> Tokenizer:
                                   for t, kind in zip(tokens, types) if kind == GGUF_CONTROL])
     tokenizer.add_tokens([AddedToken(t, special=False, normalized=False)
                           for t, kind in zip(tokens, types) if kind == GGUF_USER_DEFINED])
-    bos = _field(fields, "tokenizer.ggml.bos_token_id", path, None)
-    if bos is not None and _field(fields, "tokenizer.ggml.add_bos_token", path, False):
+    add_bos, add_eos = gguf_special_flags(fields, path)
+    bos, eos = (_field(fields, f"tokenizer.ggml.{k}_token_id", path, None) for k in ("bos", "eos"))
+    frame = [(tokens[i], int(i)) for i, on in ((bos, add_bos), (eos, add_eos)) if on and i is not None]
+    if frame:
+        start = [tokens[bos]] if add_bos and bos is not None else []
+        end = [tokens[eos]] if add_eos and eos is not None else []
         tokenizer.post_processor = processors.TemplateProcessing(
-            single=f"{tokens[bos]} $A", pair=f"{tokens[bos]} $A $B", special_tokens=[(tokens[bos], int(bos))])
+            single=" ".join([*start, "$A", *end]), pair=" ".join([*start, "$A", "$B", *end]),
+            special_tokens=list(dict(frame).items()))
     return tokenizer
+
+
+def gguf_special_flags(fields: dict, path: Path) -> tuple[bool, bool]:
+    """``(add_bos, add_eos)``: whether texts get the BOS / EOS token, from ``tokenizer.ggml.add_bos_token`` /
+    ``add_eos_token`` (``False`` when unset, llama.cpp's default for a byte-level BPE)."""
+    return tuple(bool(_field(fields, f"tokenizer.ggml.add_{k}_token", path, False)) for k in ("bos", "eos"))
 
 
 def read_gguf(path: str | os.PathLike):  # noqa: ANN201 (a gguf.GGUFReader; gguf is imported lazily)
@@ -205,8 +217,19 @@ def load_gguf(path: str | os.PathLike) -> tuple[CausalLM, Tokenizer]:
     return model.eval(), tokenizer
 
 
-def load_gguf_tokenizer(path: str | os.PathLike) -> tuple[Tokenizer, int | None, int | None]:
-    """Only the tokenizer of a GGUF file (no tensors are read), with its BOS and EOS ids (``None`` when unset)."""
+class GGUFTokenizer(NamedTuple):
+    """What :func:`load_gguf_tokenizer` reads: the tokenizer, the BOS / EOS ids (``None`` when unset) and whether
+    texts get them (``add_bos`` / ``add_eos``, :func:`gguf_special_flags`)."""
+
+    tokenizer: Tokenizer
+    bos_id: int | None
+    eos_id: int | None
+    add_bos: bool
+    add_eos: bool
+
+
+def load_gguf_tokenizer(path: str | os.PathLike) -> GGUFTokenizer:
+    """Only the tokenizer of a GGUF file (no tensors are read), with its BOS / EOS ids and flags."""
     path = Path(path)
     fields = read_gguf(path).fields
     arch = _field(fields, "general.architecture", path)
@@ -215,8 +238,8 @@ def load_gguf_tokenizer(path: str | os.PathLike) -> tuple[Tokenizer, int | None,
     bos, eos = (_field(fields, f"tokenizer.ggml.{k}_token_id", path, None) for k in ("bos", "eos"))
     with read_by_library(path, "cannot build its tokenizer"):
         tokenizer = gguf_tokenizer(fields, path)
-        bos, eos = (None if i is None else int(i) for i in (bos, eos))
-    return tokenizer, bos, eos
+    return GGUFTokenizer(tokenizer, None if bos is None else int(bos), None if eos is None else int(eos),
+                         *gguf_special_flags(fields, path))
 
 
 def smollm2_path() -> Path:
@@ -232,5 +255,5 @@ def load_smollm2() -> tuple[CausalLM, Tokenizer]:
     return load_gguf(smollm2_path())
 
 
-__all__ = ["gguf_config", "gguf_key_map", "gguf_tokenizer", "load_gguf", "load_gguf_tokenizer", "load_smollm2",
-           "read_gguf", "smollm2_path"]
+__all__ = ["GGUFTokenizer", "gguf_config", "gguf_key_map", "gguf_special_flags", "gguf_tokenizer", "load_gguf",
+           "load_gguf_tokenizer", "load_smollm2", "read_gguf", "smollm2_path"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
 
 from kexue.errors import UsageError
 from kexue.nn.components import FittedComponent
@@ -24,16 +24,26 @@ from kexue.text.vocabulary import CHAR_SPECIALS, char_vocabulary
 
 
 class LMTokenizer(FittedComponent):
-    """A ``tokenizers.Tokenizer`` plus the ids a language model needs: ``pad_id``, ``bos_id`` (``None``: texts start
-    bare) and ``eos_id`` (``None``: generation stops at ``max_new_tokens`` only).
+    """A ``tokenizers.Tokenizer`` plus the ids a language model needs: ``pad_id``, ``bos_id`` and ``eos_id``
+    (``None``: generation stops at ``max_new_tokens`` only), and whether a text gets them, ``add_bos`` /
+    ``add_eos``: the checkpoint's own flags (a GGUF's ``tokenizer.ggml.add_bos_token``, a GPT-2 folder's
+    ``tokenizer_config.json``), so that a prompt is the ids the checkpoint's own tokenizer gives.
 
-    ``encode(text) -> list[int]`` adds no special tokens; ``decode(ids) -> str`` drops them. A component subclass
-    is a :class:`~kexue.nn.components.FittedComponent`: whether it still has to learn from the training texts
+    ``encode(text) -> list[int]`` adds no special tokens; :meth:`frame` adds them as the flags say;
+    ``decode(ids) -> str`` drops every special token. A component subclass is a
+    :class:`~kexue.nn.components.FittedComponent`: whether it still has to learn from the training texts
     (:attr:`fitted`, :meth:`fit`) and how to rebuild it (:meth:`config`), which is what a checkpoint keeps.
     """
 
-    def __init__(self, tokenizer: Tokenizer, pad_id: int, bos_id: int | None, eos_id: int | None) -> None:
+    def __init__(self, tokenizer: Tokenizer, pad_id: int, bos_id: int | None, eos_id: int | None,
+                 add_bos: bool = True, add_eos: bool = True) -> None:
         self.tokenizer, self.pad_id, self.bos_id, self.eos_id = tokenizer, pad_id, bos_id, eos_id
+        self.add_bos, self.add_eos = add_bos and bos_id is not None, add_eos and eos_id is not None
+
+    def frame(self, ids: Sequence[int], end: bool = True) -> list[int]:
+        """``ids`` with the BOS before them when ``add_bos``, and (``end``) the EOS after them when ``add_eos``;
+        a prompt to continue is framed with ``end=False``."""
+        return [self.bos_id] * self.add_bos + list(ids) + [self.eos_id] * (self.add_eos and end)
 
     @property
     def vocab_size(self) -> int:
@@ -122,13 +132,15 @@ def checkpoint_kind(source: str, option: str) -> str:
 
 
 class PretrainedTokenizer(LMTokenizer):
-    """The tokenizer of pretrained checkpoint ``source``, with its pad/bos/eos ids.
+    """The tokenizer of pretrained checkpoint ``source``, with its pad/bos/eos ids and its BOS/EOS flags.
 
     Args:
         source: ``smollm2`` (the asset, ``kexue fetch smollm2``), a Llama ``.gguf`` file (its byte-level BPE,
-            ``<bos>``/``<eos>`` from the file, padding with ``<eos>``), a Hugging Face GPT-2 folder (``vocab.json`` +
-            ``merges.txt``; ``<|endoftext|>`` starts, ends and pads), or a GPT2_ML folder (``vocab.txt`` WordPiece;
-            ``[CLS]`` / ``[SEP]`` / ``[PAD]``).
+            ``<bos>``/``<eos>`` and ``add_bos_token``/``add_eos_token`` from the file, padding with ``<eos>``), a
+            Hugging Face GPT-2 folder (``vocab.json`` + ``merges.txt``; ``<|endoftext|>`` is BOS, EOS and padding,
+            added to texts when ``tokenizer_config.json`` says ``add_bos_token`` / ``add_eos_token``: by default
+            neither, as in transformers), or a GPT2_ML folder (``vocab.txt`` WordPiece; ``[CLS]`` text ``[SEP]``,
+            ``[PAD]``).
     """
 
     def __init__(self, source: str) -> None:
@@ -136,17 +148,25 @@ class PretrainedTokenizer(LMTokenizer):
         if kind in ("smollm2", "gguf"):
             from kexue.models.gguf import load_gguf_tokenizer, smollm2_path
 
-            tokenizer, bos, eos = load_gguf_tokenizer(smollm2_path() if kind == "smollm2" else source)
-            super().__init__(tokenizer, pad_id=eos if eos is not None else 0, bos_id=bos, eos_id=eos)
+            tokenizer, bos, eos, add_bos, add_eos = load_gguf_tokenizer(
+                smollm2_path() if kind == "smollm2" else source)
+            super().__init__(tokenizer, pad_id=eos if eos is not None else 0, bos_id=bos, eos_id=eos,
+                             add_bos=add_bos, add_eos=add_eos)
             return
-        from kexue.models.tokenizers import gpt2_tokenizer, wordpiece_tokenizer
+        from kexue.models.tokenizers import gpt2_tokenizer, special_token_flags, wordpiece_tokenizer
 
         if kind == "gpt2":
             tokenizer = gpt2_tokenizer(source)
             eos = tokenizer.token_to_id("<|endoftext|>")
-            super().__init__(tokenizer, pad_id=eos if eos is not None else 0, bos_id=eos, eos_id=eos)
+            add_bos, add_eos = special_token_flags(source)
+            super().__init__(tokenizer, pad_id=eos if eos is not None else 0, bos_id=eos, eos_id=eos,
+                             add_bos=add_bos, add_eos=add_eos)
             return
+        # GPT2_ML has no flags: bert4keras' GPT2_ML example continues [CLS] text, trained on [CLS] text [SEP].
         tokenizer = wordpiece_tokenizer(Path(source) / "vocab.txt", special_tokens=False)
+        # [SEP] ends a continuation and decode must drop it, as every other special piece: registered as special.
+        specials = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if tokenizer.token_to_id(t) is not None]
+        tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
         super().__init__(tokenizer, pad_id=tokenizer.token_to_id("[PAD]") or 0,
                          bos_id=tokenizer.token_to_id("[CLS]"), eos_id=tokenizer.token_to_id("[SEP]"))
 

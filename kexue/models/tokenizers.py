@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from kexue.errors import UsageError
 from kexue.models.checkpoints import CheckpointError, MissingCheckpointFile, folder, read_by_library, read_json_config
@@ -69,9 +69,18 @@ def bert_tokenizer(path: str | Path) -> Tokenizer:
     return wordpiece_tokenizer(root / "vocab.txt", lowercase=lowercase)
 
 
+GPT2_SPECIALS = ("<|endoftext|>",)  # GPT-2's one special token: it starts, ends and pads texts
+
+
 def gpt2_tokenizer(path: str | Path, merges: str | Path | None = None) -> Tokenizer:
     """GPT-2's byte-level BPE: ``path`` a folder with ``vocab.json`` and ``merges.txt``, or the ``vocab.json``
-    itself with ``merges`` its ``merges.txt``. Texts get no added tokens (GPT-2 has no ``[CLS]``)."""
+    itself with ``merges`` its ``merges.txt``.
+
+    ``<|endoftext|>`` and the folder's own special tokens (``special_tokens_map.json``, the ``special`` entries of
+    ``tokenizer_config.json``'s ``added_tokens_decoder``) are special tokens, as in ``GPT2TokenizerFast``: the text
+    ``<|endoftext|>`` is that one id, and ``decode(..., skip_special_tokens=True)`` drops them. Texts get a BOS
+    (the folder's ``bos_token``) when ``tokenizer_config.json`` says ``add_bos_token``, an EOS when it says
+    ``add_eos_token`` (both off by default, as in transformers): :func:`special_token_flags`."""
     path = Path(path)
     vocab = _file(path, "vocab.json")
     merges = _file(path if merges is None else Path(merges), "merges.txt")
@@ -80,7 +89,76 @@ def gpt2_tokenizer(path: str | Path, merges: str | Path | None = None) -> Tokeni
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
     tokenizer.decoder = decoders.ByteLevel()
+    root = path if path.is_dir() else path.parent
+    specials = [t for t in (*GPT2_SPECIALS, *_folder_specials(root)) if tokenizer.token_to_id(t) is not None]
+    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in dict.fromkeys(specials)])
+    add_bos, add_eos = special_token_flags(root)
+    bos, eos = (_folder_token(root, name) or GPT2_SPECIALS[0] for name in ("bos_token", "eos_token"))
+    frame = [(t, tokenizer.token_to_id(t)) for t, on in ((bos, add_bos), (eos, add_eos)) if on]
+    if frame and all(i is not None for _, i in frame):
+        single = " ".join([bos] * add_bos + ["$A"] + [eos] * add_eos)
+        pair = single.replace("$A", "$A $B")
+        tokenizer.post_processor = processors.Sequence([
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(single=single, pair=pair, special_tokens=list(dict(frame).items()))])
     return tokenizer
+
+
+def _json_file(path: Path) -> dict:
+    """A folder's JSON settings file as a dict (``{}`` when absent); a ValueError naming it when it is not an
+    object of JSON."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a JSON object is needed, got a {type(data).__name__}")
+    return data
+
+
+def _token_text(value: object) -> str | None:
+    """A special token as ``special_tokens_map.json`` / ``tokenizer_config.json`` write it: a string or
+    ``{"content": ...}``."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def _folder_token(root: Path, name: str) -> str | None:
+    """The folder's ``name`` token (``bos_token``, ``eos_token``...) from its settings files, if it names one."""
+    for file in ("tokenizer_config.json", "special_tokens_map.json"):
+        token = _token_text(_json_file(root / file).get(name))
+        if token is not None:
+            return token
+    return None
+
+
+def _folder_specials(root: Path) -> list[str]:
+    """Every special token a Hugging Face folder's settings name."""
+    tokens = [_token_text(v) for k, v in _json_file(root / "special_tokens_map.json").items() if k.endswith("_token")]
+    config = _json_file(root / "tokenizer_config.json")
+    tokens += [_token_text(config.get(k)) for k in ("bos_token", "eos_token", "unk_token", "pad_token")]
+    added = config.get("added_tokens_decoder")
+    if isinstance(added, dict):
+        tokens += [_token_text(v) for v in added.values() if isinstance(v, dict) and v.get("special")]
+    return [t for t in tokens if t]
+
+
+def special_token_flags(root: str | Path) -> tuple[bool, bool]:
+    """``(add_bos, add_eos)`` of a Hugging Face tokenizer folder: its ``tokenizer_config.json``'s ``add_bos_token``
+    and ``add_eos_token``, ``False`` when unset (transformers' GPT-2 defaults); a ValueError naming the file when
+    one is not a boolean."""
+    file = Path(root) / "tokenizer_config.json"
+    config = _json_file(file)
+    flags = []
+    for key in ("add_bos_token", "add_eos_token"):
+        value = config.get(key, False)
+        if not isinstance(value, bool):
+            raise ValueError(f"{file}: {key} must be true or false, got {value!r}")
+        flags.append(value)
+    return flags[0], flags[1]
 
 
 BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -293,5 +371,5 @@ def decode_pieces(pieces: Sequence[str], ids: Iterable[int]) -> str:
 
 
 __all__ = ["BertCharTokenizer", "BertFolderCharTokenizer", "TrainedWordPiece", "bert_tokenizer",
-           "decode_pieces", "gpt2_tokenizer", "save_wordpiece", "train_wordpiece", "vocabulary_tokenizer",
-           "wordpiece_tokenizer"]
+           "decode_pieces", "gpt2_tokenizer", "save_wordpiece", "special_token_flags", "train_wordpiece",
+           "vocabulary_tokenizer", "wordpiece_tokenizer"]

@@ -9,9 +9,10 @@ import argparse
 import os
 import sys
 import warnings
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from types import MethodType
-from typing import Any
+from typing import Any, Iterator, TextIO
 
 import torch
 from jsonargparse import dict_to_namespace
@@ -268,10 +269,12 @@ def read_checkpoint(path: str, task: str) -> dict:
 class PredictionPrinter(BasePredictionWriter):
     """Prints ``predict_step``'s strings once, in input order, one line per input line, under any number of
     processes: each rank's predictions and their dataset indices are gathered on rank 0, which drops the
-    repeats a distributed sampler pads with."""
+    repeats a distributed sampler pads with. They go to ``stream`` (default ``sys.stdout``): under
+    :func:`predictions_only` the one stream left on the command's stdout."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(write_interval="epoch")
+        self.stream = stream
 
     def write_on_epoch_end(self, trainer: Trainer, pl_module: LightningModule, predictions: Any,
                            batch_indices: Any) -> None:
@@ -286,7 +289,42 @@ class PredictionPrinter(BasePredictionWriter):
             pairs = [pair for part in gathered for pair in part]
         if trainer.is_global_zero:
             for _, item in sorted(dict(pairs).items()):
-                print(item, flush=True)
+                print(item, file=self.stream or sys.stdout, flush=True)
+
+
+@contextmanager
+def predictions_only() -> Iterator[TextIO]:
+    """``kexue predict``'s stdout is its predictions, one line per input line, whatever a library prints (e.g.
+    the ``tokenizers`` trainers' progress, which writes blank lines to file descriptor 1): inside, ``sys.stdout``
+    is ``sys.stderr`` and file descriptor 1 is a copy of 2; the stream yielded writes to the command's stdout."""
+    out = sys.stdout
+    out.flush()
+    try:
+        on_fd1 = out.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # pytest's capsys, a StringIO: not a file descriptor
+        on_fd1 = False
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 at all (a daemon): only the Python level to redirect
+        saved = None
+    stream = os.fdopen(os.dup(saved), "w", encoding=out.encoding or "utf-8") if on_fd1 and saved is not None else out
+    if saved is not None:
+        try:
+            os.dup2(2, 1)
+        except OSError:  # no file descriptor 2 to send it to: file descriptor 1 stays as it is
+            os.close(saved)
+            saved = None
+    sys.stdout = sys.stderr
+    try:
+        yield stream
+    finally:
+        sys.stdout = out
+        stream.flush()
+        if stream is not out:
+            stream.close()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def run_task(command: str, task: Task, args: list[str]) -> int:
@@ -296,20 +334,24 @@ def run_task(command: str, task: Task, args: list[str]) -> int:
     # A component argument (the encoder) is saved as its config dict; Lightning's hint to ignore it is moot.
     warnings.filterwarnings("ignore", message=r"Attribute '\w+' is an instance of `nn.Module`")
     cli = phase = None
-    try:
+    # predict's stdout carries its predictions alone, from the first line of the command (a tokenizer fitted
+    # while the classes are built prints too); every other line goes to stderr.
+    with predictions_only() if command == "predict" else nullcontext(sys.stdout) as stream:
         try:
-            cli = KexueCLI(task, command, args)
-        except argparse.ArgumentError as err:
-            raise UsageError(f"{one_line(err, with_type=False)} (see `kexue {command} {task.name} --help`)") from err
-        phase = next(c for c in cli.trainer.callbacks if isinstance(c, Phase))
-        return _run(cli, command)
-    except (KeyboardInterrupt, SystemExit):
-        raise  # the CLI maps Ctrl-C and SIGTERM to 130 / 143
-    except BaseException as err:
-        return report(err, phase, cli.run_dir if cli is not None else None)
+            try:
+                cli = KexueCLI(task, command, args)
+            except argparse.ArgumentError as err:
+                raise UsageError(f"{one_line(err, with_type=False)} (see `kexue {command} {task.name} --help`)") \
+                    from err
+            phase = next(c for c in cli.trainer.callbacks if isinstance(c, Phase))
+            return _run(cli, command, stream)
+        except (KeyboardInterrupt, SystemExit):
+            raise  # the CLI maps Ctrl-C and SIGTERM to 130 / 143
+        except BaseException as err:
+            return report(err, phase, cli.run_dir if cli is not None else None)
 
 
-def _run(cli: KexueCLI, command: str) -> int:
+def _run(cli: KexueCLI, command: str, stream: TextIO) -> int:
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     ckpt = cli.config.ckpt_path
     if command in ("fit", "run"):
@@ -322,14 +364,14 @@ def _run(cli: KexueCLI, command: str) -> int:
     elif command in ("validate", "test"):
         results = getattr(trainer, command)(model, datamodule=data, ckpt_path=ckpt)
     elif command == "predict":
-        trainer.callbacks.append(PredictionPrinter())
+        trainer.callbacks.append(PredictionPrinter(stream))
         trainer.predict(model, datamodule=data, ckpt_path=ckpt, return_predictions=False)
     _close_loggers(trainer)
     if command in ("run", "validate", "test"):
         missing = getattr(model, "missing_figures", None) or {}  # figures computed on nothing (kexue.metrics.missing)
         for name, value in sorted({k: v for r in results for k, v in r.items()}.items()):
             print(figure_line(name, value, missing))
-    # A task may end its output with lines of its own (e.g. the path of exported vectors).
+    # A task may end its output with lines of its own (e.g. the path of exported vectors; on stderr under predict).
     lines = getattr(model, "report_lines", None)
     if callable(lines) and trainer.is_global_zero:
         for line in lines(command):
@@ -350,4 +392,5 @@ def _close_loggers(trainer: Trainer) -> None:
             print(f"CSV logs in {logger.log_dir}", file=sys.stderr)
 
 
-__all__ = ["KexueCLI", "PredictionPrinter", "check_options", "newest_checkpoint", "read_checkpoint", "run_task"]
+__all__ = ["KexueCLI", "PredictionPrinter", "check_options", "newest_checkpoint", "predictions_only", "read_checkpoint",
+           "run_task"]
