@@ -140,6 +140,16 @@ def test_lipschitz_bound_holds_after_training(network: str, shape: list[int], ex
     assert (net.inverse(z.detach(), iterations=300) - x).abs().max() <= 1e-4  # the fixed point is still reached
 
 
+def test_linear_layer_loads_weights_saved_with_torchs_spectral_norm() -> None:
+    # Checkpoints written before issue 29 held torch's parametrisation (linear.parametrizations.weight.original...).
+    old = torch.nn.Module()
+    old.linear = torch.nn.utils.parametrizations.spectral_norm(torch.nn.Linear(3, 4))
+    layer = SpectralNormLinear(3, 4)
+    layer.load_state_dict(old.state_dict())  # strict: every key found a place
+    torch.testing.assert_close(layer.weight, old.linear.parametrizations.weight.original)
+    torch.testing.assert_close(layer.bias, old.linear.bias)
+
+
 @pytest.mark.parametrize("network, shape", [("mlp", [2]), ("mlp", [1, 4, 4]), ("conv", [1, 6, 6])])
 def test_inverse_reconstructs(network: str, shape: list[int]) -> None:
     torch.manual_seed(0)

@@ -162,7 +162,8 @@ class _SpectralNorm(nn.Module):
     def _iterate(self, basis: Tensor, n: int, tol: float) -> tuple[Tensor, Tensor, Tensor]:
         """``(basis (k, *in), u (*in), v (*out))``: at most ``n`` subspace iterations on ``AᵀA`` from ``basis``
         (stopping once the Ritz values' sum grows by less than ``tol``), then the top Ritz pair, ``v = A u / ‖A u‖``."""
-        w, previous = self.weight.detach(), 0.0
+        dtype, w, previous = basis.dtype, self.weight.detach().float(), 0.0
+        basis = basis.float()  # QR and SVD want float32, under bf16 autocast too (hence the caller's autocast off)
         for _ in range(n):
             image = self.operator(basis, w)  # (k, *out)
             # ‖A B‖_F² = the sum of the Ritz values of AᵀA on span(B): non-decreasing too, and cheaper than an SVD
@@ -177,7 +178,7 @@ class _SpectralNorm(nn.Module):
         u = (left @ basis.flatten(1)).view(basis.shape[1:])  # (*in)
         u = u / u.norm().clamp_min(1e-12)
         v = self.operator(u[None], w)[0]  # (*out)
-        return basis, u, v / v.norm().clamp_min(1e-12)
+        return basis.to(dtype), u.to(dtype), (v / v.norm().clamp_min(1e-12)).to(dtype)
 
     def training_vectors(self) -> tuple[Tensor, Tensor]:
         """Unit ``(u (*in), v (*out))`` with ``vᵀ A u ≈ σ(A)`` for this training step (see the class)."""
@@ -192,13 +193,15 @@ class _SpectralNorm(nn.Module):
     def sigma(self) -> Tensor:
         """The normaliser ``σ`` of the current mode (see the class docstring): a scalar."""
         if self.training and not self.frozen:
-            u, v = self.training_vectors()
+            with torch.autocast(self.u.device.type, enabled=False):
+                u, v = self.training_vectors()
             self.u.copy_(u), self.v.copy_(v)
         if self.training or self.frozen:
             return (self.v * self.operator(self.u[None], self.weight)[0]).sum()
         key = (self.weight._version, self.weight.data_ptr(), self.weight.device, self.weight.dtype)
         if self._sigma_cache is None or self._sigma_cache[0] != key:
-            with torch.inference_mode(False), torch.no_grad():  # a normal tensor: later graphs may divide by it
+            with torch.inference_mode(False), torch.no_grad(), torch.autocast(self.u.device.type, enabled=False):
+                # a normal float tensor: later graphs may divide by it
                 self._sigma_cache = (key, self.exact_sigma())
         return self._sigma_cache[1]
 
