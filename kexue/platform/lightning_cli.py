@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, redirect_stderr, redirect_stdout
 from pathlib import Path
 from types import MethodType
 from typing import Any, Iterator, TextIO
@@ -28,7 +28,7 @@ from kexue.errors import UsageError, one_line
 from kexue.metrics.missing import figure_line
 from kexue.optim import configure_optimizers
 from kexue.platform.boundary import Phase, report
-from kexue.platform.loggers import fresh_run_dir
+from kexue.platform.loggers import RunDirectory
 from kexue.platform.options import (
     check_checkpoint_arguments,
     check_options,
@@ -64,11 +64,13 @@ class KexueCLI(LightningCLI):
     Every Trainer argument is exposed as ``--trainer.*``; ``--ckpt_path`` and the reliability options are added
     for all commands; ``--optimizer`` / ``--lr_scheduler`` build on the model's ``parameter_groups()``
     (:func:`kexue.optim.configure_optimizers`). Each run gets a fresh directory under
-    ``--trainer.default_root_dir`` (default ``runs/TASK``): its config, checkpoints, figures and logs.
+    ``--trainer.default_root_dir`` (default ``runs/TASK``): its config, checkpoints, figures and logs. ``run`` makes
+    it (:class:`~kexue.platform.loggers.RunDirectory`); the caller keeps it, so that a command refused while this
+    object is being built can still take its directory back.
     """
 
-    def __init__(self, task: Task, command: str, args: list[str]) -> None:
-        self.task, self.command = task, command
+    def __init__(self, task: Task, command: str, args: list[str], run: RunDirectory | None = None) -> None:
+        self.task, self.command, self.run = task, command, run or RunDirectory()
         self.from_checkpoint = command in ("validate", "test", "predict") and any(
             a == "--ckpt_path" or a.startswith("--ckpt_path=") for a in args)
         self.run_dir: str | None = None
@@ -139,7 +141,7 @@ class KexueCLI(LightningCLI):
         # DDP children re-run this command after rank 0 made the run directory: they inherit its name, so every
         # rank writes and reads the same run (best checkpoint included).
         inherited = os.environ.get("KEXUE_RUN_DIR") if rank_zero_only.rank != 0 else None
-        self.run_dir = inherited or fresh_run_dir(root)
+        self.run_dir = inherited or self.run.make(root)
         os.environ["KEXUE_RUN_DIR"] = self.run_dir
         cfg.trainer.default_root_dir = self.run_dir
         self._name_loggers()
@@ -334,12 +336,13 @@ def run_task(command: str, task: Task, args: list[str]) -> int:
     # A component argument (the encoder) is saved as its config dict; Lightning's hint to ignore it is moot.
     warnings.filterwarnings("ignore", message=r"Attribute '\w+' is an instance of `nn.Module`")
     cli = phase = None
+    run = RunDirectory()
     # predict's stdout carries its predictions alone, from the first line of the command (a tokenizer fitted
     # while the classes are built prints too); every other line goes to stderr.
     with predictions_only() if command == "predict" else nullcontext(sys.stdout) as stream:
         try:
             try:
-                cli = KexueCLI(task, command, args)
+                cli = KexueCLI(task, command, args, run)
             except argparse.ArgumentError as err:
                 raise UsageError(f"{one_line(err, with_type=False)} (see `kexue {command} {task.name} --help`)") \
                     from err
@@ -348,7 +351,27 @@ def run_task(command: str, task: Task, args: list[str]) -> int:
         except (KeyboardInterrupt, SystemExit):
             raise  # the CLI maps Ctrl-C and SIGTERM to 130 / 143
         except BaseException as err:
-            return report(err, phase, cli.run_dir if cli is not None else None)
+            if phase is None or not phase.running:  # refused before the first batch (exit 2): leave runs/ as it was
+                _withdraw(cli, run)
+            return report(err, phase, cli.run_dir if cli is not None else run.path)
+
+
+def _withdraw(cli: KexueCLI | None, run: RunDirectory) -> None:
+    """Take back what a refused command made: its loggers' runs (a W&B offline run folder) and its run directory
+    (:meth:`RunDirectory.discard`). Quietly: the refusal's one line stays the last thing on stderr."""
+    trainer = getattr(cli, "trainer", None)
+    for logger in trainer.loggers if trainer is not None else []:
+        experiment = getattr(logger, "_experiment", None)  # only a run that was started; never start one here
+        if experiment is not None and hasattr(experiment, "finish"):
+            with open(os.devnull, "w") as devnull, redirect_stdout(devnull), redirect_stderr(devnull):
+                try:
+                    experiment.finish(exit_code=2)
+                except Exception:  # noqa: BLE001 (a logger that cannot close must not hide the refusal)
+                    pass
+    try:
+        run.discard()
+    except OSError:
+        pass
 
 
 def _run(cli: KexueCLI, command: str, stream: TextIO) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import shutil
 import socket
 import sys
 import time
@@ -37,6 +38,47 @@ def fresh_run_dir(root: str | os.PathLike) -> str:
     if rank_zero_only.rank == 0:  # other DDP ranks get rank 0's directory through trainer.log_dir
         path.mkdir(parents=True)
     return str(path)
+
+
+class RunDirectory:
+    """The run's own directory: made by :meth:`make`, taken back by :meth:`discard` when the command was refused.
+
+    A refused command (exit 2 before the first batch: a bad option, a missing file, a checkpoint that does not fit)
+    must leave ``runs/`` as it found it, yet the directory has to exist before the loggers and the config callback
+    write into it. So :meth:`make` remembers the highest folder it created (``runs/`` itself on a first run) and
+    :meth:`discard` removes the run directory, unless it holds a checkpoint, and then the folders above it that
+    :meth:`make` created and that are empty again (another run's folder beside it keeps them). Nothing that existed
+    before the command is touched: the run directory is always new (:func:`fresh_run_dir`).
+    """
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self._top: Path | None = None  # the highest folder make() created
+
+    def make(self, root: str | os.PathLike) -> str:
+        """A fresh run directory under ``root`` (see :func:`fresh_run_dir`); its path."""
+        root = Path(root)
+        missing = [folder for folder in (root, *root.parents) if not folder.exists()]  # mkdir(parents=True) makes them
+        self.path = fresh_run_dir(root)
+        self._top = missing[-1] if missing else Path(self.path)
+        return self.path
+
+    def discard(self) -> bool:
+        """Remove what :meth:`make` created, as the class says; True if the run directory is gone."""
+        if self.path is None or self._top is None or rank_zero_only.rank != 0:
+            return False
+        path = Path(self.path)
+        if any(p.suffix == ".ckpt" for p in path.rglob("*")):
+            return False
+        shutil.rmtree(path, ignore_errors=True)
+        for folder in path.parents:
+            if folder != self._top and self._top not in folder.parents:
+                break  # above what make() created
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: another run lives there
+                break
+        return not path.exists()
 
 
 def check_reachable(url: str, timeout: float) -> None:
