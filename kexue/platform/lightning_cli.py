@@ -25,11 +25,13 @@ from torch.optim import Optimizer
 
 from kexue.errors import UsageError, one_line
 from kexue.optim import configure_optimizers
-from kexue.platform.boundary import Phase, report
+from kexue.platform.boundary import Phase, given_options, report
 from kexue.platform.loggers import fresh_run_dir
 from kexue.platform.options import (
     check_checkpoint_arguments,
     check_options,
+    check_parameters,
+    flatten_parser_keys,
     suggestion,
     tolerate_unused_parameters,
 )
@@ -111,7 +113,7 @@ class KexueCLI(LightningCLI):
         try:
             super().parse_arguments(parser, args)
         except argparse.ArgumentError as err:
-            raise UsageError(f"{one_line(err, with_type=False)}{suggestion(str(err), parser)} "
+            raise UsageError(f"{flatten_parser_keys(one_line(err, with_type=False))}{suggestion(str(err), parser)} "
                              f"(see `kexue {self.command} {self.task.name} --help`)") from err
 
     def before_instantiate_classes(self) -> None:
@@ -185,6 +187,7 @@ class KexueCLI(LightningCLI):
             raise UsageError(f"checkpoint does not fit this kexue's '{self.task.name}' model ({why}); it was "
                              "probably written by an older kexue: retrain", self.config.ckpt_path) from err
         cfg = self.config
+        check_parameters(self.model)
         # The loggers get the whole parsed config (LoggedSaveConfigCallback), so the DataModule's hyperparameters are
         # not merged into the model's as well: Lightning refuses a key both have with different values, e.g. a
         # vocabulary the data fills after save_hyperparameters() copied it (None) or pretrain's data.vocab_size (the
@@ -299,13 +302,14 @@ def run_task(command: str, task: Task, args: list[str]) -> int:
         try:
             cli = KexueCLI(task, command, args)
         except argparse.ArgumentError as err:
-            raise UsageError(f"{one_line(err, with_type=False)} (see `kexue {command} {task.name} --help`)") from err
+            raise UsageError(f"{flatten_parser_keys(one_line(err, with_type=False))} "
+                             f"(see `kexue {command} {task.name} --help`)") from err
         phase = next(c for c in cli.trainer.callbacks if isinstance(c, Phase))
         return _run(cli, command)
     except (KeyboardInterrupt, SystemExit):
         raise  # the CLI maps Ctrl-C and SIGTERM to 130 / 143
     except BaseException as err:
-        return report(err, phase, cli.run_dir if cli is not None else None)
+        return report(err, phase, cli.run_dir if cli is not None else None, given_options(args))
 
 
 def _run(cli: KexueCLI, command: str) -> int:

@@ -50,6 +50,16 @@ def check_options(cfg: Any) -> None:
         raise UsageError("--trainer.accelerator mps: no Apple GPU on this machine (use cpu or auto)")
 
 
+def check_parameters(model: torch.nn.Module) -> None:
+    """UsageError naming the component (``model.encoder``) when a network has a weight with no elements: a size
+    option of 0 builds such a layer without complaint, and it fails only at the first batch, where the error
+    boundary would take it for a bug."""
+    for name, weight in model.named_parameters():
+        if not torch.nn.parameter.is_lazy(weight) and weight.numel() == 0:
+            raise UsageError(f"model.{name.split('.')[0]} has a weight of shape {tuple(weight.shape)} ({name}): one of "
+                             "its sizes is 0")
+
+
 def tolerate_unused_parameters(strategy: Any) -> Any:
     """Lightning's DDP strategy that lets a step leave parameters without a gradient (``find_unused_parameters``),
     for models that declare ``ddp_unused_parameters = True``: a GAN's discriminator step, a two-stage model. Plain
@@ -60,6 +70,20 @@ def tolerate_unused_parameters(strategy: Any) -> Any:
     if init is not None and str(strategy.class_path).endswith("DDPStrategy") and "find_unused_parameters" not in init:
         init["find_unused_parameters"] = True
     return strategy
+
+
+NESTED_KEY = re.compile(r'Parser key "([\w.]+)": Problem with given class_path \'([\w.]+)\': Parser key "([\w.]+)"')
+
+
+def flatten_parser_keys(message: str) -> str:
+    """jsonargparse's error for an argument of a component, ``Parser key "model.net": Problem with given class_path
+    'kexue.models.CausalLM': Parser key "dim": ...``, as the one option a user types: ``Parser key "model.net.dim"
+    (kexue.models.CausalLM): ...`` (components in components too)."""
+    while True:
+        flat = NESTED_KEY.sub(lambda m: f'Parser key "{m[1]}.{m[3]}" ({m[2]})', message, count=1)
+        if flat == message:
+            return message
+        message = flat
 
 
 def suggestion(message: str, parser: LightningArgumentParser) -> str:
@@ -98,4 +122,5 @@ def _unknown(hparams: dict, cls: type) -> list[str]:
     return []
 
 
-__all__ = ["check_checkpoint_arguments", "check_options", "suggestion", "tolerate_unused_parameters"]
+__all__ = ["check_checkpoint_arguments", "check_options", "check_parameters", "flatten_parser_keys", "suggestion",
+           "tolerate_unused_parameters"]
