@@ -4,7 +4,9 @@ What the user gave us is turned into objects and data first (options, configs, f
 exception there, of any type, is the user's input failing, so it is ``kexue: error: <what>: <why>`` and exit 2,
 naming the option or file:line where the exception knows it. Once the model has received its first batch, an
 exception that is not a :class:`~kexue.errors.UsageError` is a bug in the code: one line, exit 1, and the
-traceback saved in the run's ``error.log``. ``KEXUE_DEBUG=1`` (or ``--debug``) prints tracebacks as well.
+traceback saved in the run's ``error.log``; a full disk or an allocation the machine cannot make is exit 2 at any
+point (the user's sizes asked for it). ``KEXUE_DEBUG=1`` (or ``--debug``) prints tracebacks as well. An exit-2 line
+that names none of the model and data options the user set says which of them it is about (:func:`name_options`).
 
 A plugin needs no code for any of this: the boundary wraps its classes like the built-in ones, and its own
 messages go through :class:`kexue.errors.UsageError`.
@@ -58,6 +60,19 @@ def disk_error(err: BaseException) -> str | None:
             where = cause.filename or "the output folder"
             folder = Path(where).parent if Path(str(where)).suffix else Path(str(where))
             return f"cannot write to {folder}: {DISK_ERRORS[cause.errno]} ({cause.strerror})"
+    return None
+
+
+def memory_error(err: BaseException) -> str | None:
+    """The one-line message for an allocation the machine cannot make (host or GPU), at any point of a run: a size
+    or count the user set (a width, a batch, a number of samples) asks for it, not a bug in the code."""
+    for cause in _chain(err):
+        text = str(cause)
+        if isinstance(cause, MemoryError) or type(cause).__name__ == "OutOfMemoryError" or (
+                isinstance(cause, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)):
+            asked = re.search(r"allocate (\d+) bytes", text)
+            size = f" ({int(asked[1]) / 2**30:.3g} GiB asked)" if asked else ""
+            return f"not enough memory{size}: a size, batch or count option is too large for this machine"
     return None
 
 
@@ -131,9 +146,9 @@ def report(err: BaseException, phase: Phase | None, run_dir: str | None, given: 
     if usage is not None:
         print(f"kexue: error: {name_options(str(usage), given or {})}", file=sys.stderr)
         return 2
-    disk = disk_error(err)
+    disk = disk_error(err) or memory_error(err)
     if disk is not None:
-        print(f"kexue: error: {disk}", file=sys.stderr)
+        print(f"kexue: error: {name_options(disk, given or {})}", file=sys.stderr)
         return 2
     if phase is None or not phase.running:
         what = phase.what if phase is not None else "cannot build the model or data"
@@ -158,4 +173,5 @@ def save_traceback(err: BaseException, run_dir: str | None) -> str | None:
     return str(path)
 
 
-__all__ = ["Phase", "debug", "disk_error", "given_options", "name_options", "report", "save_traceback"]
+__all__ = ["Phase", "debug", "disk_error", "given_options", "memory_error", "name_options", "report",
+           "save_traceback"]

@@ -42,12 +42,22 @@ def check_options(cfg: Any) -> None:
             continue  # a type jsonargparse accepted and we do not know: leave it to the task
         if not good:
             raise UsageError(f"--{key} must be {expected}, got {value}")
+    for key, value in _flat(cfg):  # every dropout of every component: torch checks a few, SDPA none
+        if "dropout" in key.rsplit(".", 1)[-1] and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not 0 <= value < 1:
+                raise UsageError(f"--{key} must be in [0, 1), got {value}")
     accelerator = str(cfg.get("trainer.accelerator") or "auto")
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UsageError(f"--trainer.accelerator {accelerator}: no CUDA GPU is visible on this machine "
                          "(use cpu or auto)")
     if accelerator == "mps" and not torch.backends.mps.is_available():
         raise UsageError("--trainer.accelerator mps: no Apple GPU on this machine (use cpu or auto)")
+
+
+def _flat(cfg: Any) -> list[tuple[str, Any]]:
+    """``(key, value)`` of every model and data option, components' ``init_args`` and nested dataclasses included."""
+    flat = cfg.clone().as_flat() if hasattr(cfg, "as_flat") else cfg
+    return [(k, v) for k, v in vars(flat).items() if k.startswith(("model.", "data."))]
 
 
 def check_parameters(model: torch.nn.Module) -> None:
