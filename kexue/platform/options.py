@@ -42,10 +42,14 @@ def check_options(cfg: Any) -> None:
             continue  # a type jsonargparse accepted and we do not know: leave it to the task
         if not good:
             raise UsageError(f"--{key} must be {expected}, got {value}")
-    for key, value in _flat(cfg):  # every dropout of every component: torch checks a few, SDPA none
-        if "dropout" in key.rsplit(".", 1)[-1] and isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not 0 <= value < 1:
-                raise UsageError(f"--{key} must be in [0, 1), got {value}")
+    for key, value in _flat(cfg):  # rules by name, for every component: torch checks a few dropouts (SDPA none),
+        leaf = key.rsplit(".", 1)[-1]  # numpy / sklearn seeds fail with a message that names no option
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if "dropout" in leaf and not 0 <= value < 1:
+            raise UsageError(f"--{key} must be in [0, 1), got {value}")
+        if (leaf == "seed" or leaf.endswith("_seed")) and not 0 <= value < 2**32:
+            raise UsageError(f"--{key} must be in [0, 2**32), got {value}")
     accelerator = str(cfg.get("trainer.accelerator") or "auto")
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UsageError(f"--trainer.accelerator {accelerator}: no CUDA GPU is visible on this machine "
