@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kexue.errors import UsageError
+
 
 @dataclass
 class GenerationConfig:
@@ -170,6 +172,9 @@ def _prepare(model: nn.Module, prompts: list[list[int]], config: GenerationConfi
         if getattr(config, name) is not None and getattr(config, name) >= V:
             raise ValueError(f"{name}={getattr(config, name)} but the model's vocabulary has V={V} tokens")
     seen = torch.zeros_like(logits, dtype=torch.float).scatter_add_(1, ids, padding.float()) > 0  # (BK, V)
+    if not torch.isfinite(logits).all():  # one check per call: diverged weights would sample garbage, or crash
+        raise UsageError("the model's next-token logits are not finite: its weights diverged (a learning rate or "
+                         "weight decay too large?) or a size option overflows them")
     return logits, cache, padding, positions[:, -1] + 1, seen
 
 

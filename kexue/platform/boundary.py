@@ -4,7 +4,9 @@ What the user gave us is turned into objects and data first (options, configs, f
 exception there, of any type, is the user's input failing, so it is ``kexue: error: <what>: <why>`` and exit 2,
 naming the option or file:line where the exception knows it. Once the model has received its first batch, an
 exception that is not a :class:`~kexue.errors.UsageError` is a bug in the code: one line, exit 1, and the
-traceback saved in the run's ``error.log``. ``KEXUE_DEBUG=1`` (or ``--debug``) prints tracebacks as well.
+traceback saved in the run's ``error.log``; a full disk or an allocation the machine cannot make is exit 2 at any
+point (the user's sizes asked for it). ``KEXUE_DEBUG=1`` (or ``--debug``) prints tracebacks as well. An exit-2 line
+that names none of the model and data options the user set says which of them it is about (:func:`name_options`).
 
 A plugin needs no code for any of this: the boundary wraps its classes like the built-in ones, and its own
 messages go through :class:`kexue.errors.UsageError`.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -60,6 +63,19 @@ def disk_error(err: BaseException) -> str | None:
     return None
 
 
+def memory_error(err: BaseException) -> str | None:
+    """The one-line message for an allocation the machine cannot make (host or GPU), at any point of a run: a size
+    or count the user set (a width, a batch, a number of samples) asks for it, not a bug in the code."""
+    for cause in _chain(err):
+        text = str(cause)
+        if isinstance(cause, MemoryError) or type(cause).__name__ == "OutOfMemoryError" or (
+                isinstance(cause, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)):
+            asked = re.search(r"allocate (\d+) bytes", text)
+            size = f" ({int(asked[1]) / 2**30:.3g} GiB asked)" if asked else ""
+            return f"not enough memory{size}: a size, batch or count option is too large for this machine"
+    return None
+
+
 def _chain(err: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
     while err is not None and err not in seen:
@@ -73,21 +89,70 @@ def debug() -> bool:
     return os.environ.get("KEXUE_DEBUG", "") not in ("", "0", "false")
 
 
-def report(err: BaseException, phase: Phase | None, run_dir: str | None) -> int:
-    """Print the one line for ``err`` (raised during a command) and return the exit status."""
+def given_options(args: list[str]) -> dict[str, str]:
+    """``{"model.net.init_args.dim": "0"}``: the model and data options set on the command line (``--key value`` or
+    ``--key=value``), the candidates when a line has to say which of the user's options it is about."""
+    given, i = {}, 0
+    while i < len(args):
+        flag, eq, value = args[i].partition("=")
+        if flag.startswith(("--model.", "--data.")):
+            if not eq and i + 1 < len(args) and not args[i + 1].startswith("--"):
+                value, i = args[i + 1], i + 1
+            given[flag[2:]] = value
+        i += 1
+    return given
+
+
+def name_options(line: str, given: dict[str, str]) -> str:
+    """``line`` naming the user's options it is about. A check deep in a network or a library names at best its
+    own parameter (``dim must be >= 1``), its component (``model.encoder has a weight of shape (0, 96)``) or nothing
+    (a failed allocation): the options the user set whose last part is a word of ``line``, or whose component it
+    names, go in front of it (``--model.net.init_args.dim=0: ...``); when none is and the line names
+    no option of the user's, it ends with the options the user set (``[you set --model.x=1]``), the only difference
+    from a default that runs. A line naming one of them already is left as it is."""
+    keys = [k for k in given if k in line or k.replace(".init_args.", ".") in line or _quoted_path(given[k], line)]
+    if not given or keys:
+        return line
+    leaves = [k for k in given if re.search(rf"(?<![\w.]){re.escape(k.rsplit('.', 1)[-1])}(?!\w)", line)
+              or _component(k) in line]
+    if leaves:
+        return f"{', '.join(f'--{k}={given[k]}' for k in leaves)}: {line}"
+    return f"{line} [you set {' '.join(f'--{k}={v}' for k, v in list(given.items())[:4])}]"
+
+
+def _component(key: str) -> str:
+    """The component an option belongs to (``model.encoder`` for ``model.encoder.init_args.dim``), or a string no
+    line holds for a top-level option."""
+    parts = key.split(".")
+    return ".".join(parts[:2]) + " " if len(parts) > 2 else "\0"
+
+
+def _quoted_path(value: str, line: str) -> bool:
+    """True when ``value`` is a path (not a number) that ``line`` quotes: a line naming the file names the option."""
+    try:
+        float(value)
+        return False
+    except ValueError:
+        return len(value) > 3 and value in line
+
+
+def report(err: BaseException, phase: Phase | None, run_dir: str | None, given: dict[str, str] | None = None) -> int:
+    """Print the one line for ``err`` (raised during a command) and return the exit status. ``given`` are the model
+    and data options of the command line (:func:`given_options`): an exit-2 line that names none of them is made to
+    (:func:`name_options`)."""
     if debug():
         traceback.print_exception(err)
     usage = next((e for e in _chain(err) if isinstance(e, UsageError)), None)
     if usage is not None:
-        print(f"kexue: error: {usage}", file=sys.stderr)
+        print(f"kexue: error: {name_options(str(usage), given or {})}", file=sys.stderr)
         return 2
-    disk = disk_error(err)
+    disk = disk_error(err) or memory_error(err)
     if disk is not None:
-        print(f"kexue: error: {disk}", file=sys.stderr)
+        print(f"kexue: error: {name_options(disk, given or {})}", file=sys.stderr)
         return 2
     if phase is None or not phase.running:
         what = phase.what if phase is not None else "cannot build the model or data"
-        print(f"kexue: error: {what}: {one_line(err)}", file=sys.stderr)
+        print(f"kexue: error: {name_options(f'{what}: {one_line(err)}', given or {})}", file=sys.stderr)
         return 2
     saved = save_traceback(err, run_dir)
     where = f"traceback in {saved}" if saved else "run with KEXUE_DEBUG=1 for the traceback"
@@ -108,4 +173,5 @@ def save_traceback(err: BaseException, run_dir: str | None) -> str | None:
     return str(path)
 
 
-__all__ = ["Phase", "debug", "disk_error", "report", "save_traceback"]
+__all__ = ["Phase", "debug", "disk_error", "given_options", "memory_error", "name_options", "report",
+           "save_traceback"]

@@ -27,11 +27,13 @@ from torch.optim import Optimizer
 from kexue.errors import UsageError, one_line
 from kexue.metrics.missing import figure_line
 from kexue.optim import configure_optimizers
-from kexue.platform.boundary import Phase, report
+from kexue.platform.boundary import Phase, given_options, report
 from kexue.platform.loggers import RunDirectory
 from kexue.platform.options import (
     check_checkpoint_arguments,
     check_options,
+    check_parameters,
+    flatten_parser_keys,
     suggestion,
     tolerate_unused_parameters,
 )
@@ -115,7 +117,7 @@ class KexueCLI(LightningCLI):
         try:
             super().parse_arguments(parser, args)
         except argparse.ArgumentError as err:
-            raise UsageError(f"{one_line(err, with_type=False)}{suggestion(str(err), parser)} "
+            raise UsageError(f"{flatten_parser_keys(one_line(err, with_type=False))}{suggestion(str(err), parser)} "
                              f"(see `kexue {self.command} {self.task.name} --help`)") from err
 
     def before_instantiate_classes(self) -> None:
@@ -189,6 +191,7 @@ class KexueCLI(LightningCLI):
             raise UsageError(f"checkpoint does not fit this kexue's '{self.task.name}' model ({why}); it was "
                              "probably written by an older kexue: retrain", self.config.ckpt_path) from err
         cfg = self.config
+        check_parameters(self.model)
         # The loggers get the whole parsed config (LoggedSaveConfigCallback), so the DataModule's hyperparameters are
         # not merged into the model's as well: Lightning refuses a key both have with different values, e.g. a
         # vocabulary the data fills after save_hyperparameters() copied it (None) or pretrain's data.vocab_size (the
@@ -344,8 +347,8 @@ def run_task(command: str, task: Task, args: list[str]) -> int:
             try:
                 cli = KexueCLI(task, command, args, run)
             except argparse.ArgumentError as err:
-                raise UsageError(f"{one_line(err, with_type=False)} (see `kexue {command} {task.name} --help`)") \
-                    from err
+                raise UsageError(f"{flatten_parser_keys(one_line(err, with_type=False))} "
+                                 f"(see `kexue {command} {task.name} --help`)") from err
             phase = next(c for c in cli.trainer.callbacks if isinstance(c, Phase))
             return _run(cli, command, stream)
         except (KeyboardInterrupt, SystemExit):
@@ -353,7 +356,7 @@ def run_task(command: str, task: Task, args: list[str]) -> int:
         except BaseException as err:
             if phase is None or not phase.running:  # refused before the first batch (exit 2): leave runs/ as it was
                 _withdraw(cli, run)
-            return report(err, phase, cli.run_dir if cli is not None else run.path)
+            return report(err, phase, cli.run_dir if cli is not None else run.path, given_options(args))
 
 
 def _withdraw(cli: KexueCLI | None, run: RunDirectory) -> None:

@@ -42,12 +42,36 @@ def check_options(cfg: Any) -> None:
             continue  # a type jsonargparse accepted and we do not know: leave it to the task
         if not good:
             raise UsageError(f"--{key} must be {expected}, got {value}")
+    for key, value in _flat(cfg):  # rules by name, for every component: torch checks a few dropouts (SDPA none),
+        leaf = key.rsplit(".", 1)[-1]  # numpy / sklearn seeds fail with a message that names no option
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if "dropout" in leaf and not 0 <= value < 1:
+            raise UsageError(f"--{key} must be in [0, 1), got {value}")
+        if (leaf == "seed" or leaf.endswith("_seed")) and not 0 <= value < 2**32:
+            raise UsageError(f"--{key} must be in [0, 2**32), got {value}")
     accelerator = str(cfg.get("trainer.accelerator") or "auto")
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UsageError(f"--trainer.accelerator {accelerator}: no CUDA GPU is visible on this machine "
                          "(use cpu or auto)")
     if accelerator == "mps" and not torch.backends.mps.is_available():
         raise UsageError("--trainer.accelerator mps: no Apple GPU on this machine (use cpu or auto)")
+
+
+def _flat(cfg: Any) -> list[tuple[str, Any]]:
+    """``(key, value)`` of every model and data option, components' ``init_args`` and nested dataclasses included."""
+    flat = cfg.clone().as_flat() if hasattr(cfg, "as_flat") else cfg
+    return [(k, v) for k, v in vars(flat).items() if k.startswith(("model.", "data."))]
+
+
+def check_parameters(model: torch.nn.Module) -> None:
+    """UsageError naming the component (``model.encoder``) when a network has a weight with no elements: a size
+    option of 0 builds such a layer without complaint, and it fails only at the first batch, where the error
+    boundary would take it for a bug."""
+    for name, weight in model.named_parameters():
+        if not torch.nn.parameter.is_lazy(weight) and weight.numel() == 0:
+            raise UsageError(f"model.{name.split('.')[0]} has a weight of shape {tuple(weight.shape)} ({name}): one of "
+                             "its sizes is 0")
 
 
 def tolerate_unused_parameters(strategy: Any) -> Any:
@@ -60,6 +84,20 @@ def tolerate_unused_parameters(strategy: Any) -> Any:
     if init is not None and str(strategy.class_path).endswith("DDPStrategy") and "find_unused_parameters" not in init:
         init["find_unused_parameters"] = True
     return strategy
+
+
+NESTED_KEY = re.compile(r'Parser key "([\w.]+)": Problem with given class_path \'([\w.]+)\': Parser key "([\w.]+)"')
+
+
+def flatten_parser_keys(message: str) -> str:
+    """jsonargparse's error for an argument of a component, ``Parser key "model.net": Problem with given class_path
+    'kexue.models.CausalLM': Parser key "dim": ...``, as the one option a user types: ``Parser key "model.net.dim"
+    (kexue.models.CausalLM): ...`` (components in components too)."""
+    while True:
+        flat = NESTED_KEY.sub(lambda m: f'Parser key "{m[1]}.{m[3]}" ({m[2]})', message, count=1)
+        if flat == message:
+            return message
+        message = flat
 
 
 def suggestion(message: str, parser: LightningArgumentParser) -> str:
@@ -98,4 +136,5 @@ def _unknown(hparams: dict, cls: type) -> list[str]:
     return []
 
 
-__all__ = ["check_checkpoint_arguments", "check_options", "suggestion", "tolerate_unused_parameters"]
+__all__ = ["check_checkpoint_arguments", "check_options", "check_parameters", "flatten_parser_keys", "suggestion",
+           "tolerate_unused_parameters"]

@@ -279,17 +279,24 @@ def cooccurrence(
     at distance ``1..window`` in the same sentence, ``1`` per pair (``"uniform"``) or ``1/d``
     (``"harmonic"``, GloVe's weighting).
 
-    Built one distance at a time so the pair arrays stay O(N).
+    Built one distance at a time so the pair arrays stay O(N); distances past the longest sentence hold no pair,
+    so a window wider than it (even 10**12) costs no more than that sentence's length.
     """
     if weighting not in ("uniform", "harmonic"):
         raise ValueError(f"weighting must be 'uniform' or 'harmonic', got {weighting!r}")
     sent = sentence_ids(offsets)
     total = sparse.csr_matrix((vocab_size, vocab_size), dtype=np.float64)
-    for d in range(1, window + 1):
+    longest = int(np.bincount(sent).max()) if len(sent) else 0
+    pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for d in range(1, min(window, longest - 1) + 1):
         left = np.flatnonzero(sent[:-d] == sent[d:])  # (P,) first token of each pair at distance d
         w = np.full(len(left), 1.0 if weighting == "uniform" else 1.0 / d)
-        a, b = ids[left], ids[left + d]
-        total = total + sparse.csr_matrix((w, (a, b)), shape=(vocab_size, vocab_size))
+        pending.append((w, ids[left], ids[left + d]))
+        # Summed into the matrix once per ~4N pairs, not per distance: a wide window adds O(nnz) once per batch.
+        if sum(len(p[0]) for p in pending) >= 4 * len(ids) or d == min(window, longest - 1):
+            w, a, b = (np.concatenate(parts) for parts in zip(*pending))
+            total = total + sparse.csr_matrix((w, (a, b)), shape=(vocab_size, vocab_size))
+            pending = []
     total = total + total.T  # pairs count in both directions
     total.sum_duplicates()
     return total.tocsr()
