@@ -26,6 +26,7 @@ from kexue.models.tokenizers import decode_pieces
 from kexue.nn.components import build_component, component_config
 from kexue.seq2seq import CharVocab
 from kexue.stages import NextTokenStages
+from kexue.text.vocabulary import check_pieces
 
 DEFAULT_GENERATION = replace(SAMPLING, max_new_tokens=48)  # kexue.generation.SAMPLING: the one default
 
@@ -56,7 +57,7 @@ class ConditionalLM(NextTokenStages, L.LightningModule):
     def __init__(
         self,
         bert: nn.Module = lazy_instance(BertFromConfig, attention_dropout=0.0, condition_dim=128),  # noqa: B008
-        vocabulary: list[str] | None = None,
+        vocabulary: list | None = None,  # a bare list: see kexue.text.vocabulary.check_pieces
         labels: list[str] = ["neg", "pos"],  # noqa: B006
         generation: GenerationConfig = DEFAULT_GENERATION,
         num_samples: int = 2,
@@ -64,6 +65,7 @@ class ConditionalLM(NextTokenStages, L.LightningModule):
         weight_decay: float = 0.01,
     ) -> None:
         super().__init__()
+        vocabulary = check_pieces(vocabulary, "model.vocabulary")
         if lr < 0 or weight_decay < 0 or num_samples < 0:
             raise ValueError(f"model.lr, model.weight_decay, model.num_samples must be >= 0, got {lr}, "
                              f"{weight_decay}, {num_samples}")

@@ -29,6 +29,7 @@ from kexue.models.sizes import check_vocabulary
 from kexue.models.tokenizers import BERT_SPECIALS, wordpiece_tokenizer
 from kexue.nn.components import build_component, component_config
 from kexue.optim import no_weight_decay_groups, warmup_linear_decay
+from kexue.text.vocabulary import check_pieces
 
 
 class MaskedLMPretrainer(L.LightningModule):
@@ -56,13 +57,14 @@ class MaskedLMPretrainer(L.LightningModule):
     def __init__(
         self,
         bert: nn.Module = lazy_instance(BertFromConfig),  # noqa: B008 (shown as class_path/init_args)
-        vocabulary: list[str] | None = None,
+        vocabulary: list | None = None,  # a bare list: see kexue.text.vocabulary.check_pieces
         lr: float = 5e-4,
         weight_decay: float = 0.01,
         warmup: float = 0.05,
         export: bool = True,
     ) -> None:
         super().__init__()
+        vocabulary = check_pieces(vocabulary, "model.vocabulary")
         if not vocabulary or len(vocabulary) < 6:
             raise UsageError("model.vocabulary is not set: it is linked from the data's WordPiece vocabulary")
         if lr <= 0 or weight_decay < 0 or not 0 <= warmup < 1:

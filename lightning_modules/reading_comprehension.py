@@ -31,6 +31,7 @@ from kexue.seq2seq import (
     unilm_loss,
     unilm_step,
 )
+from kexue.text.vocabulary import check_pieces
 
 
 class ReadingComprehension(L.LightningModule):
@@ -59,7 +60,7 @@ class ReadingComprehension(L.LightningModule):
     def __init__(
         self,
         bert: nn.Module = lazy_instance(BertFromConfig),  # noqa: B008 (shown as class_path/init_args)
-        vocabulary: list[str] | None = None,
+        vocabulary: list | None = None,  # a bare list: see kexue.text.vocabulary.check_pieces
         beam_size: int = 3,
         max_answer_length: int = 16,
         copy_from_passage: bool = True,
@@ -70,6 +71,7 @@ class ReadingComprehension(L.LightningModule):
         warmup: float = 0.05,
     ) -> None:
         super().__init__()
+        vocabulary = check_pieces(vocabulary, "model.vocabulary")
         if beam_size < 1 or max_answer_length < 1:
             raise ValueError(f"model.beam_size and model.max_answer_length must be >= 1, got {beam_size}, "
                              f"{max_answer_length}")

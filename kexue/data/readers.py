@@ -7,9 +7,10 @@ import math
 import re
 from os import PathLike
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from kexue.errors import UsageError
+from kexue.files import utf8_lines  # re-exported: the readers' one way to open a file
 
 
 def tab_separated_rows(path: str | PathLike, expected: str) -> Iterator[tuple[int, str, str]]:
@@ -81,19 +82,6 @@ def read_text_lines(path: str | PathLike, keep_blank: bool = False) -> list[str]
     if not any(lines):
         raise UsageError("no text lines in file", path)
     return lines if keep_blank else [line for line in lines if line]
-
-
-def utf8_lines(path: str | PathLike) -> Iterable[str]:
-    """Lines of the UTF-8 file ``path`` decoded one by one, so a bad byte is a UsageError at its own line: the one
-    way every reader of a user's text file opens it (a missing file is a UsageError too)."""
-    if not Path(path).is_file():
-        raise UsageError("file not found", path)
-    with Path(path).open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                yield raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # tolerate a BOM
-            except UnicodeDecodeError as err:
-                raise UsageError(f"not UTF-8 text ({err.reason})", path, lineno) from err
 
 
 def json_lines(path: str | PathLike, what: str = "records", keep_blank: bool = False

@@ -20,7 +20,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_token
 
 from kexue.errors import UsageError
 from kexue.nn.components import FittedComponent
-from kexue.text.vocabulary import CHAR_SPECIALS, char_vocabulary
+from kexue.text.vocabulary import CHAR_SPECIALS, char_vocabulary, check_pieces
 
 
 class LMTokenizer(FittedComponent):
@@ -69,7 +69,8 @@ class CharTokenizer(LMTokenizer):
         min_count: characters seen fewer times in training become ``<unk>`` (used by :meth:`fit`).
     """
 
-    def __init__(self, vocabulary: list[str] | None = None, min_count: int = 2) -> None:
+    def __init__(self, vocabulary: list | None = None, min_count: int = 2) -> None:  # list: see check_pieces
+        vocabulary = check_pieces(vocabulary, "data.tokenizer.vocabulary")
         if min_count < 1:
             raise UsageError(f"data.tokenizer.min_count must be >= 1, got {min_count}")
         self.vocabulary, self.min_count = None, min_count

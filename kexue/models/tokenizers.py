@@ -20,6 +20,7 @@ from kexue.errors import UsageError
 from kexue.models.checkpoints import CheckpointError, MissingCheckpointFile, folder, read_by_library, read_json_config
 from kexue.nn.components import FittedComponent
 from kexue.seq2seq import CharVocab, build_char_vocab
+from kexue.text.vocabulary import check_pieces
 
 
 def _file(path: Path, name: str) -> Path:
@@ -238,7 +239,8 @@ class BertCharTokenizer(FittedComponent):
         min_count: training characters seen fewer times become ``[UNK]``.
     """
 
-    def __init__(self, vocabulary: list[str] | None = None, min_count: int = 1) -> None:
+    def __init__(self, vocabulary: list | None = None, min_count: int = 1) -> None:  # list: see check_pieces
+        vocabulary = check_pieces(vocabulary, "data.tokenizer.vocabulary")
         if min_count < 1:
             raise UsageError(f"data.tokenizer.min_count must be >= 1, got {min_count}")
         self.min_count = min_count
@@ -312,7 +314,8 @@ class TrainedWordPiece(FittedComponent):
         min_frequency: pieces seen fewer times in training are left out.
     """
 
-    def __init__(self, vocabulary: list[str] | None = None, vocab_size: int = 8000, min_frequency: int = 2) -> None:
+    def __init__(self, vocabulary: list | None = None, vocab_size: int = 8000, min_frequency: int = 2) -> None:
+        vocabulary = check_pieces(vocabulary, "data.tokenizer.vocabulary")  # a bare list: see check_pieces
         if vocab_size <= len(BERT_SPECIALS) or min_frequency < 1:
             raise UsageError(f"data.tokenizer needs vocab_size > {len(BERT_SPECIALS)} and min_frequency >= 1, got "
                              f"{vocab_size} and {min_frequency}")

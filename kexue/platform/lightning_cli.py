@@ -354,9 +354,16 @@ def run_task(command: str, task: Task, args: list[str]) -> int:
         except (KeyboardInterrupt, SystemExit):
             raise  # the CLI maps Ctrl-C and SIGTERM to 130 / 143
         except BaseException as err:
-            if phase is None or not phase.running:  # refused before the first batch (exit 2): leave runs/ as it was
-                _withdraw(cli, run)
-            return report(err, phase, cli.run_dir if cli is not None else run.path, given_options(args))
+            status = report(err, phase, cli.run_dir if cli is not None else run.path, given_options(args))
+            if status == 2 and not _trained(cli):  # refused (a bad input, no memory for the first batch): leave
+                _withdraw(cli, run)  # runs/ as it was; withdrawing is quiet, so the one line stays the last
+            return status
+
+
+def _trained(cli: KexueCLI | None) -> bool:
+    """Whether the command took an optimizer step (its run directory is then the user's record of it)."""
+    trainer = getattr(cli, "trainer", None)
+    return bool(getattr(trainer, "global_step", 0))
 
 
 def _withdraw(cli: KexueCLI | None, run: RunDirectory) -> None:

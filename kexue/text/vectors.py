@@ -24,8 +24,8 @@ import scipy.sparse
 import torch
 from torch import Tensor
 
-from kexue.data.readers import utf8_lines
 from kexue.errors import UsageError
+from kexue.files import utf8_lines
 from kexue.metrics.word_vectors import (
     analogy_predictions,
     analogy_score,
