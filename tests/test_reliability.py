@@ -84,3 +84,18 @@ def test_wandb_online_says_at_once_that_it_tries(tmp_path: Path) -> None:
     trying = next(i for i, line in enumerate(lines) if line.startswith("kexue: connecting to W&B"))
     unavailable = next(i for i, line in enumerate(lines) if line.startswith("kexue: warning: W&B unavailable"))
     assert trying < unavailable and "after 5 s" in lines[trying]
+
+
+def test_a_checkpoint_that_does_not_load_under_fit_is_named_as_the_checkpoint() -> None:
+    """Under ``fit`` Lightning sets ``trainer.ckpt_path`` only after the callbacks' setup, so the boundary's phase
+    takes the CLI's word that a checkpoint was given: a state_dict mismatch reads "cannot load the checkpoint",
+    not "cannot prepare the data"."""
+    from types import SimpleNamespace
+
+    from kexue.platform.boundary import Phase
+
+    fitting = SimpleNamespace(ckpt_path=None)
+    given, none = Phase(checkpoint=True), Phase()
+    given.setup(fitting, None, "fit")
+    none.setup(fitting, None, "fit")
+    assert (given.what, none.what) == ("cannot load the checkpoint", "cannot prepare the data")

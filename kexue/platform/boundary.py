@@ -35,12 +35,13 @@ class Phase(Callback):
     """Tracks how far a command got, for the boundary's message: user input is still being turned into objects
     and data until the first batch of any loop (sanity check included) reaches the model."""
 
-    def __init__(self, what: str = "cannot build the model or data") -> None:
-        self.what, self.running = what, False
+    def __init__(self, what: str = "cannot build the model or data", checkpoint: bool = False) -> None:
+        self.what, self.running, self.checkpoint = what, False, checkpoint
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        # After the DataModule's setup (it runs first); the checkpoint is restored next.
-        self.what = "cannot load the checkpoint" if trainer.ckpt_path else "cannot prepare the data"
+        # After the DataModule's setup (it runs first); the checkpoint is restored next. ``trainer.ckpt_path`` is not
+        # set yet under fit, so the CLI says whether the command was given one (``checkpoint``).
+        self.what = "cannot load the checkpoint" if trainer.ckpt_path or self.checkpoint else "cannot prepare the data"
 
     def _stage_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.what = "cannot prepare the data"  # dataloaders are built next

@@ -222,7 +222,7 @@ class KexueCLI(LightningCLI):
             if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
                 callback.dirpath = str(Path(self.run_dir, "checkpoints"))
         first_checkpoint = next((i for i, c in enumerate(callbacks) if isinstance(c, ModelCheckpoint)), len(callbacks))
-        extra: list[Callback] = [ResumableState(self.task.name), Phase()]
+        extra: list[Callback] = [ResumableState(self.task.name), Phase(checkpoint=bool(cfg.get("ckpt_path")))]
         if cfg.stop_on_nan:
             extra.append(StopOnNonFiniteLoss())
         callbacks[first_checkpoint:first_checkpoint] = extra  # checkpoint callbacks stay last, as Lightning wants
