@@ -52,6 +52,8 @@ def test_a_line_names_the_users_option_by_its_leaf_its_component_or_a_hint() -> 
     assert name_options("dim must be >= 1, got 0", given).startswith("--model.net.init_args.dim=0: ")
     assert name_options("model.net has a weight of shape (0, 4)", given).startswith("--model.net.init_args.dim=0: ")
     assert name_options("--data.batch_size must be >= 1", given) == "--data.batch_size must be >= 1"
+    assert name_options("pool must be 'max' or 'mean', got 'nope'", {"model.encoder.init_args.pool": "nope"}) == (
+        "--model.encoder.init_args.pool=nope: pool must be 'max' or 'mean', got 'nope'")  # a word is no file name
     hinted = name_options("cannot allocate memory", given)
     assert hinted.endswith("[you set --model.net.init_args.dim=0 --data.batch_size=4]")
     assert verdict(2, "", f"kexue: error: {hinted}", "model.net.init_args.dim") == "hinted"

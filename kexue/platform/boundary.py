@@ -134,7 +134,7 @@ def _quoted_path(value: str, line: str) -> bool:
         float(value)
         return False
     except ValueError:
-        return len(value) > 3 and value in line
+        return ("/" in value or "." in value) and len(value) > 3 and value in line  # a file name, not a word
 
 
 def report(err: BaseException, phase: Phase | None, run_dir: str | None, given: dict[str, str] | None = None) -> int:
