@@ -34,7 +34,7 @@ BEHAVIOURS: dict[str, list[str]] = {
     "results that were silently wrong": [
         "tests/test_reliability.py::test_a_second_fast_dev_run_starts_fresh",
         "tests/test_reliability.py::test_untrained_is_an_explicit_opt_in",
-        "tests/test_cli.py::test_run_then_predict_from_checkpoint",
+        "tests/test_cli.py::test_predict_from_the_checkpoint_prints_one_line_per_input_line",
         "tests/test_faults.py::test_resume_from_a_step_checkpoint_and_from_interrupted",
         "tests/test_reliability.py::test_default_root_dir_decides_where_runs_go",
         "tests/test_reliability.py::test_a_task_without_modelcheckpoint_tests_its_best_epoch",
