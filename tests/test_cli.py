@@ -199,7 +199,7 @@ def test_predictions_only_keeps_library_output_off_stdout(capfd: pytest.CaptureF
     import os
     import sys
 
-    from kexue.platform.lightning_cli import predictions_only
+    from kexue.platform.stdout import predictions_only
 
     with predictions_only() as stream:
         print("a library's print")

@@ -192,7 +192,7 @@ def test_a_split_with_nothing_masked_has_no_figures_and_says_why() -> None:
 def test_predict_prints_one_line_per_input_line_whatever_a_library_prints(tmp_path: Path,
                                                                          capfd: pytest.CaptureFixture) -> None:
     """The WordPiece trainer fitted at instantiation writes blank lines to file descriptor 1; predict's stdout
-    still holds exactly one line per input line (kexue.platform.lightning_cli.predictions_only)."""
+    still holds exactly one line per input line (kexue.platform.stdout.predictions_only)."""
     from kexue.cli import main
 
     lines = tmp_path / "lines.txt"

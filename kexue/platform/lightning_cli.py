@@ -9,10 +9,10 @@ import argparse
 import os
 import sys
 import warnings
-from contextlib import contextmanager, nullcontext, redirect_stderr, redirect_stdout
+from contextlib import nullcontext
 from pathlib import Path
 from types import MethodType
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 import torch
 from jsonargparse import dict_to_namespace
@@ -28,7 +28,7 @@ from kexue.errors import UsageError, one_line
 from kexue.metrics.missing import figure_line
 from kexue.optim import configure_optimizers
 from kexue.platform.boundary import Phase, given_options, report
-from kexue.platform.loggers import RunDirectory
+from kexue.platform.loggers import RunDirectory, withdraw_run
 from kexue.platform.options import (
     check_checkpoint_arguments,
     check_options,
@@ -45,6 +45,7 @@ from kexue.platform.reliability import (
     StopOnNonFiniteLoss,
     check_checkpoint_task,
 )
+from kexue.platform.stdout import predictions_only
 from kexue.registry import Task, check_links
 
 DEFAULT_LOGGER = {"class_path": "kexue.platform.loggers.WandbLogger", "init_args": {"save_dir": "runs"}}
@@ -297,41 +298,6 @@ class PredictionPrinter(BasePredictionWriter):
                 print(item, file=self.stream or sys.stdout, flush=True)
 
 
-@contextmanager
-def predictions_only() -> Iterator[TextIO]:
-    """``kexue predict``'s stdout is its predictions, one line per input line, whatever a library prints (e.g.
-    the ``tokenizers`` trainers' progress, which writes blank lines to file descriptor 1): inside, ``sys.stdout``
-    is ``sys.stderr`` and file descriptor 1 is a copy of 2; the stream yielded writes to the command's stdout."""
-    out = sys.stdout
-    out.flush()
-    try:
-        on_fd1 = out.fileno() == 1
-    except (AttributeError, OSError, ValueError):  # pytest's capsys, a StringIO: not a file descriptor
-        on_fd1 = False
-    try:
-        saved = os.dup(1)
-    except OSError:  # no file descriptor 1 at all (a daemon): only the Python level to redirect
-        saved = None
-    stream = os.fdopen(os.dup(saved), "w", encoding=out.encoding or "utf-8") if on_fd1 and saved is not None else out
-    if saved is not None:
-        try:
-            os.dup2(2, 1)
-        except OSError:  # no file descriptor 2 to send it to: file descriptor 1 stays as it is
-            os.close(saved)
-            saved = None
-    sys.stdout = sys.stderr
-    try:
-        yield stream
-    finally:
-        sys.stdout = out
-        stream.flush()
-        if stream is not out:
-            stream.close()
-        if saved is not None:
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
 def run_task(command: str, task: Task, args: list[str]) -> int:
     """Build the task's CLI from ``args`` and run ``command``; return the exit status. Everything runs inside
     the error boundary (:mod:`kexue.platform.boundary`)."""
@@ -355,8 +321,8 @@ def run_task(command: str, task: Task, args: list[str]) -> int:
             raise  # the CLI maps Ctrl-C and SIGTERM to 130 / 143
         except BaseException as err:
             status = report(err, phase, cli.run_dir if cli is not None else run.path, given_options(args))
-            if status == 2 and not _trained(cli):  # refused (a bad input, no memory for the first batch): leave
-                _withdraw(cli, run)  # runs/ as it was; withdrawing is quiet, so the one line stays the last
+            if status == 2 and not _trained(cli):  # refused (a bad input, no memory for the first batch): leave runs/
+                withdraw_run(getattr(cli, "trainer", None), run)  # as it was, quietly (the one line stays the last)
             return status
 
 
@@ -364,24 +330,6 @@ def _trained(cli: KexueCLI | None) -> bool:
     """Whether the command took an optimizer step (its run directory is then the user's record of it)."""
     trainer = getattr(cli, "trainer", None)
     return bool(getattr(trainer, "global_step", 0))
-
-
-def _withdraw(cli: KexueCLI | None, run: RunDirectory) -> None:
-    """Take back what a refused command made: its loggers' runs (a W&B offline run folder) and its run directory
-    (:meth:`RunDirectory.discard`). Quietly: the refusal's one line stays the last thing on stderr."""
-    trainer = getattr(cli, "trainer", None)
-    for logger in trainer.loggers if trainer is not None else []:
-        experiment = getattr(logger, "_experiment", None)  # only a run that was started; never start one here
-        if experiment is not None and hasattr(experiment, "finish"):
-            with open(os.devnull, "w") as devnull, redirect_stdout(devnull), redirect_stderr(devnull):
-                try:
-                    experiment.finish(exit_code=2)
-                except Exception:  # noqa: BLE001 (a logger that cannot close must not hide the refusal)
-                    pass
-    try:
-        run.discard()
-    except OSError:
-        pass
 
 
 def _run(cli: KexueCLI, command: str, stream: TextIO) -> int:

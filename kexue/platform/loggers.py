@@ -8,6 +8,7 @@ import shutil
 import socket
 import sys
 import time
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -79,6 +80,23 @@ class RunDirectory:
             except OSError:  # not empty: another run lives there
                 break
         return not path.exists()
+
+
+def withdraw_run(trainer: Any, run: RunDirectory) -> None:
+    """Take back what a refused command made: its ``trainer``'s loggers' runs (a W&B offline run folder) and its
+    run directory (:meth:`RunDirectory.discard`). Quietly: the refusal's one line stays the last thing on stderr."""
+    for logger in trainer.loggers if trainer is not None else []:
+        experiment = getattr(logger, "_experiment", None)  # only a run that was started; never start one here
+        if experiment is not None and hasattr(experiment, "finish"):
+            with open(os.devnull, "w") as devnull, redirect_stdout(devnull), redirect_stderr(devnull):
+                try:
+                    experiment.finish(exit_code=2)
+                except Exception:  # noqa: BLE001 (a logger that cannot close must not hide the refusal)
+                    pass
+    try:
+        run.discard()
+    except OSError:
+        pass
 
 
 def check_reachable(url: str, timeout: float) -> None:
